@@ -1,0 +1,16 @@
+"""chainrule layers: gates, layers and containers with an explicit forward/backward API.
+
+Gradient checking lives in ``layers.gradcheck`` (``from layers.gradcheck import gradcheck``).
+"""
+
+from .activations import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from .affine import Affine
+from .base import REGISTRY, Layer
+from .containers import Sequential
+from .gates import Add, Max, Mul
+from .maxout import Maxout
+
+__all__ = [
+    "REGISTRY", "Layer", "Add", "Mul", "Max", "Affine", "ReLU", "LeakyReLU", "ELU", "Sigmoid",
+    "Tanh", "Maxout", "Sequential",
+]

@@ -1,0 +1,141 @@
+"""Elementwise activations: ReLU, LeakyReLU, ELU, Sigmoid, Tanh.
+
+Each takes x of any shape and floating dtype, returns out of the same shape and
+dtype, and backward returns dx = dout * f'(x) without touching dout.
+Non-finite input propagates as IEEE arithmetic does (NaN in, NaN out);
+Sigmoid maps -inf and +inf to exactly 0 and 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from .base import Array, Layer, as_float_array, away_from_zero, check_dout
+
+
+def kink_example(cls: type[Layer], rng: np.random.Generator, batch: int) -> tuple[Layer, tuple[Array, ...]]:
+    """Inputs kept at least 0.1 away from the kink at 0, so centred differences never cross it."""
+    return cls(), (away_from_zero(rng, (batch, 2, 3)),)
+
+
+class ReLU(Layer):
+    """out = max(0, x); the gradient passes where x > 0 (0 at x == 0). Caches the mask x > 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        x = as_float_array(self, x)
+        self.mask = x > 0
+        return np.maximum(x, 0, dtype=x.dtype)
+
+    def backward(self, dout: Array) -> Array:
+        mask = self.cached(self.mask)
+        check_dout(self, dout, mask.shape)
+        return dout * mask
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        return kink_example(cls, rng, batch)
+
+
+class LeakyReLU(Layer):
+    """out = x where x > 0 else negative_slope * x (the lecture draws max(0.1x, x)).
+
+    The slope at x == 0 is taken as negative_slope. Caches the mask x > 0.
+    """
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        if not np.isfinite(negative_slope):
+            raise ValueError(f"LeakyReLU: negative_slope must be finite, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+        self.mask: Array | None = None
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+    def forward(self, x: Array) -> Array:
+        x = as_float_array(self, x)
+        self.mask = mask = x > 0
+        return np.where(mask, x, x * x.dtype.type(self.negative_slope))
+
+    def backward(self, dout: Array) -> Array:
+        mask = self.cached(self.mask)
+        check_dout(self, dout, mask.shape)
+        return np.where(mask, dout, dout * dout.dtype.type(self.negative_slope))
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        return cls(0.1), (away_from_zero(rng, (batch, 2, 3)),)
+
+
+class ELU(Layer):
+    """out = x where x > 0 else alpha * (exp(x) - 1); alpha >= 0.
+
+    f'(x) = 1 where x > 0 else out + alpha. Caches out (out > 0 exactly where x > 0).
+    """
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        if not (np.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"ELU: alpha must be a finite number >= 0, got {alpha!r}")
+        self.alpha = float(alpha)
+        self.out: Array | None = None
+
+    def __repr__(self) -> str:
+        return f"ELU(alpha={self.alpha})"
+
+    def forward(self, x: Array) -> Array:
+        x = as_float_array(self, x)
+        alpha = x.dtype.type(self.alpha)
+        self.out = out = np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        out = self.cached(self.out)
+        check_dout(self, dout, out.shape)
+        return np.where(out > 0, dout, dout * (out + out.dtype.type(self.alpha)))
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        return cls(1.5), (away_from_zero(rng, (batch, 2, 3)),)
+
+
+class Sigmoid(Layer):
+    """out = 1 / (1 + exp(-x)) via scipy.special.expit (no overflow at any |x|).
+
+    f'(x) = out * (1 - out). Caches out.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.out = out = expit(as_float_array(self, x))
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        out = self.cached(self.out)
+        check_dout(self, dout, out.shape)
+        return dout * out * (1 - out)
+
+
+class Tanh(Layer):
+    """out = tanh(x); f'(x) = 1 - out**2. Caches out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.out = out = np.tanh(as_float_array(self, x))
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        out = self.cached(self.out)
+        check_dout(self, dout, out.shape)
+        return dout * (1 - out * out)

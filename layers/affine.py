@@ -1,0 +1,87 @@
+"""Fully-connected layer: out = x W + b."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Array, Layer, as_float_array, check_dout
+from .init import float_dtype, init_weight, make_rng
+
+
+def check_features(layer: Layer, x: Array, in_features: int) -> Array:
+    """``x`` flattened to (N, D), or a ValueError naming the layer and both shapes."""
+    if x.ndim < 2 or x.size != x.shape[0] * in_features:
+        raise ValueError(
+            f"{layer!r}: expected x of shape (N, {in_features}) or (N, d1, ..., dk) "
+            f"with d1*...*dk = {in_features}, got {x.shape}"
+        )
+    return x.reshape(x.shape[0], in_features)
+
+
+def check_dtype(layer: Layer, x: Array, w: Array) -> None:
+    if x.dtype != w.dtype:
+        raise TypeError(
+            f"{layer!r}: x has dtype {x.dtype} but the parameters are {w.dtype}; "
+            f"build the layer with dtype={x.dtype} or call .astype(np.{x.dtype})"
+        )
+
+
+class Affine(Layer):
+    """out = x W + b, with x of shape (N, d1, ..., dk) flattened to (N, D).
+
+    Parameters: ``W`` of shape (D, M) drawn by ``init`` ("he", "xavier" or
+    "normal" with ``scale``), ``b`` of shape (M,) zeros, both of ``dtype``
+    (float32 by default; the input must have the same dtype).
+    Returns out of shape (N, M); backward returns dx with x's original shape.
+    Caches the flattened x and its original shape.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        init: str = "he",
+        scale: float | None = None,
+        rng: np.random.Generator | int | None = None,
+        dtype: Any = np.float32,
+    ) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"Affine: in_features and out_features must be >= 1, got {in_features}, {out_features}")
+        self.in_features, self.out_features = in_features, out_features
+        dt = float_dtype(dtype, "Affine")
+        W = init_weight((in_features, out_features), in_features, out_features,
+                        scheme=init, scale=scale, rng=make_rng(rng), dtype=dt)
+        self.params = {"W": W, "b": np.zeros(out_features, dtype=dt)}
+        self.grads = {"W": np.zeros_like(W), "b": np.zeros(out_features, dtype=dt)}
+        self.x2d: Array | None = None
+        self.x_shape: tuple[int, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Affine(in_features={self.in_features}, out_features={self.out_features})"
+
+    def forward(self, x: Array) -> Array:
+        x = as_float_array(self, x)
+        W = self.params["W"]
+        check_dtype(self, x, W)
+        self.x_shape = x.shape
+        self.x2d = x2d = check_features(self, x, self.in_features)
+        out = x2d @ W
+        out += self.params["b"]
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        x2d = self.cached(self.x2d)
+        check_dout(self, dout, (x2d.shape[0], self.out_features))
+        np.matmul(x2d.T, dout, out=self.grads["W"])
+        np.sum(dout, axis=0, out=self.grads["b"])
+        return (dout @ self.params["W"].T).reshape(self.x_shape)
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        layer = cls(6, 4, rng=rng, dtype=np.float64)
+        layer.params["b"][:] = rng.standard_normal(4)
+        return layer, (rng.standard_normal((batch, 2, 3)),)

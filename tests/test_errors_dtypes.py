@@ -1,0 +1,121 @@
+"""Bad input, call order and dtype handling, pinned to their messages."""
+
+import numpy as np
+import pytest
+
+from layers import REGISTRY, ELU, Add, Affine, LeakyReLU, Layer, Max, Maxout, Mul, ReLU, Sequential, Sigmoid, Tanh
+
+
+def test_backward_before_forward_names_the_layer():
+    with pytest.raises(RuntimeError, match=r"Affine\(in_features=3, out_features=2\): backward\(\) called before"):
+        Affine(3, 2).backward(np.zeros((1, 2), np.float32))
+    with pytest.raises(RuntimeError, match=r"ReLU\(\): backward\(\) called before forward"):
+        ReLU().backward(np.zeros(3))
+
+
+def test_wrong_shape_names_layer_and_shapes():
+    with pytest.raises(ValueError, match=r"Affine\(in_features=4, out_features=3\): expected x of shape \(N, 4\).*got \(8, 5\)"):
+        Affine(4, 3).forward(np.zeros((8, 5), np.float32))
+    with pytest.raises(ValueError, match=r"Maxout\(in_features=4.*got \(4,\)"):
+        Maxout(4, 3).forward(np.zeros(4, np.float32))
+
+
+def test_wrong_dout_shape_is_refused():
+    layer = ReLU()
+    layer.forward(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"ReLU\(\): expected dout of shape \(2, 3\).*got \(3, 2\)"):
+        layer.backward(np.ones((3, 2)))
+
+
+@pytest.mark.parametrize("layer", [ReLU(), Sigmoid(), Tanh(), ELU(), LeakyReLU(), Affine(3, 2)])
+def test_integer_input_is_a_type_error(layer):
+    with pytest.raises(TypeError, match=r"expected x with a floating dtype.*got int64"):
+        layer.forward(np.ones((2, 3), dtype=np.int64))
+
+
+def test_dtype_mismatch_with_parameters_is_a_type_error():
+    with pytest.raises(TypeError, match=r"x has dtype float64 but the parameters are float32"):
+        Affine(3, 2).forward(np.ones((2, 3)))
+
+
+def test_gates_refuse_mixed_dtypes_and_bad_broadcasts():
+    with pytest.raises(TypeError, match=r"Add\(\): x is float32 but y is float64"):
+        Add().forward(np.ones(3, np.float32), np.ones(3))
+    with pytest.raises(ValueError, match=r"Mul\(\): x of shape \(2, 3\) and y of shape \(2,\) do not broadcast"):
+        Mul().forward(np.ones((2, 3)), np.ones(2))
+
+
+def test_sequential_notes_the_failing_position():
+    net = Sequential(Affine(4, 3), ReLU(), Affine(5, 2))
+    with pytest.raises(ValueError) as info:
+        net.forward(np.ones((2, 4), np.float32))
+    assert "in layer 2 (Affine(in_features=5, out_features=2)) of Sequential.forward" in info.value.__notes__
+
+
+def test_sequential_refuses_non_layers_and_reused_instances():
+    relu = ReLU()
+    with pytest.raises(TypeError, match="item 1 is a int, not a Layer"):
+        Sequential(relu, 3)
+    with pytest.raises(ValueError, match=r"item 1 \(ReLU\(\)\) appears twice"):
+        Sequential(relu, relu)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"init": "uniform"}, "unknown scheme 'uniform'; expected one of he, xavier, normal"),
+    ({"scale": -1.0}, "scale must be positive"),
+    ({"dtype": np.int32}, "dtype must be floating"),
+    ({"rng": "seed"}, "expected a numpy.random.Generator or an integer seed, got str"),
+])
+def test_bad_hyperparameters(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        Affine(3, 2, **kwargs)
+
+
+def test_bad_activation_hyperparameters():
+    with pytest.raises(ValueError, match="ELU: alpha must be"):
+        ELU(alpha=-1.0)
+    with pytest.raises(ValueError, match="LeakyReLU: negative_slope must be finite"):
+        LeakyReLU(float("nan"))
+    with pytest.raises(ValueError, match="Maxout: need .* pieces >= 2"):
+        Maxout(3, 2, pieces=1)
+
+
+def test_duplicate_registry_name_is_refused():
+    with pytest.raises(ValueError, match="name 'ReLU' is already registered by layers.activations.ReLU"):
+        type("ReLU", (Layer,), {})
+
+
+def test_helper_base_can_stay_out_of_the_registry():
+    class Helper(Layer, register=False):
+        pass
+
+    assert "Helper" not in REGISTRY
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in REGISTRY.items() if c.__module__.startswith("layers.")))
+def test_float32_stays_float32(name):
+    layer, inputs = REGISTRY[name].example(np.random.default_rng(0))
+    layer.astype(np.float32)
+    inputs = tuple(x.astype(np.float32) for x in inputs)
+    out = layer.forward(*inputs)
+    assert out.dtype == np.float32
+    grads = layer.backward(np.ones_like(out))
+    for g in grads if isinstance(grads, tuple) else (grads,):
+        assert g.dtype == np.float32
+    assert all(v.dtype == np.float32 for v in layer.grads.values())
+
+
+def test_non_finite_input_propagates():
+    x = np.array([np.nan, np.inf, -np.inf, 1.0])
+    out = ReLU().forward(x)
+    assert np.isnan(out[0]) and out[1] == np.inf and out[2] == 0.0 and out[3] == 1.0
+    assert np.isnan(Tanh().forward(x)[0])
+    np.testing.assert_array_equal(Tanh().forward(x)[1:], [1.0, -1.0, np.tanh(1.0)])
+
+
+def test_max_routes_ties_to_x():
+    gate = Max()
+    gate.forward(np.array([1.0, 2.0]), np.array([1.0, 3.0]))
+    dx, dy = gate.backward(np.array([10.0, 20.0]))
+    np.testing.assert_array_equal(dx, [10.0, 0.0])
+    np.testing.assert_array_equal(dy, [0.0, 20.0])
