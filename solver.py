@@ -1,1 +1,214 @@
-"""placeholder"""
+"""The Solver: minibatch training of any Layer with a loss, L2 regularization and an optimizer.
+
+``python -m solver CONFIG`` trains from a TOML or JSON file; see solver_config.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from layers import Layer
+from losses import LOSSES, Loss, add_l2_grad, l2_penalty, lookup
+from optim import OPTIMIZERS, ExponentialDecay, Optimizer, Schedule
+
+DATA_KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
+
+
+def check_data(data: dict[str, Any]) -> dict[str, NDArray[Any]]:
+    """Validate the data dict: the four required arrays, optional test arrays, matching lengths."""
+    unknown = sorted(set(data) - set(DATA_KEYS))
+    if unknown:
+        raise KeyError(f"Solver data: unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
+    missing = [k for k in DATA_KEYS[:4] if k not in data]
+    if ("X_test" in data) != ("y_test" in data):
+        missing.append("y_test" if "X_test" in data else "X_test")
+    if missing:
+        raise KeyError(f"Solver data: missing {', '.join(missing)}")
+    out = {k: np.asarray(v) for k, v in data.items()}
+    for split in ("train", "val", "test"):
+        if f"X_{split}" not in out:
+            continue
+        X, y = out[f"X_{split}"], out[f"y_{split}"]
+        if X.dtype.kind != "f":
+            raise TypeError(f"Solver data: X_{split} must be floating, got {X.dtype}")
+        if y.dtype.kind not in "iu" or y.ndim != 1:
+            raise ValueError(f"Solver data: y_{split} must be 1-D integer labels, got {y.dtype} of shape {y.shape}")
+        if len(X) != len(y):
+            raise ValueError(f"Solver data: X_{split} has {len(X)} rows but y_{split} has {len(y)}")
+    return out
+
+
+class Solver:
+    """Trains ``model`` on ``data`` = {X_train, y_train, X_val, y_val[, X_test, y_test]}.
+
+    Each step: scores = model.forward(X); loss = data loss + reg * sum(W**2) over
+    weight tensors; model.backward(dscores); grads += 2 reg W; optimizer.step.
+    ``train()`` runs shuffled minibatch epochs from a seeded Generator, records
+    ``loss_history`` (per step), ``train_acc_history`` and ``val_acc_history``
+    (per epoch), keeps the parameters of the best validation accuracy and
+    restores them at the end. ``patience`` stops after that many epochs without
+    improvement. A non-finite loss stops training and sets ``stop_reason``.
+    """
+
+    def __init__(
+        self,
+        model: Layer,
+        data: dict[str, Any],
+        *,
+        loss: Loss | str = "softmax",
+        optimizer: Optimizer | str = "sgd",
+        reg: float = 0.0,
+        batch_size: int = 100,
+        epochs: int = 10,
+        lr_decay: float = 1.0,
+        schedule: Schedule | None = None,
+        seed: int = 0,
+        patience: int | None = None,
+        num_train_samples: int = 1000,
+        verbose: bool = True,
+    ) -> None:
+        if not isinstance(model, Layer):
+            raise TypeError(f"Solver: model must be a Layer, got {type(model).__name__}")
+        self.model = model
+        self.data = check_data(data)
+        self.loss = lookup(LOSSES, loss, "loss")() if isinstance(loss, str) else loss
+        self.optimizer = lookup(OPTIMIZERS, optimizer, "optimizer")() if isinstance(optimizer, str) else optimizer
+        for key, value, low in (("batch_size", batch_size, 1), ("epochs", epochs, 0), ("num_train_samples", num_train_samples, 1)):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"Solver: {key} must be an integer >= {low}, got {value!r}")
+        if not (isinstance(reg, (int, float)) and reg >= 0):
+            raise ValueError(f"Solver: reg must be a number >= 0, got {reg!r}")
+        if patience is not None and (not isinstance(patience, int) or patience < 1):
+            raise ValueError(f"Solver: patience must be an integer >= 1 or None, got {patience!r}")
+        self.reg, self.batch_size, self.epochs = float(reg), batch_size, epochs
+        self.schedule = schedule if schedule is not None else ExponentialDecay(lr_decay)
+        self.seed, self.patience, self.num_train_samples, self.verbose = seed, patience, num_train_samples, verbose
+        self.base_lr = self.optimizer.lr
+        self.steps_per_epoch = max(1, math.ceil(len(self.data["X_train"]) / batch_size))
+        self.rng = np.random.default_rng(seed)
+        self.epoch = 0
+        self.loss_history: list[float] = []
+        self.train_acc_history: list[float] = []
+        self.val_acc_history: list[float] = []
+        self.lr_history: list[float] = []
+        self.epoch_seconds: list[float] = []
+        self.best_val_acc = -1.0
+        self.best_params = {k: v.copy() for k, v in model.params.items()}
+        self.bad_epochs = 0
+        self.stop_reason: str | None = None
+
+    def step(self, X: NDArray[np.floating], y: NDArray[np.integer]) -> float:
+        """One forward, loss plus L2 penalty, backward and update. Returns the total loss."""
+        model = self.model
+        model.train()
+        scores = model.forward(X)
+        loss = self.loss.forward(scores, y)
+        model.backward(self.loss.backward())
+        params, grads = model.params, model.grads
+        if self.reg:
+            loss += l2_penalty(params, self.reg)
+            add_l2_grad(params, grads, self.reg)
+        self.optimizer.step(params, grads)
+        return loss
+
+    def predict(self, X: NDArray[np.floating], batch_size: int = 1000) -> NDArray[np.intp]:
+        """Class indices of the highest score, computed in eval mode in batches."""
+        self.model.eval()
+        preds = [np.argmax(self.model.forward(X[i:i + batch_size]), axis=1) for i in range(0, len(X), batch_size)]
+        self.model.train()
+        return np.concatenate(preds) if preds else np.zeros(0, dtype=np.intp)
+
+    def check_accuracy(self, X: NDArray[np.floating], y: NDArray[np.integer], num_samples: int | None = None) -> float:
+        """Fraction of correct predictions, on a random subsample of ``num_samples`` when given."""
+        if num_samples is not None and len(X) > num_samples:
+            idx = self.rng.choice(len(X), num_samples, replace=False)
+            X, y = X[idx], y[idx]
+        return float(np.mean(self.predict(X) == y)) if len(y) else 0.0
+
+    def train(self, on_epoch_end: Callable[[Solver], None] | None = None) -> dict[str, Any]:
+        """Run the remaining epochs; returns the metrics dict. ``on_epoch_end(self)`` runs after each epoch."""
+        X, y = self.data["X_train"], self.data["y_train"]
+        steps = self.steps_per_epoch
+        start = time.perf_counter()
+        bar = tqdm(total=(self.epochs - self.epoch) * steps, disable=not (self.verbose and sys.stderr.isatty()),
+                   unit="step", leave=False, dynamic_ncols=True)
+        with bar:
+            while self.epoch < self.epochs and self.stop_reason is None:
+                t0 = time.perf_counter()
+                self.optimizer.lr = self.schedule(self.base_lr, self.epoch)
+                order = self.rng.permutation(len(X))
+                for it in range(steps):
+                    idx = order[it * self.batch_size:(it + 1) * self.batch_size]
+                    loss = self.step(X[idx], y[idx])
+                    self.loss_history.append(loss)
+                    if not math.isfinite(loss):
+                        self.stop_reason = (
+                            f"loss became {loss} at epoch {self.epoch + 1}, iteration {it + 1}: training stopped; "
+                            f"try a lower learning rate (lr is {self.optimizer.lr:g})"
+                        )
+                        break
+                    bar.update()
+                    if it % 10 == 0:
+                        bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.4f}")
+                if self.stop_reason is not None:
+                    break
+                self.end_epoch(time.perf_counter() - t0)
+                if self.verbose:
+                    bar.write(self.epoch_line(), file=sys.stderr)
+                if on_epoch_end is not None:
+                    on_epoch_end(self)
+        self.restore_best()
+        return self.metrics(time.perf_counter() - start)
+
+    def end_epoch(self, seconds: float) -> None:
+        train_acc = self.check_accuracy(self.data["X_train"], self.data["y_train"], self.num_train_samples)
+        val_acc = self.check_accuracy(self.data["X_val"], self.data["y_val"])
+        self.train_acc_history.append(train_acc)
+        self.val_acc_history.append(val_acc)
+        self.lr_history.append(self.optimizer.lr)
+        self.epoch_seconds.append(seconds)
+        self.epoch += 1
+        if val_acc > self.best_val_acc:
+            self.best_val_acc, self.bad_epochs = val_acc, 0
+            self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+        else:
+            self.bad_epochs += 1
+            if self.patience is not None and self.bad_epochs >= self.patience:
+                self.stop_reason = f"early stop: no better validation accuracy for {self.patience} epochs"
+
+    def epoch_line(self) -> str:
+        loss = float(np.mean(self.loss_history[-self.steps_per_epoch:]))
+        return (f"epoch {self.epoch}/{self.epochs}  loss {loss:.4f}  train_acc {self.train_acc_history[-1]:.4f}  "
+                f"val_acc {self.val_acc_history[-1]:.4f}  lr {self.lr_history[-1]:.3g}")
+
+    def restore_best(self) -> None:
+        """Copy the best parameters back into the model, in place."""
+        params = self.model.params
+        for key, value in self.best_params.items():
+            params[key][...] = value
+
+    def metrics(self, seconds: float) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "best_val_acc": self.best_val_acc,
+            "final_train_acc": self.check_accuracy(self.data["X_train"], self.data["y_train"]),
+        }
+        if "X_test" in self.data:
+            result["test_acc"] = self.check_accuracy(self.data["X_test"], self.data["y_test"])
+        result.update(epochs_run=self.epoch, seconds=round(seconds, 3))
+        if self.stop_reason is not None:
+            result["stop_reason"] = self.stop_reason
+        return result
+
+
+if __name__ == "__main__":
+    from solver_config import main
+
+    sys.exit(main())

@@ -1,1 +1,194 @@
-"""placeholder"""
+"""Data sources for config runs: spiral, npz, csv, mnist-idx, cifar10-bin, digits.
+
+Every loader returns a dict of arrays X_train, y_train, X_val, y_val (and
+X_test, y_test where the source has or is split into them). Nothing is read
+with pickle. Errors name the ``data.*`` key or the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+Data = dict[str, NDArray[Any]]
+
+
+def spiral(samples: int = 300, classes: int = 3, noise: float = 0.2, seed: int = 0) -> tuple[NDArray, NDArray]:
+    """The classic case study's spiral: ``classes`` arms of ``samples`` 2-D points each, seeded."""
+    rng = np.random.default_rng(seed)
+    X = np.zeros((samples * classes, 2))
+    y = np.repeat(np.arange(classes), samples)
+    for k in range(classes):
+        r = np.linspace(0.0, 1.0, samples)
+        t = np.linspace(k * 4, (k + 1) * 4, samples) + rng.standard_normal(samples) * noise
+        X[k * samples:(k + 1) * samples] = np.c_[r * np.sin(t), r * np.cos(t)]
+    return X, y
+
+
+def split(X: NDArray, y: NDArray, val_fraction: float, test_fraction: float, seed: int) -> Data:
+    """Shuffle with a seeded Generator and cut into train / val (/ test when test_fraction > 0)."""
+    order = np.random.default_rng(seed).permutation(len(X))
+    n_val, n_test = round(len(X) * val_fraction), round(len(X) * test_fraction)
+    if len(X) - n_val - n_test < 1 or n_val < 1:
+        raise ValueError(f"data: val_fraction={val_fraction} and test_fraction={test_fraction} "
+                         f"leave no training or validation rows out of {len(X)}")
+    val, test, train = order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:]
+    data = {"X_train": X[train], "y_train": y[train], "X_val": X[val], "y_val": y[val]}
+    if n_test:
+        data.update(X_test=X[test], y_test=y[test])
+    return data
+
+
+def hold_out_val(data: Data, val_fraction: float, seed: int) -> Data:
+    """Where a source has no validation arrays, take ``val_fraction`` of the training set."""
+    if "X_val" in data:
+        return data
+    parts = split(data.pop("X_train"), data.pop("y_train"), val_fraction, 0.0, seed)
+    return {**parts, **data}
+
+
+def existing(path: str | Path, key: str = "data.path") -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{key}: {str(p)!r} does not exist")
+    return p
+
+
+def load_npz(path: str) -> Data:
+    with np.load(existing(path), allow_pickle=False) as f:
+        data = {k: f[k] for k in f.files}
+    for key in ("X_train", "y_train"):
+        if key not in data:
+            raise ValueError(f"data.path: {path!r} has no array {key!r} (it has {', '.join(sorted(data)) or 'none'})")
+    return data
+
+
+def load_csv(path: str, label_column: str | int, delimiter: str = ",") -> tuple[NDArray, NDArray]:
+    """A CSV with a header row; ``label_column`` by name or index; other columns are numeric features."""
+    with open(existing(path), newline="") as f:
+        rows = list(csv.reader(f, delimiter=delimiter))
+    if len(rows) < 2:
+        raise ValueError(f"data.path: {path!r} needs a header row and at least one data row")
+    header, body = rows[0], rows[1:]
+    if isinstance(label_column, int):
+        col = label_column
+        if not -len(header) <= col < len(header):
+            raise ValueError(f"data.label_column: index {col} is out of range for {len(header)} columns")
+    elif label_column in header:
+        col = header.index(label_column)
+    else:
+        raise ValueError(f"data.label_column: no column {label_column!r} in {path!r}; columns: {', '.join(header)}")
+    col %= len(header)
+    labels = [r[col].strip() for r in body]
+    try:
+        X = np.array([[float(v) for i, v in enumerate(r) if i != col] for r in body])
+    except ValueError as e:
+        raise ValueError(f"data.path: {path!r} has a non-numeric feature value ({e})") from None
+    try:
+        y = np.array([int(v) for v in labels])
+    except ValueError:
+        _, y = np.unique(np.array(labels), return_inverse=True)
+    return X, y.astype(np.int64)
+
+
+def read_idx(path: Path) -> NDArray:
+    """An IDX file (the MNIST format), optionally gzipped."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"data.path: {str(path)!r} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4)
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"data.path: {str(path)!r} holds {data.size} values, its header says {tuple(dims)}")
+    return data.reshape(tuple(int(d) for d in dims))
+
+
+def find(folder: Path, *names: str) -> Path:
+    for name in names:
+        for candidate in (folder / name, folder / (name + ".gz")):
+            if candidate.exists():
+                return candidate
+    raise FileNotFoundError(f"data.path: {str(folder)!r} has no {names[0]} (or .gz)")
+
+
+def load_mnist_idx(path: str) -> Data:
+    folder = existing(path)
+    pick = {"X_train": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+            "y_train": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+            "X_test": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+            "y_test": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte")}
+    data = {key: read_idx(find(folder, *names)) for key, names in pick.items()}
+    for key in ("X_train", "X_test"):
+        data[key] = data[key].reshape(len(data[key]), -1) / 255.0
+    for key in ("y_train", "y_test"):
+        data[key] = data[key].astype(np.int64)
+    return data
+
+
+def read_cifar_batch(path: Path) -> tuple[NDArray, NDArray]:
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size % 3073:
+        raise ValueError(f"data.path: {str(path)!r} is not a CIFAR-10 binary batch (size {raw.size} is not a multiple of 3073)")
+    records = raw.reshape(-1, 3073)
+    return records[:, 1:] / 255.0, records[:, 0].astype(np.int64)
+
+
+def load_cifar10_bin(path: str) -> Data:
+    folder = existing(path)
+    if (folder / "cifar-10-batches-bin").is_dir():
+        folder = folder / "cifar-10-batches-bin"
+    train_files = sorted(folder.glob("data_batch_*.bin"))
+    if not train_files:
+        raise FileNotFoundError(f"data.path: {str(folder)!r} has no data_batch_*.bin files")
+    parts = [read_cifar_batch(p) for p in train_files]
+    data = {"X_train": np.concatenate([p[0] for p in parts]), "y_train": np.concatenate([p[1] for p in parts])}
+    if (folder / "test_batch.bin").exists():
+        data["X_test"], data["y_test"] = read_cifar_batch(folder / "test_batch.bin")
+    return data
+
+
+def load_digits() -> tuple[NDArray, NDArray]:
+    try:
+        from sklearn.datasets import load_digits as sk_digits
+    except ImportError:
+        raise ImportError("data.source = 'digits' needs scikit-learn: pip install -e '.[datasets]'") from None
+    bunch = sk_digits()
+    return bunch.data / 16.0, bunch.target.astype(np.int64)
+
+
+def standardize(data: Data) -> Data:
+    """Subtract the training mean and divide by the training std (1 where a feature is constant)."""
+    X = data["X_train"]
+    mean = X.mean(axis=0)
+    std = X.std(axis=0)
+    std[std == 0] = 1.0
+    return {k: (v - mean) / std if k.startswith("X_") else v for k, v in data.items()}
+
+
+def load(cfg: dict[str, Any], base: Path) -> Data:
+    """Build the data dict from the ``[data]`` section; relative paths resolve against ``base``."""
+    source, seed = cfg["source"], cfg["seed"]
+    val, test = cfg["val_fraction"], cfg["test_fraction"]
+    path = str(base / cfg["path"]) if cfg.get("path") else None
+    if source != "spiral" and path is None:
+        raise ValueError(f"data.path: data.source = {source!r} needs a path")
+    if source == "spiral":
+        data = split(*spiral(cfg["samples"], cfg["classes"], cfg["noise"], seed), val, test, seed)
+    elif source == "digits":
+        data = split(*load_digits(), val, test, seed)
+    elif source == "csv":
+        data = split(*load_csv(path, cfg["label_column"], cfg["delimiter"]), val, test, seed)  # type: ignore[arg-type]
+    else:
+        loader = {"npz": load_npz, "mnist-idx": load_mnist_idx, "cifar10-bin": load_cifar10_bin}[source]
+        data = hold_out_val(loader(path), val, seed)  # type: ignore[arg-type]
+    if cfg["standardize"]:
+        data = standardize(data)
+    return data

@@ -1,1 +1,140 @@
-"""placeholder"""
+"""What a config run writes: atomic checkpoints (npz, never pickle), history.csv, metrics.json, curves.png."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from solver import Solver
+
+FORMAT = 1
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def solver_state(solver: Solver, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Everything needed to continue training bit for bit: scalars (JSON) and arrays."""
+    opt_scalars, opt_arrays = solver.optimizer.state_dict()
+    meta = {
+        "format": FORMAT, "epoch": solver.epoch, "base_lr": solver.base_lr, "optimizer": opt_scalars,
+        "rng": solver.rng.bit_generator.state, "best_val_acc": solver.best_val_acc, "bad_epochs": solver.bad_epochs,
+        "stop_reason": solver.stop_reason, "loss_history": solver.loss_history,
+        "train_acc_history": solver.train_acc_history, "val_acc_history": solver.val_acc_history,
+        "lr_history": solver.lr_history, "epoch_seconds": solver.epoch_seconds, "config": config,
+    }
+    arrays = {f"param/{k}": v for k, v in solver.model.params.items()}
+    arrays.update({f"best/{k}": v for k, v in solver.best_params.items()})
+    arrays.update({f"optim/{k}": v for k, v in opt_arrays.items()})
+    return meta, arrays
+
+
+def save_checkpoint(run_dir: Path, solver: Solver, config: dict[str, Any]) -> None:
+    """checkpoint.npz holds the arrays and the metadata (as a JSON string); checkpoint.json mirrors the metadata.
+
+    The npz alone is the source of truth, so a kill between the two writes loses nothing.
+    """
+    meta, arrays = solver_state(solver, config)
+    text = json.dumps(meta, indent=1)
+    buffer = io.BytesIO()
+    np.savez(buffer, __meta__=np.array(text), **arrays)
+    atomic_write(run_dir / "checkpoint.npz", buffer.getvalue())
+    atomic_write(run_dir / "checkpoint.json", text.encode())
+
+
+def read_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    path = run_dir / "checkpoint.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"--resume: {str(path)!r} does not exist")
+    with np.load(path, allow_pickle=False) as f:
+        meta = json.loads(str(f["__meta__"]))
+        arrays = {k: f[k] for k in f.files if k != "__meta__"}
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"--resume: {str(path)!r} has checkpoint format {meta.get('format')}, expected {FORMAT}")
+    return meta, arrays
+
+
+def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Load a checkpoint into a freshly built solver (same config): parameters are written in place."""
+    params = solver.model.params
+    saved = {k[6:] for k in arrays if k.startswith("param/")}
+    if saved != set(params):
+        raise ValueError(f"--resume: checkpoint parameters {sorted(saved)} do not match the model's {sorted(params)}")
+    for key, p in params.items():
+        if arrays[f"param/{key}"].shape != p.shape:
+            raise ValueError(f"--resume: parameter {key!r} has shape {arrays[f'param/{key}'].shape}, model has {p.shape}")
+        p[...] = arrays[f"param/{key}"]
+    solver.best_params = {k[5:]: v.copy() for k, v in arrays.items() if k.startswith("best/")}
+    solver.optimizer.load_state_dict(meta["optimizer"], {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
+    solver.rng.bit_generator.state = meta["rng"]
+    solver.epoch, solver.base_lr = meta["epoch"], meta["base_lr"]
+    solver.best_val_acc, solver.bad_epochs, solver.stop_reason = meta["best_val_acc"], meta["bad_epochs"], meta["stop_reason"]
+    for key in ("loss_history", "train_acc_history", "val_acc_history", "lr_history", "epoch_seconds"):
+        setattr(solver, key, list(meta[key]))
+
+
+def history_rows(solver: Solver) -> list[dict[str, Any]]:
+    steps = solver.steps_per_epoch
+    rows = []
+    for e in range(solver.epoch):
+        losses = solver.loss_history[e * steps:(e + 1) * steps]
+        rows.append({"epoch": e + 1, "loss": float(np.mean(losses)),
+                     "train_acc": solver.train_acc_history[e], "val_acc": solver.val_acc_history[e],
+                     "lr": solver.lr_history[e], "seconds": round(solver.epoch_seconds[e], 4)})
+    return rows
+
+
+def write_history(run_dir: Path, solver: Solver) -> None:
+    """history.csv: one row per epoch (epoch, mean step loss, train_acc, val_acc, lr, seconds)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["epoch", "loss", "train_acc", "val_acc", "lr", "seconds"])
+    writer.writeheader()
+    writer.writerows(history_rows(solver))
+    atomic_write(run_dir / "history.csv", out.getvalue().encode())
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def write_curves(run_dir: Path, solver: Solver) -> bool:
+    """curves.png (loss per step, accuracies per epoch) when matplotlib is installed; returns whether it was written."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(solver.loss_history, lw=0.8)
+    ax1.set(xlabel="step", ylabel="loss", title="training loss")
+    epochs = range(1, solver.epoch + 1)
+    ax2.plot(epochs, solver.train_acc_history, label="train")
+    ax2.plot(epochs, solver.val_acc_history, label="val")
+    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax2.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(run_dir / "curves.png", buffer.getvalue())
+    return True

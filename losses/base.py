@@ -1,0 +1,65 @@
+"""The Loss contract, its registry, and label checks."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from layers.base import add_to_registry, as_float_array
+
+LOSSES: dict[str, type[Loss]] = {}
+
+
+def lookup(registry: dict[str, type], name: str, kind: str) -> type:
+    """A class by class name or short alias, or a KeyError listing the close and the known names."""
+    by_alias = {alias: cls for cls in registry.values() for alias in getattr(cls, "aliases", ())}
+    cls = registry.get(name) or by_alias.get(name)
+    if cls is None:
+        known = sorted({*registry, *by_alias})
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise KeyError(f"unknown {kind} {name!r}; {hint}known: {', '.join(known)}")
+    return cls
+
+
+class Loss:
+    """A data loss: ``forward(scores, y) -> float`` caches, ``backward() -> dscores``.
+
+    scores : ndarray, shape (N, C), floating; y : ndarray, shape (N,), integer class indices in [0, C).
+    The loss is averaged over the batch; dscores has the shape and dtype of scores.
+    Subclasses register by class name and by each name in ``aliases``.
+    """
+
+    aliases: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if register:
+            add_to_registry(LOSSES, cls, "Loss")
+
+    def forward(self, scores: NDArray[np.floating], y: NDArray[np.integer]) -> float:
+        raise NotImplementedError
+
+    def backward(self) -> NDArray[np.floating]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def check(self, scores: Any, y: Any) -> tuple[NDArray[np.floating], NDArray[np.intp]]:
+        """Validate scores (N, C) floating and y (N,) integer labels in range."""
+        scores = as_float_array(self, scores, "scores")
+        if scores.ndim != 2:
+            raise ValueError(f"{self!r}: expected scores of shape (N, C), got {scores.shape}")
+        y = np.asarray(y)
+        if y.dtype.kind not in "iu":
+            raise ValueError(f"{self!r}: expected integer class labels, got dtype {y.dtype}")
+        if y.shape != scores.shape[:1]:
+            raise ValueError(f"{self!r}: expected labels of shape ({scores.shape[0]},) to match scores, got {y.shape}")
+        if y.size and (y.min() < 0 or y.max() >= scores.shape[1]):
+            bad = y[(y < 0) | (y >= scores.shape[1])][0]
+            raise ValueError(f"{self!r}: label {bad} is out of range for {scores.shape[1]} classes (0..{scores.shape[1] - 1})")
+        return scores, y

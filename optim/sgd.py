@@ -1,0 +1,40 @@
+"""Stochastic gradient descent, with optional (Nesterov) momentum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .base import Optimizer, check_fraction
+
+
+class SGD(Optimizer):
+    """w <- w - lr * dw; with momentum mu: v <- mu * v + dw, w <- w - lr * v
+    (Nesterov: w <- w - lr * (dw + mu * v)), the convention PyTorch uses.
+    """
+
+    aliases = ("sgd",)
+
+    def __init__(self, lr: float = 1e-2, momentum: float = 0.0, nesterov: bool = False) -> None:
+        super().__init__(lr)
+        check_fraction(self, momentum=momentum)
+        if nesterov and momentum == 0:
+            raise ValueError("SGD: nesterov=True needs a momentum > 0")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.slots = ("velocity",) if momentum else ()
+
+    def __repr__(self) -> str:
+        return f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov})"
+
+    def update(self, p: NDArray[np.floating], g: NDArray[np.floating], state: dict[str, Any]) -> None:
+        lr = p.dtype.type(self.lr)
+        if not self.momentum:
+            p -= lr * g
+            return
+        mu = p.dtype.type(self.momentum)
+        v = state["velocity"]
+        v *= mu
+        v += g
+        p -= lr * (g + mu * v) if self.nesterov else lr * v
