@@ -178,7 +178,7 @@ def load(cfg: dict[str, Any], base: Path) -> Data:
     source, seed = cfg["source"], cfg["seed"]
     val, test = cfg["val_fraction"], cfg["test_fraction"]
     path = str(base / cfg["path"]) if cfg.get("path") else None
-    if source != "spiral" and path is None:
+    if source not in ("spiral", "digits") and path is None:
         raise ValueError(f"data.path: data.source = {source!r} needs a path")
     if source == "spiral":
         data = split(*spiral(cfg["samples"], cfg["classes"], cfg["noise"], seed), val, test, seed)
