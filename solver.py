@@ -140,7 +140,7 @@ class Solver:
         start = time.perf_counter()
         bar = tqdm(total=(self.epochs - self.epoch) * steps, disable=not (self.verbose and sys.stderr.isatty()),
                    unit="step", leave=False, dynamic_ncols=True)
-        with bar:
+        with bar, np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported below
             while self.epoch < self.epochs and self.stop_reason is None:
                 t0 = time.perf_counter()
                 self.optimizer.lr = self.schedule(self.base_lr, self.epoch)
@@ -165,8 +165,8 @@ class Solver:
                     bar.write(self.epoch_line(), file=sys.stderr)
                 if on_epoch_end is not None:
                     on_epoch_end(self)
-        self.restore_best()
-        return self.metrics(time.perf_counter() - start)
+            self.restore_best()
+            return self.metrics(time.perf_counter() - start)
 
     def end_epoch(self, seconds: float) -> None:
         train_acc = self.check_accuracy(self.data["X_train"], self.data["y_train"], self.num_train_samples)

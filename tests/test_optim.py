@@ -1,0 +1,84 @@
+"""Optimizers by hand, schedules, and state round trips."""
+
+import numpy as np
+import pytest
+
+from optim import SGD, AdaGrad, Adam, CosineDecay, ExponentialDecay, RMSProp, StepDecay
+
+
+def test_sgd_step_is_w_minus_lr_dw():
+    w = np.array([1.0, -2.0])
+    SGD(lr=0.1).step({"w": w}, {"w": np.array([0.5, 0.5])})
+    np.testing.assert_allclose(w, [0.95, -2.05])
+
+
+def test_sgd_momentum_two_steps_by_hand():
+    w = np.array([1.0])
+    opt = SGD(lr=0.1, momentum=0.9)
+    opt.step({"w": w}, {"w": np.array([1.0])})  # v = 1, w = 0.9
+    opt.step({"w": w}, {"w": np.array([1.0])})  # v = 1.9, w = 0.71
+    np.testing.assert_allclose(w, [0.71])
+    np.testing.assert_allclose(opt.state["w"]["velocity"], [1.9])
+
+
+def test_nesterov_step_by_hand():
+    w = np.array([1.0])
+    opt = SGD(lr=0.1, momentum=0.9, nesterov=True)
+    opt.step({"w": w}, {"w": np.array([1.0])})  # v = 1, w -= 0.1 * (1 + 0.9)
+    np.testing.assert_allclose(w, [0.81])
+
+
+def test_adam_first_step_moves_by_lr_times_sign():
+    w = np.array([1.0, 1.0])
+    Adam(lr=0.01).step({"w": w}, {"w": np.array([3.0, -0.2])})
+    np.testing.assert_allclose(w, [0.99, 1.01], rtol=1e-6)
+
+
+def test_rmsprop_and_adagrad_by_hand():
+    w = np.array([1.0])
+    RMSProp(lr=0.1, decay_rate=0.9, eps=1e-12).step({"w": w}, {"w": np.array([2.0])})
+    np.testing.assert_allclose(w, [1.0 - 0.1 * 2.0 / np.sqrt(0.1 * 4.0)])
+    w = np.array([1.0])
+    AdaGrad(lr=0.1, eps=1e-12).step({"w": w}, {"w": np.array([2.0])})
+    np.testing.assert_allclose(w, [0.9])
+
+
+@pytest.mark.parametrize("cls", [SGD, AdaGrad, RMSProp, Adam])
+def test_float32_parameters_stay_float32(cls):
+    w = np.ones(3, np.float32)
+    opt = cls(lr=0.1, momentum=0.5) if cls is SGD else cls(lr=0.1)
+    for _ in range(2):
+        opt.step({"w": w}, {"w": np.full(3, 0.5, np.float32)})
+    assert w.dtype == np.float32
+    assert all(a.dtype == np.float32 for a in opt.state["w"].values())
+
+
+def test_state_dict_round_trip_continues_identically():
+    g = {"w": np.array([0.3, -0.1])}
+    a, b = np.array([1.0, 2.0]), np.array([1.0, 2.0])
+    opt_a = Adam(lr=0.1)
+    opt_a.step({"w": a}, g)
+    opt_b = Adam(lr=0.5)
+    opt_b.load_state_dict(*opt_a.state_dict())
+    b[...] = a
+    opt_a.step({"w": a}, g)
+    opt_b.step({"w": b}, g)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: SGD(lr=-1), "SGD: lr must be a positive number"),
+    (lambda: SGD(lr=0.1, momentum=1.5), r"SGD: momentum must be in \[0, 1\)"),
+    (lambda: SGD(lr=0.1, nesterov=True), "nesterov=True needs a momentum"),
+    (lambda: Adam(beta1=1.0), r"Adam: beta1 must be in \[0, 1\)"),
+])
+def test_bad_hyperparameters(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_schedules():
+    assert ExponentialDecay(0.5)(1.0, 3) == 0.125
+    assert [StepDecay(2, 0.1)(1.0, e) for e in range(5)] == pytest.approx([1, 1, 0.1, 0.1, 0.01])
+    cos = CosineDecay(epochs=4, min_lr=0.1)
+    assert [cos(1.1, e) for e in (0, 2, 4, 9)] == pytest.approx([1.1, 0.6, 0.1, 0.1])

@@ -1,0 +1,108 @@
+"""The Solver's step by hand, training behaviour, determinism and divergence."""
+
+import re
+
+import numpy as np
+import pytest
+
+from layers import Affine, ReLU, Sequential
+from losses import SVMLoss
+from optim import SGD
+from solver import Solver
+from solver_data import spiral, split
+
+
+def spiral_data(dtype=np.float32):
+    data = split(*spiral(100, 3, 0.2, 0), 0.2, 0.2, 0)
+    return {k: v.astype(dtype) if k.startswith("X") else v for k, v in data.items()}
+
+
+def two_layer(seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    return Sequential(Affine(2, 50, rng=rng, dtype=dtype), ReLU(), Affine(50, 3, rng=rng, dtype=dtype))
+
+
+def test_step_matches_hand_computation():
+    model = Affine(2, 3, dtype=np.float64)
+    W0 = np.array([[0.1, -0.2, 0.3], [0.4, 0.0, -0.1]])
+    model.params["W"][:] = W0
+    X = np.array([[1.0, 2.0], [-1.0, 0.5]])
+    y = np.array([0, 2])
+    data = {"X_train": X, "y_train": y, "X_val": X, "y_val": y}
+    reg, lr = 0.1, 0.5
+    solver = Solver(model, data, loss=SVMLoss(), optimizer=SGD(lr=lr), reg=reg, verbose=False)
+    loss = solver.step(X, y)
+    # scores: row 0 = [0.9, -0.2, 0.1] (y=0): margins -0.1, 0.2 -> 0, 0.2
+    #         row 1 = [0.1, 0.2, -0.35] (y=2): margins 1.45, 1.55
+    data_loss = (0.2 + 1.45 + 1.55) / 2
+    penalty = reg * np.sum(W0**2)
+    assert loss == pytest.approx(data_loss + penalty, rel=1e-12)
+    dscores = np.array([[-1.0, 0.0, 1.0], [1.0, 1.0, -2.0]]) / 2
+    dW = X.T @ dscores + 2 * reg * W0
+    np.testing.assert_allclose(model.params["W"], W0 - lr * dW, rtol=1e-12)
+    np.testing.assert_allclose(model.params["b"], -lr * dscores.sum(0), rtol=1e-12)
+
+
+def test_training_learns_spiral_and_keeps_float32():
+    model = two_layer()
+    solver = Solver(model, spiral_data(), loss="svm", optimizer=SGD(lr=0.1, momentum=0.9), reg=1e-3,
+                    batch_size=32, epochs=30, verbose=False)
+    metrics = solver.train()
+    assert metrics["best_val_acc"] >= 0.9
+    assert metrics["test_acc"] >= 0.85
+    assert len(solver.val_acc_history) == 30 and len(solver.loss_history) == 30 * solver.steps_per_epoch
+    assert solver.loss_history[-1] < solver.loss_history[0]
+    assert all(p.dtype == np.float32 for p in model.params.values())
+    assert solver.check_accuracy(solver.data["X_val"], solver.data["y_val"]) == metrics["best_val_acc"]
+
+
+def test_same_seed_gives_bit_identical_results():
+    runs = []
+    for _ in range(2):
+        solver = Solver(two_layer(), spiral_data(), optimizer=SGD(lr=0.1, momentum=0.9), epochs=3, verbose=False)
+        solver.train()
+        runs.append(solver)
+    a, b = runs
+    assert a.loss_history == b.loss_history and a.val_acc_history == b.val_acc_history
+    for key in a.model.params:
+        np.testing.assert_array_equal(a.model.params[key], b.model.params[key])
+    c = Solver(two_layer(), spiral_data(), optimizer=SGD(lr=0.1, momentum=0.9), epochs=3, seed=1, verbose=False)
+    c.train()
+    assert c.loss_history != a.loss_history
+
+
+def test_non_finite_loss_stops_and_keeps_best_params():
+    solver = Solver(two_layer(), spiral_data(), optimizer=SGD(lr=1e4), reg=1.0, epochs=5, verbose=False)
+    metrics = solver.train()
+    assert "try a lower learning rate" in metrics["stop_reason"]
+    assert metrics["stop_reason"].startswith("loss became")
+    epoch = int(re.search(r"at epoch (\d+), iteration \d+", metrics["stop_reason"]).group(1))
+    assert solver.epoch == epoch - 1 and not np.isfinite(solver.loss_history[-1])
+    assert all(np.isfinite(p).all() for p in solver.model.params.values())
+
+
+def test_early_stopping_with_patience():
+    solver = Solver(two_layer(), spiral_data(), optimizer=SGD(lr=1e-9), epochs=50, patience=3, verbose=False)
+    metrics = solver.train()
+    assert metrics["epochs_run"] < 50
+    assert metrics["stop_reason"] == "early stop: no better validation accuracy for 3 epochs"
+
+
+def test_solver_rejects_unknown_arguments_and_bad_data():
+    data = spiral_data()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'learning_rate'"):
+        Solver(two_layer(), data, learning_rate=0.1)
+    with pytest.raises(KeyError, match=r"unknown keys \['X_tst'\]"):
+        Solver(two_layer(), {**data, "X_tst": data["X_val"]})
+    with pytest.raises(KeyError, match="missing y_val"):
+        Solver(two_layer(), {k: v for k, v in data.items() if k != "y_val"})
+    with pytest.raises(ValueError, match="X_train has 180 rows but y_train has 179"):
+        Solver(two_layer(), {**data, "y_train": data["y_train"][:-1]})
+    with pytest.raises(KeyError, match="unknown optimizer 'sgdd'; did you mean 'sgd'"):
+        Solver(two_layer(), data, optimizer="sgdd")
+
+
+def test_predict_in_batches_matches_one_pass():
+    solver = Solver(two_layer(), spiral_data(), verbose=False)
+    X = solver.data["X_train"]
+    np.testing.assert_array_equal(solver.predict(X, batch_size=7), np.argmax(solver.model.forward(X), axis=1))
