@@ -81,7 +81,8 @@ class Solver:
         self.data = check_data(data)
         self.loss = lookup(LOSSES, loss, "loss")() if isinstance(loss, str) else loss
         self.optimizer = lookup(OPTIMIZERS, optimizer, "optimizer")() if isinstance(optimizer, str) else optimizer
-        for key, value, low in (("batch_size", batch_size, 1), ("epochs", epochs, 0), ("num_train_samples", num_train_samples, 1)):
+        counts = (("batch_size", batch_size, 1), ("epochs", epochs, 0), ("num_train_samples", num_train_samples, 1))
+        for key, value, low in counts:
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"Solver: {key} must be an integer >= {low}, got {value!r}")
         if not (isinstance(reg, (int, float)) and reg >= 0):

@@ -21,7 +21,7 @@ import numpy as np
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib
 
 import tomli_w
 
@@ -125,7 +125,8 @@ def resolve(cfg: dict[str, Any]) -> dict[str, Any]:
     """Check every section and key, fill defaults; returns the resolved config (plain data)."""
     unknown = [s for s in cfg if s not in SCHEMA]
     if unknown:
-        raise ConfigError(f"unknown section [{unknown[0]}]; {close(unknown[0], list(SCHEMA))}sections: {', '.join(SCHEMA)}")
+        name = unknown[0]
+        raise ConfigError(f"unknown section [{name}]; {close(name, list(SCHEMA))}sections: {', '.join(SCHEMA)}")
     out: dict[str, Any] = {}
     for section, spec in SCHEMA.items():
         given = cfg.get(section, {})
@@ -154,7 +155,8 @@ def check_values(cfg: dict[str, Any]) -> None:
         raise ConfigError("model.layers: missing; give a list such as [{ type = \"Affine\", out_features = 100 }]")
     if cfg["data"]["source"] not in SOURCES:
         src = cfg["data"]["source"]
-        raise ConfigError(f"data.source: unknown source {src!r}; {close(src, list(SOURCES))}sources: {', '.join(SOURCES)}")
+        hint = close(src, list(SOURCES))
+        raise ConfigError(f"data.source: unknown source {src!r}; {hint}sources: {', '.join(SOURCES)}")
     if cfg["model"]["dtype"] not in DTYPES:
         raise ConfigError(f"model.dtype: expected one of {', '.join(DTYPES)}, got {cfg['model']['dtype']!r}")
     if "schedule" in cfg and cfg["solver"]["lr_decay"] != 1.0:
@@ -168,10 +170,10 @@ def check_values(cfg: dict[str, Any]) -> None:
 
 def kwargs_for(path: str, cls: type, given: dict[str, Any]) -> dict[str, Any]:
     """Check keyword arguments against ``cls.__init__``; unknown ones raise and list the allowed ones."""
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return dict(given)
-    allowed = [n for n in params if n != "self"]
+    allowed = list(params)
     for key in given:
         if key not in allowed:
             raise ConfigError(f"unknown key {path}.{key} for {cls.__name__}; {close(key, allowed)}"
@@ -210,7 +212,7 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
                               f"known: {', '.join(sorted(REGISTRY))}")
         cls = REGISTRY[name]
         kwargs = kwargs_for(path, cls, {k: v for k, v in spec.items() if k != "type"})
-        accepts = inspect.signature(cls.__init__).parameters
+        accepts = inspect.signature(cls).parameters
         fill = {"in_features": int(np.prod(x.shape[1:])), "dtype": dtype, "rng": rng, "init": cfg["init"]}
         kwargs.update({k: v for k, v in fill.items() if k in accepts and k not in kwargs})
         layer = build(path, cls, kwargs)
@@ -229,7 +231,8 @@ def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray], base: Path) 
     classes = int(max(int(data[k].max()) for k in data if k.startswith("y_") and data[k].size)) + 1
     width = model.forward(data["X_train"][:2]).shape[1]
     if width != classes:
-        raise ConfigError(f"model.layers: the last layer gives {width} scores per example, but the data has {classes} classes")
+        raise ConfigError(
+            f"model.layers: the last layer gives {width} scores per example, but the data has {classes} classes")
 
     def make(section: str, registry: dict[str, type], kind: str) -> Any:
         spec = dict(cfg[section])
@@ -261,9 +264,10 @@ def run_dir_for(cfg: dict[str, Any], config_path: Path) -> Path:
 
 
 def differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    keys = {f"{s}.{k}" for d in (a, b) for s in d for k in d[s]}
-    return sorted(k for k in keys - RESUMABLE
-                  if a.get(k.split(".")[0], {}).get(k.split(".", 1)[1]) != b.get(k.split(".")[0], {}).get(k.split(".", 1)[1]))
+    """Key paths whose values differ between two resolved configs, except those a resume may change."""
+    flat_a = {f"{s}.{k}": v for s, d in a.items() for k, v in d.items()}
+    flat_b = {f"{s}.{k}": v for s, d in b.items() for k, v in d.items()}
+    return sorted(k for k in (flat_a.keys() | flat_b.keys()) - RESUMABLE if flat_a.get(k) != flat_b.get(k))
 
 
 def setup(args: argparse.Namespace) -> tuple[dict[str, Any], Solver, Path, dict | None]:

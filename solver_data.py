@@ -136,7 +136,8 @@ def load_mnist_idx(path: str) -> Data:
 def read_cifar_batch(path: Path) -> tuple[NDArray, NDArray]:
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size % 3073:
-        raise ValueError(f"data.path: {str(path)!r} is not a CIFAR-10 binary batch (size {raw.size} is not a multiple of 3073)")
+        raise ValueError(f"data.path: {str(path)!r} is not a CIFAR-10 binary batch "
+                         f"(size {raw.size} is not a multiple of 3073)")
     records = raw.reshape(-1, 3073)
     return records[:, 1:] / 255.0, records[:, 0].astype(np.int64)
 

@@ -55,7 +55,7 @@ def save_checkpoint(run_dir: Path, solver: Solver, config: dict[str, Any]) -> No
     meta, arrays = solver_state(solver, config)
     text = json.dumps(meta, indent=1)
     buffer = io.BytesIO()
-    np.savez(buffer, __meta__=np.array(text), **arrays)
+    np.savez(buffer, __meta__=np.array(text), **arrays)  # type: ignore[arg-type]
     atomic_write(run_dir / "checkpoint.npz", buffer.getvalue())
     atomic_write(run_dir / "checkpoint.json", text.encode())
 
@@ -79,14 +79,16 @@ def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray])
     if saved != set(params):
         raise ValueError(f"--resume: checkpoint parameters {sorted(saved)} do not match the model's {sorted(params)}")
     for key, p in params.items():
-        if arrays[f"param/{key}"].shape != p.shape:
-            raise ValueError(f"--resume: parameter {key!r} has shape {arrays[f'param/{key}'].shape}, model has {p.shape}")
-        p[...] = arrays[f"param/{key}"]
+        saved_p = arrays[f"param/{key}"]
+        if saved_p.shape != p.shape:
+            raise ValueError(f"--resume: parameter {key!r} has shape {saved_p.shape}, the model's is {p.shape}")
+        p[...] = saved_p
     solver.best_params = {k[5:]: v.copy() for k, v in arrays.items() if k.startswith("best/")}
     solver.optimizer.load_state_dict(meta["optimizer"], {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
     solver.rng.bit_generator.state = meta["rng"]
     solver.epoch, solver.base_lr = meta["epoch"], meta["base_lr"]
-    solver.best_val_acc, solver.bad_epochs, solver.stop_reason = meta["best_val_acc"], meta["bad_epochs"], meta["stop_reason"]
+    solver.best_val_acc, solver.bad_epochs = meta["best_val_acc"], meta["bad_epochs"]
+    solver.stop_reason = meta["stop_reason"]
     for key in ("loss_history", "train_acc_history", "val_acc_history", "lr_history", "epoch_seconds"):
         setattr(solver, key, list(meta[key]))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .base import Array, Layer, as_float_array, away_from_zero, check_dout
+from .base import Array, Layer, Mask, as_float_array, away_from_zero, check_dout
 
 
 def kink_example(cls: type[Layer], rng: np.random.Generator, batch: int) -> tuple[Layer, tuple[Array, ...]]:
@@ -24,7 +24,7 @@ class ReLU(Layer):
 
     def __init__(self) -> None:
         super().__init__()
-        self.mask: Array | None = None
+        self.mask: Mask | None = None
 
     def forward(self, x: Array) -> Array:
         x = as_float_array(self, x)
@@ -52,7 +52,7 @@ class LeakyReLU(Layer):
         if not np.isfinite(negative_slope):
             raise ValueError(f"LeakyReLU: negative_slope must be finite, got {negative_slope!r}")
         self.negative_slope = float(negative_slope)
-        self.mask: Array | None = None
+        self.mask: Mask | None = None
 
     def __repr__(self) -> str:
         return f"LeakyReLU(negative_slope={self.negative_slope})"

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 Array = NDArray[np.floating]
+Mask = NDArray[np.bool_]
 
 REGISTRY: dict[str, type[Layer]] = {}
 
@@ -78,10 +79,10 @@ class Layer:
         self.grads = {}
         self.training = True
 
-    def forward(self, *inputs: Array) -> Array:
+    def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
-    def backward(self, dout: Array) -> Any:
+    def backward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define backward()")
 
     def __call__(self, *inputs: Array) -> Array:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Array, Layer, as_float_array, away_from_zero, check_dout
+from .base import Array, Layer, Mask, as_float_array, away_from_zero, check_dout
 
 
 def unbroadcast(grad: Array, shape: tuple[int, ...]) -> Array:
@@ -86,7 +86,7 @@ class Max(TwoInputGate):
 
     def __init__(self) -> None:
         super().__init__()
-        self.mask: Array | None = None
+        self.mask: Mask | None = None
         self.shapes: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
 
     def forward(self, x: Array, y: Array) -> Array:

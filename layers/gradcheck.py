@@ -69,7 +69,7 @@ HEADER = ("layer", "inputs", "tensor", "max rel err", "worst index", "analytic",
 
 def format_table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def rel_error(analytic: Array, numerical: Array) -> Array:
@@ -150,9 +150,10 @@ def gradcheck(
     dxs = list(dxs) if isinstance(dxs, (tuple, list)) else [dxs]
     if len(dxs) != len(xs):
         raise ValueError(f"{layer!r}: backward returned {len(dxs)} gradients for {len(xs)} inputs")
-    analytic = dict(zip(input_names(layer, len(xs)), (np.asarray(a, dtype=np.float64) for a in dxs)))
+    names = input_names(layer, len(xs))
+    analytic: dict[str, Array] = {n: np.asarray(a, dtype=np.float64) for n, a in zip(names, dxs, strict=True)}
     analytic.update({k: np.array(v, dtype=np.float64) for k, v in layer.grads.items()})
-    tensors = dict(zip(analytic, xs))
+    tensors: dict[str, Array] = dict(zip(names, xs, strict=True))
     tensors.update(layer.params)
 
     def forward() -> Array:

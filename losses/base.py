@@ -61,5 +61,6 @@ class Loss:
             raise ValueError(f"{self!r}: expected labels of shape ({scores.shape[0]},) to match scores, got {y.shape}")
         if y.size and (y.min() < 0 or y.max() >= scores.shape[1]):
             bad = y[(y < 0) | (y >= scores.shape[1])][0]
-            raise ValueError(f"{self!r}: label {bad} is out of range for {scores.shape[1]} classes (0..{scores.shape[1] - 1})")
+            C = scores.shape[1]
+            raise ValueError(f"{self!r}: label {bad} is out of range for {C} classes (0..{C - 1})")
         return scores, y

@@ -13,7 +13,7 @@ import numpy as np
 
 def elementwise(f, df, x, dout):
     out = np.array([f(v) for v in x.ravel()]).reshape(x.shape)
-    dx = np.array([df(v) * g for v, g in zip(x.ravel(), dout.ravel())]).reshape(x.shape)
+    dx = np.array([df(v) * g for v, g in zip(x.ravel(), dout.ravel(), strict=True)]).reshape(x.shape)
     return out, dx
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from layers import REGISTRY, ELU, Add, Affine, LeakyReLU, Layer, Max, Maxout, Mul, ReLU, Sequential, Sigmoid, Tanh
+from layers import ELU, REGISTRY, Add, Affine, Layer, LeakyReLU, Max, Maxout, Mul, ReLU, Sequential, Sigmoid, Tanh
 
 
 def test_backward_before_forward_names_the_layer():
@@ -14,7 +14,8 @@ def test_backward_before_forward_names_the_layer():
 
 
 def test_wrong_shape_names_layer_and_shapes():
-    with pytest.raises(ValueError, match=r"Affine\(in_features=4, out_features=3\): expected x of shape \(N, 4\).*got \(8, 5\)"):
+    expected = r"Affine\(in_features=4, out_features=3\): expected x of shape \(N, 4\).*got \(8, 5\)"
+    with pytest.raises(ValueError, match=expected):
         Affine(4, 3).forward(np.zeros((8, 5), np.float32))
     with pytest.raises(ValueError, match=r"Maxout\(in_features=4.*got \(4,\)"):
         Maxout(4, 3).forward(np.zeros(4, np.float32))

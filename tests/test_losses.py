@@ -122,7 +122,8 @@ def test_lookup_by_alias_and_close_matches():
 def test_svm_is_zero_when_every_margin_is_met(n, c, data):
     y = np.array(data.draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
     scores = np.array(data.draw(st.lists(st.lists(st.floats(-5, 5), min_size=c, max_size=c), min_size=n, max_size=n)))
-    scores[np.arange(n), y] = scores.max(axis=1) + 1.0 + data.draw(st.floats(1e-6, 3))  # margin met, with room for rounding
+    slack = data.draw(st.floats(1e-6, 3))  # every margin met, with room for rounding
+    scores[np.arange(n), y] = scores.max(axis=1) + 1.0 + slack
     loss = SVMLoss()
     assert loss.forward(scores, y) == 0.0
     np.testing.assert_array_equal(loss.backward(), 0.0)

@@ -1,0 +1,20 @@
+PY ?= .venv/bin/python
+
+.PHONY: lint format typecheck test bench check gradcheck
+
+lint:
+	$(PY) -m ruff check .
+
+format:
+	$(PY) -m ruff format .
+
+typecheck:
+	$(PY) -m mypy layers losses optim solver.py solver_config.py solver_data.py solver_io.py
+
+test:
+	$(PY) -m pytest
+
+gradcheck:
+	$(PY) -m layers.gradcheck
+
+check: lint typecheck test
