@@ -7,10 +7,12 @@ from .activations import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from .affine import Affine
 from .base import REGISTRY, Layer
 from .containers import Sequential
-from .gates import Add, Max, Mul
+from .elementary import AddConst, Exp, Reciprocal, Scale, Square, Sum
+from .gates import Add, MatMul, Max, Mul
+from .graph import Graph
 from .maxout import Maxout
 
 __all__ = [
     "REGISTRY", "Layer", "Add", "Mul", "Max", "Affine", "ReLU", "LeakyReLU", "ELU", "Sigmoid",
-    "Tanh", "Maxout", "Sequential",
+    "Tanh", "Maxout", "Sequential", "Graph", "MatMul", "Exp", "Reciprocal", "Scale", "AddConst", "Square", "Sum",
 ]

@@ -106,3 +106,37 @@ class Max(TwoInputGate):
         y = rng.standard_normal(3)
         return cls(), (y + away_from_zero(rng, (batch, 2, 3)), y)
 
+
+
+class MatMul(Layer):
+    """out = x @ y for x of shape (N, K) or (K,) and y of shape (K, M) or (K,).
+
+    dx = dout @ y.T and dy = x.T @ dout, with vectors treated as a row (x) or a
+    column (y), so for W x the gradients are outer(dout, x) and W.T dout. Caches x and y.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.xy: tuple[Array, Array] | None = None
+
+    def forward(self, x: Array, y: Array) -> Array:
+        x, y = as_float_array(self, x, "x"), as_float_array(self, y, "y")
+        if x.dtype != y.dtype:
+            raise TypeError(f"{self!r}: x is {x.dtype} but y is {y.dtype}; a gate needs one dtype")
+        if x.ndim not in (1, 2) or y.ndim not in (1, 2) or x.shape[-1] != y.shape[0]:
+            raise ValueError(f"{self!r}: expected x of shape (N, K) or (K,) and y of shape (K, M) or (K,), "
+                             f"got {x.shape} and {y.shape}")
+        self.xy = (x, y)
+        return x @ y
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        x, y = self.cached(self.xy)
+        x2 = x if x.ndim == 2 else x[None, :]
+        y2 = y if y.ndim == 2 else y[:, None]
+        check_dout(self, np.asarray(dout), x.shape[:-1] + y.shape[1:])
+        d2 = np.reshape(dout, (x2.shape[0], y2.shape[1]))
+        return (d2 @ y2.T).reshape(x.shape), (x2.T @ d2).reshape(y.shape)
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        return cls(), (rng.standard_normal((batch, 4)), rng.standard_normal((4, 2)))

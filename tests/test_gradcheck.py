@@ -64,8 +64,9 @@ def test_wrong_gradient_fails_with_worst_entry_values():
         assert_gradients(Doubled(), np.ones((2, 2)))
 
 
-def test_rel_error_is_zero_where_both_are_zero():
-    np.testing.assert_array_equal(rel_error(np.array([0.0, 1.0]), np.array([0.0, 0.5])), [0.0, 0.5])
+def test_rel_error_is_relative_above_the_floor_and_absolute_below():
+    a, n = np.array([0.0, 1.0, 2e-6, 1e-9]), np.array([0.0, 0.5, 1e-6, 1e-9 + 1e-13])
+    np.testing.assert_allclose(rel_error(a, n), [0.0, 0.5, 1e-2, 1e-9], rtol=1e-6)
 
 
 def test_kink_crossing_is_detected_not_failed():
