@@ -8,8 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from layers import (Add, AddConst, Affine, Exp, Graph, MatMul, Mul, Reciprocal, ReLU, Scale, Sequential,
-                    Sigmoid, Square, Sum)
+from layers import (
+    Add,
+    AddConst,
+    Affine,
+    Exp,
+    Graph,
+    MatMul,
+    Mul,
+    Reciprocal,
+    ReLU,
+    Scale,
+    Sequential,
+    Sigmoid,
+    Square,
+    Sum,
+)
 from layers.gradcheck import check_jacobian, gradcheck
 
 LECTURE = Path(__file__).resolve().parents[1] / "examples" / "lecture"
