@@ -109,10 +109,15 @@ class Solver:
     def step(self, X: NDArray[np.floating], y: NDArray[np.integer]) -> float:
         """One forward, loss plus L2 penalty, backward and update. Returns the total loss."""
         model = self.model
-        model.train()
+        if not model.training:
+            model.train()
         scores = model.forward(X)
         loss = self.loss.forward(scores, y)
-        model.backward(self.loss.backward())
+        wanted, model.input_grad = model.input_grad, False  # nobody needs d loss / d X: skip that product
+        try:
+            model.backward(self.loss.backward())
+        finally:
+            model.input_grad = wanted
         params, grads = model.params, model.grads
         if self.reg:
             loss += l2_penalty(params, self.reg)

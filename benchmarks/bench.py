@@ -4,7 +4,7 @@
     python benchmarks/bench.py --quick         # tiny sizes, seconds: checks that everything runs
     python benchmarks/bench.py --json out.json
 
-Timings are medians of interleaved blocks in one process (A/B/C/D, rotating order),
+Timings are medians of interleaved blocks in one process (A/B/C/D, shuffled each round),
 with BLAS limited to --threads threads; ratios compare numbers from the same run.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import statistics
 import sys
@@ -37,6 +38,9 @@ CONFIGS = {  # name: (inputs, hidden layers, classes, batch)
     "maxout": (784, [("maxout", 256, 2)], 10, 128),
     "sigmoid-tanh": (784, [("sigmoid", 512), ("tanh", 512)], 10, 128),
 }
+# Each timed block runs about this long: OpenBLAS's and PyTorch's worker threads keep spinning for a
+# while after their last op, and long blocks amortise that hand-over between the two thread pools.
+BLOCK_SECONDS = 0.05
 QUICK = {
     "small": (16, [("relu", 8)], 4, 8),
     "maxout": (16, [("maxout", 8, 2)], 4, 8),
@@ -59,12 +63,12 @@ def time_interleaved(steps: dict[str, Any], data: dict[str, list], seconds: floa
     for X, y in data[step0]:
         steps[step0](X, y)
     per_step = (time.perf_counter() - t0) / len(data[step0])
-    block = max(1, int(0.01 / max(per_step, 1e-7)))
+    block = max(1, int(BLOCK_SECONDS / max(per_step, 1e-7)))
     rounds = max(5, int(seconds / (block * per_step * len(steps) + 1e-9)))
     samples: dict[str, list[float]] = {name: [] for name in steps}
-    names = list(steps)
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+    order = np.random.default_rng(0)
+    for _ in range(rounds):
+        for name in order.permutation(list(steps)):
             step, batches_ = steps[name], data[name]
             start = time.perf_counter()
             for i in range(block):
@@ -136,7 +140,7 @@ def environment(threads: int) -> dict[str, Any]:
     blas = [{k: i.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
             for i in threadpool_info() if i["user_api"] == "blas"]
     env = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
-           "threads": threads, "blas": blas}
+           "threads": threads, "blas": blas, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
     try:
         import torch
 

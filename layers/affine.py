@@ -73,11 +73,13 @@ class Affine(Layer):
         out += self.params["b"]
         return out
 
-    def backward(self, dout: Array) -> Array:
+    def backward(self, dout: Array) -> Array | None:
         x2d = self.cached(self.x2d)
         check_dout(self, dout, (x2d.shape[0], self.out_features))
         np.matmul(x2d.T, dout, out=self.grads["W"])
-        np.sum(dout, axis=0, out=self.grads["b"])
+        np.add.reduce(dout, axis=0, out=self.grads["b"])
+        if not self.input_grad:
+            return None
         return (dout @ self.params["W"].T).reshape(self.x_shape)
 
     @classmethod

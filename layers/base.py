@@ -68,6 +68,8 @@ class Layer:
     params: dict[str, Array]
     grads: dict[str, Array]
     training: bool
+    #: False lets backward skip the input gradient and return None (the Solver's first layer needs none).
+    input_grad: bool = True
 
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -73,14 +73,21 @@ class Sequential(Layer):
                 raise
         return x
 
-    def backward(self, dout: Array) -> Array:
-        for i in range(len(self.layers) - 1, -1, -1):
-            layer = self.layers[i]
-            try:
-                dout = layer.backward(dout)
-            except (ValueError, TypeError, RuntimeError) as e:
-                add_note(e, f"in layer {i} ({layer!r}) of Sequential.backward")
-                raise
+    def backward(self, dout: Array) -> Array | None:
+        """Backward through every layer in reverse; with ``input_grad`` False the first layer may skip dx."""
+        first = self.layers[0] if self.layers else self
+        first_flag = first.input_grad
+        first.input_grad = first_flag and self.input_grad
+        try:
+            for i in range(len(self.layers) - 1, -1, -1):
+                layer = self.layers[i]
+                try:
+                    dout = layer.backward(dout)
+                except (ValueError, TypeError, RuntimeError) as e:
+                    add_note(e, f"in layer {i} ({layer!r}) of Sequential.backward")
+                    raise
+        finally:
+            first.input_grad = first_flag
         return dout
 
     @classmethod

@@ -62,7 +62,7 @@ class Maxout(Layer):
         self.cache = (x2d, idx)
         return np.take_along_axis(z, idx, axis=1)[:, 0, :]
 
-    def backward(self, dout: Array) -> Array:
+    def backward(self, dout: Array) -> Array | None:
         x2d, idx = self.cached(self.cache)
         N = len(x2d)
         check_dout(self, dout, (N, self.out_features))
@@ -70,7 +70,9 @@ class Maxout(Layer):
         np.put_along_axis(dz, idx, dout[:, None, :], axis=1)
         dz2d = dz.reshape(N, -1)
         np.matmul(x2d.T, dz2d, out=self.grads["W"])
-        np.sum(dz2d, axis=0, out=self.grads["b"])
+        np.add.reduce(dz2d, axis=0, out=self.grads["b"])
+        if not self.input_grad:
+            return None
         return (dz2d @ self.params["W"].T).reshape(self.x_shape)
 
     @classmethod

@@ -59,7 +59,8 @@ class Loss:
             raise ValueError(f"{self!r}: expected integer class labels, got dtype {y.dtype}")
         if y.shape != scores.shape[:1]:
             raise ValueError(f"{self!r}: expected labels of shape ({scores.shape[0]},) to match scores, got {y.shape}")
-        if y.size and (y.min() < 0 or y.max() >= scores.shape[1]):
+        # One reduction checks both bounds: viewed as unsigned, a negative label is huge.
+        if y.size and y.view(f"u{y.dtype.itemsize}").max() >= scores.shape[1]:
             bad = y[(y < 0) | (y >= scores.shape[1])][0]
             C = scores.shape[1]
             raise ValueError(f"{self!r}: label {bad} is out of range for {C} classes (0..{C - 1})")

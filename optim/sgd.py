@@ -28,11 +28,16 @@ class SGD(Optimizer):
     def __repr__(self) -> str:
         return f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov})"
 
+    def step(self, params: dict[str, NDArray[np.floating]], grads: dict[str, NDArray[np.floating]]) -> None:
+        if self.momentum:
+            super().step(params, grads)
+            return
+        self.t += 1
+        for name, p in params.items():  # plain SGD keeps no state: one in-place update per tensor
+            p -= p.dtype.type(self.lr) * grads[name]
+
     def update(self, p: NDArray[np.floating], g: NDArray[np.floating], state: dict[str, Any]) -> None:
         lr = p.dtype.type(self.lr)
-        if not self.momentum:
-            p -= lr * g
-            return
         mu = p.dtype.type(self.momentum)
         v = state["velocity"]
         v *= mu

@@ -147,3 +147,26 @@ def test_init_is_seeded_and_needs_no_global_state():
 def test_normal_init_scale():
     W = Affine(300, 300, init="normal", scale=0.5, rng=1, dtype=np.float64).params["W"]
     assert abs(W.std() - 0.5) < 0.01
+
+
+def test_input_grad_false_skips_dx_but_fills_parameter_grads(rng):
+    layer = Affine(3, 2, rng=rng, dtype=np.float64)
+    x, dout = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    layer.forward(x)
+    expected = layer.backward(dout)
+    W_grad = layer.grads["W"].copy()
+    layer.input_grad = False
+    assert layer.backward(dout) is None
+    np.testing.assert_array_equal(layer.grads["W"], W_grad)
+    assert expected.shape == (4, 3)
+
+
+def test_sequential_input_grad_reaches_only_the_first_layer_and_is_restored(rng):
+    a1, a2 = Affine(3, 4, rng=rng, dtype=np.float64), Affine(4, 2, rng=rng, dtype=np.float64)
+    net = Sequential(a1, ReLU(), a2)
+    net.forward(rng.standard_normal((5, 3)))
+    net.input_grad = False
+    assert net.backward(np.ones((5, 2))) is None
+    assert a1.input_grad and a2.input_grad  # restored after backward
+    net.input_grad = True
+    assert net.backward(np.ones((5, 2))).shape == (5, 3)
