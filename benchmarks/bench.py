@@ -92,7 +92,8 @@ def peak_memory(make: Any, X: np.ndarray, y: np.ndarray) -> int:
 
 def bench_config(name: str, spec: tuple, dtype: Any, seconds: float) -> dict[str, Any]:
     d_in, hidden, classes, batch = spec
-    steps = {"chainrule": framework_step(d_in, hidden, classes, dtype), "numpy": numpy_step(d_in, hidden, classes, dtype),
+    steps = {"chainrule": framework_step(d_in, hidden, classes, dtype),
+             "numpy": numpy_step(d_in, hidden, classes, dtype),
              "matmul": matmul_step(d_in, hidden, classes, dtype, batch)}
     data = {k: batches(d_in, classes, batch, dtype) for k in steps}
     torch = torch_step(d_in, hidden, classes, dtype)
@@ -108,7 +109,8 @@ def bench_config(name: str, spec: tuple, dtype: Any, seconds: float) -> dict[str
     row: dict[str, Any] = {
         "config": name, "dtype": np.dtype(dtype).name, "batch": batch,
         "chainrule_us": t["chainrule"] * 1e6, "steps_per_s": 1 / t["chainrule"], "numpy_us": t["numpy"] * 1e6,
-        "matmul_us": t["matmul"] * 1e6, "vs_numpy": t["chainrule"] / t["numpy"], "vs_matmul": t["chainrule"] / t["matmul"],
+        "matmul_us": t["matmul"] * 1e6, "vs_numpy": t["chainrule"] / t["numpy"],
+        "vs_matmul": t["chainrule"] / t["matmul"],
         "peak_kib": mem["chainrule"] / 1024, "peak_vs_numpy": mem["chainrule"] / mem["numpy"],
     }
     if "torch" in t:
