@@ -141,38 +141,53 @@ class Solver:
 
     def train(self, on_epoch_end: Callable[[Solver], None] | None = None) -> dict[str, Any]:
         """Run the remaining epochs; returns the metrics dict. ``on_epoch_end(self)`` runs after each epoch."""
-        X, y = self.data["X_train"], self.data["y_train"]
-        steps = self.steps_per_epoch
+        self.check_labels()
         start = time.perf_counter()
-        bar = tqdm(total=(self.epochs - self.epoch) * steps, disable=not (self.verbose and sys.stderr.isatty()),
-                   unit="step", leave=False, dynamic_ncols=True)
-        with bar, np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported below
-            while self.epoch < self.epochs and self.stop_reason is None:
-                t0 = time.perf_counter()
-                self.optimizer.lr = self.schedule(self.base_lr, self.epoch)
-                order = self.rng.permutation(len(X))
-                for it in range(steps):
-                    idx = order[it * self.batch_size:(it + 1) * self.batch_size]
-                    loss = self.step(X[idx], y[idx])
-                    self.loss_history.append(loss)
-                    if not math.isfinite(loss):
-                        self.stop_reason = (
-                            f"loss became {loss} at epoch {self.epoch + 1}, iteration {it + 1}: training stopped; "
-                            f"try a lower learning rate (lr is {self.optimizer.lr:g})"
-                        )
+        bar = tqdm(total=(self.epochs - self.epoch) * self.steps_per_epoch, unit="step", leave=False,
+                   disable=not (self.verbose and sys.stderr.isatty()), dynamic_ncols=True)
+        checked, self.loss.check_labels = self.loss.check_labels, False  # every label was checked above
+        try:
+            with bar, np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported instead
+                while self.epoch < self.epochs and self.stop_reason is None:
+                    t0 = time.perf_counter()
+                    if not self.run_epoch(bar):
                         break
-                    bar.update()
-                    if it % 10 == 0:
-                        bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.4f}")
-                if self.stop_reason is not None:
-                    break
-                self.end_epoch(time.perf_counter() - t0)
-                if self.verbose:
-                    bar.write(self.epoch_line(), file=sys.stderr)
-                if on_epoch_end is not None:
-                    on_epoch_end(self)
-            self.restore_best()
-            return self.metrics(time.perf_counter() - start)
+                    self.end_epoch(time.perf_counter() - t0)
+                    if self.verbose:
+                        bar.write(self.epoch_line(), file=sys.stderr)
+                    if on_epoch_end is not None:
+                        on_epoch_end(self)
+                self.restore_best()
+                return self.metrics(time.perf_counter() - start)
+        finally:
+            self.loss.check_labels = checked
+
+    def run_epoch(self, bar: tqdm) -> bool:
+        """One shuffled pass over the training set; False if the loss became NaN or inf."""
+        X, y = self.data["X_train"], self.data["y_train"]
+        self.optimizer.lr = self.schedule(self.base_lr, self.epoch)
+        order = self.rng.permutation(len(X))
+        for it in range(self.steps_per_epoch):
+            idx = order[it * self.batch_size:(it + 1) * self.batch_size]
+            loss = self.step(X[idx], y[idx])
+            self.loss_history.append(loss)
+            if not math.isfinite(loss):
+                self.stop_reason = (f"loss became {loss} at epoch {self.epoch + 1}, iteration {it + 1}: "
+                                    f"training stopped; try a lower learning rate (lr is {self.optimizer.lr:g})")
+                return False
+            bar.update()
+            if it % 10 == 0:
+                bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.4f}")
+        return True
+
+    def check_labels(self) -> None:
+        """Every label in [0, C), C being the model's number of scores: checked once, not every step."""
+        classes = self.model.forward(self.data["X_train"][:1]).shape[1]
+        for key in ("y_train", "y_val", "y_test"):
+            y = self.data.get(key)
+            if y is not None and y.size and (y.min() < 0 or y.max() >= classes):
+                raise ValueError(f"Solver data: {key} has labels in [{y.min()}, {y.max()}], "
+                                 f"but the model gives {classes} scores (labels 0..{classes - 1})")
 
     def end_epoch(self, seconds: float) -> None:
         train_acc = self.check_accuracy(self.data["X_train"], self.data["y_train"], self.num_train_samples)
