@@ -62,7 +62,7 @@ class Loss:
         if y.shape != scores.shape[:1]:
             raise ValueError(f"{self!r}: expected labels of shape ({scores.shape[0]},) to match scores, got {y.shape}")
         # One reduction checks both bounds: viewed as unsigned, a negative label is huge.
-        if self.check_labels and y.size and y.view(f"u{y.dtype.itemsize}").max() >= scores.shape[1]:
+        if self.check_labels and y.size and np.maximum.reduce(y.view(f"u{y.dtype.itemsize}")) >= scores.shape[1]:
             bad = y[(y < 0) | (y >= scores.shape[1])][0]
             C = scores.shape[1]
             raise ValueError(f"{self!r}: label {bad} is out of range for {C} classes (0..{C - 1})")

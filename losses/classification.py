@@ -38,7 +38,7 @@ class SVMLoss(Loss):
             raise RuntimeError(f"{self!r}: backward() called before forward()")
         mask, y, dtype = self.cache
         dscores = mask.astype(dtype)
-        dscores[np.arange(len(y)), y] = -dscores.sum(axis=1)
+        dscores[np.arange(len(y)), y] = -np.add.reduce(dscores, axis=1)
         dscores /= dtype.type(len(y))
         return dscores
 
@@ -58,11 +58,12 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward(self, scores: NDArray[np.floating], y: NDArray[np.integer]) -> float:
         scores, y = self.check(scores, y)
-        shifted = scores - scores.max(axis=1, keepdims=True)
+        # ufunc reductions called directly: ndarray.max/sum add a Python-level wrapper per call
+        shifted = scores - np.maximum.reduce(scores, axis=1, keepdims=True)
         probs = np.exp(shifted)
-        sums = probs.sum(axis=1, keepdims=True)
+        sums = np.add.reduce(probs, axis=1, keepdims=True)
         probs /= sums
-        loss = (np.log(sums).sum() - shifted[np.arange(len(y)), y].sum()) / len(y)
+        loss = (np.add.reduce(np.log(sums), axis=None) - np.add.reduce(shifted[np.arange(len(y)), y])) / len(y)
         self.cache = (probs, y)
         return float(loss)
 
