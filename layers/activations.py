@@ -59,13 +59,18 @@ class LeakyReLU(Layer):
 
     def forward(self, x: Array) -> Array:
         x = as_float_array(self, x)
-        self.mask = mask = x > 0
-        return np.where(mask, x, x * x.dtype.type(self.negative_slope))
+        self.mask = x > 0
+        out = x * x.dtype.type(self.negative_slope)
+        # max(x, slope x) for slope <= 1, min for slope > 1: branch-free, unlike np.where on a random mask
+        return (np.maximum if self.negative_slope <= 1 else np.minimum)(out, x, out=out)
 
     def backward(self, dout: Array) -> Array:
         mask = self.cached(self.mask)
         check_dout(self, dout, mask.shape)
-        return np.where(mask, dout, dout * dout.dtype.type(self.negative_slope))
+        local = ~mask * dout.dtype.type(self.negative_slope)  # f'(x): slope where x <= 0,
+        local += mask                                        # 1 where x > 0 (exact: 0 + 1, slope + 0)
+        local *= dout
+        return local
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
@@ -90,14 +95,23 @@ class ELU(Layer):
 
     def forward(self, x: Array) -> Array:
         x = as_float_array(self, x)
-        alpha = x.dtype.type(self.alpha)
-        self.out = out = np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+        negative = np.minimum(x, 0)
+        np.expm1(negative, out=negative)
+        negative *= x.dtype.type(self.alpha)
+        out = np.maximum(x, 0)
+        out += negative  # x + 0 where x > 0, 0 + alpha (exp(x) - 1) elsewhere
+        self.out = out
         return out
 
     def backward(self, dout: Array) -> Array:
         out = self.cached(self.out)
         check_dout(self, dout, out.shape)
-        return np.where(out > 0, dout, dout * (out + out.dtype.type(self.alpha)))
+        positive = out > 0
+        local = out + out.dtype.type(self.alpha)  # f'(x): out + alpha where x <= 0,
+        local *= ~positive
+        local += positive                         # 1 where x > 0 (exact: 0 + 1)
+        local *= dout
+        return local
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:

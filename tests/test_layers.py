@@ -81,6 +81,26 @@ def test_leaky_relu_with_slope_zero_equals_relu(rng):
     np.testing.assert_array_equal(leaky.backward(dout), relu.backward(dout))
 
 
+@pytest.mark.parametrize("slope", [-0.5, 0.0, 0.3, 1.0, 2.5])
+def test_leaky_relu_matches_scalar_reference_for_any_slope(slope, rng):
+    f, df = reference.REFERENCE["LeakyReLU"](slope)
+    x = np.concatenate([away_from_zero(rng, (20,)) * 3, [0.0]])
+    dout = rng.standard_normal(x.shape)
+    out_ref, dx_ref = reference.elementwise(f, df, x, dout)
+    layer = LeakyReLU(slope)
+    np.testing.assert_array_equal(layer.forward(x), out_ref)  # exact: one product, then a select
+    np.testing.assert_array_equal(layer.backward(dout), dx_ref)
+
+
+@pytest.mark.parametrize("layer", [LeakyReLU(0.2), ELU(0.7)])
+def test_piecewise_backward_passes_dout_unchanged_where_x_is_positive(layer, rng):
+    x, dout = np.array([0.5, 2.0, -1.0], dtype=np.float32), rng.standard_normal(3).astype(np.float32)
+    layer.forward(x)
+    dx = layer.backward(dout)
+    assert dx.dtype == np.float32
+    np.testing.assert_array_equal(dx[:2], dout[:2])
+
+
 def test_lecture_leaky_relu_slope():
     layer = LeakyReLU(0.1)
     np.testing.assert_allclose(layer.forward(np.array([-2.0, 3.0])), [-0.2, 3.0])
