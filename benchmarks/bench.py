@@ -11,6 +11,7 @@ with BLAS limited to --threads threads; ratios compare numbers from the same run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -136,11 +137,29 @@ LAYER_COLUMNS = [("layer", "layer", "s"), ("size", "size", "s"), ("forward_us", 
                  ("backward_us", "backward µs", ".1f")]
 
 
-def environment(threads: int) -> dict[str, Any]:
-    from threadpoolctl import threadpool_info
+def blas_limited_to(threads: int) -> Any:
+    """A context that holds BLAS to ``threads`` threads, or does nothing (with a note) without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("note: threadpoolctl is not installed (pip install -e '.[bench]'): BLAS threads are neither "
+              "limited nor recorded")
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=threads, user_api="blas")
 
-    blas = [{k: i.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+
+def blas_info() -> list[dict[str, Any]]:
+    """The BLAS libraries numpy (and torch) loaded, with their versions and threads, as threadpoolctl sees them."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [{k: i.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
             for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def environment(threads: int) -> dict[str, Any]:
+    blas = blas_info()
     env = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
            "threads": threads, "blas": blas, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
     try:
@@ -160,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="configurations to run")
     parser.add_argument("--json", default=str(Path(__file__).with_name("last-run.json")))
     args = parser.parse_args(argv)
-    from threadpoolctl import threadpool_limits
-
     try:
         import torch
 
@@ -171,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     configs = QUICK if args.quick else CONFIGS
     seconds = args.seconds or (0.2 if args.quick else 4.0)
     rows = []
-    with threadpool_limits(limits=args.threads, user_api="blas"):
+    with blas_limited_to(args.threads):
         env = environment(args.threads)
-        print(f"BLAS: {env['blas']}, threads {args.threads}, numpy {env['numpy']}, torch {env['torch']}")
+        print(f"BLAS: {env['blas'] or 'unknown'}, threads {args.threads}, numpy {env['numpy']}, torch {env['torch']}")
         for name, spec in configs.items():
             if args.only and name not in args.only:
                 continue

@@ -1,4 +1,4 @@
-"""The benchmark suite runs end to end on tiny sizes (no timing is asserted)."""
+"""The benchmark suite runs end to end on tiny sizes, with or without the bench extra (no timing is asserted)."""
 
 import json
 import subprocess
@@ -12,7 +12,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quick_benchmark_runs_and_writes_json(tmp_path):
-    pytest.importorskip("threadpoolctl")
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--seconds", "0.05",
                              "--json", str(out)], capture_output=True, text=True, timeout=300)
@@ -23,7 +22,7 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path):
     for row in report["steps"]:
         assert row["chainrule_us"] > 0 and row["numpy_us"] > 0 and row["peak_kib"] > 0
     assert {r["layer"] for r in report["layers"]} >= {"Affine", "ReLU", "Maxout", "Max"}
-    assert "÷numpy" in result.stdout and report["environment"]["blas"]
+    assert "÷numpy" in result.stdout and "blas" in report["environment"]
 
 
 def test_hand_written_step_matches_the_framework_step():
