@@ -29,8 +29,7 @@ class ReLU(Layer):
     def forward(self, x: Array) -> Array:
         x = as_float_array(self, x)
         self.mask = x > 0
-        out = np.zeros(x.shape, dtype=x.dtype)  # max against zeros: 2x faster in numpy than against scalar 0
-        return np.maximum(x, out, out=out)
+        return np.maximum(x, 0, dtype=x.dtype)
 
     def backward(self, dout: Array) -> Array:
         mask = self.cached(self.mask)
