@@ -14,7 +14,7 @@ import numpy as np
 
 from solver import Solver
 
-FORMAT = 1
+FORMAT = 2  # 2: the per-step loss history moved from the JSON metadata into the npz
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -32,18 +32,21 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def solver_state(solver: Solver, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Everything needed to continue training bit for bit: scalars (JSON) and arrays."""
+    """Everything needed to continue training bit for bit: scalars and per-epoch lists (JSON) and arrays.
+
+    The per-step loss history is an array: as JSON it grew to most of the cost of a checkpoint.
+    """
     opt_scalars, opt_arrays = solver.optimizer.state_dict()
     meta = {
         "format": FORMAT, "epoch": solver.epoch, "base_lr": solver.base_lr, "optimizer": opt_scalars,
         "rng": solver.rng.bit_generator.state, "best_val_acc": solver.best_val_acc, "bad_epochs": solver.bad_epochs,
-        "stop_reason": solver.stop_reason, "loss_history": solver.loss_history,
-        "train_acc_history": solver.train_acc_history, "val_acc_history": solver.val_acc_history,
+        "stop_reason": solver.stop_reason, "train_acc_history": solver.train_acc_history, "val_acc_history": solver.val_acc_history,
         "lr_history": solver.lr_history, "epoch_seconds": solver.epoch_seconds, "config": config,
     }
     arrays = {f"param/{k}": v for k, v in solver.model.params.items()}
     arrays.update({f"best/{k}": v for k, v in solver.best_params.items()})
     arrays.update({f"optim/{k}": v for k, v in opt_arrays.items()})
+    arrays["history/loss"] = np.array(solver.loss_history, dtype=np.float64)
     return meta, arrays
 
 
@@ -89,7 +92,8 @@ def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray])
     solver.epoch, solver.base_lr = meta["epoch"], meta["base_lr"]
     solver.best_val_acc, solver.bad_epochs = meta["best_val_acc"], meta["bad_epochs"]
     solver.stop_reason = meta["stop_reason"]
-    for key in ("loss_history", "train_acc_history", "val_acc_history", "lr_history", "epoch_seconds"):
+    solver.loss_history = arrays["history/loss"].tolist()
+    for key in ("train_acc_history", "val_acc_history", "lr_history", "epoch_seconds"):
         setattr(solver, key, list(meta[key]))
 
 
