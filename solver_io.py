@@ -41,7 +41,8 @@ def solver_state(solver: Solver, config: dict[str, Any]) -> tuple[dict[str, Any]
         "format": FORMAT, "epoch": solver.epoch, "base_lr": solver.base_lr, "optimizer": opt_scalars,
         "rng": solver.rng.bit_generator.state, "best_val_acc": solver.best_val_acc, "bad_epochs": solver.bad_epochs,
         "stop_reason": solver.stop_reason, "train_acc_history": solver.train_acc_history,
-        "val_acc_history": solver.val_acc_history, "lr_history": solver.lr_history, "epoch_seconds": solver.epoch_seconds, "config": config,
+        "val_acc_history": solver.val_acc_history, "lr_history": solver.lr_history,
+        "epoch_seconds": solver.epoch_seconds, "config": config,
     }
     arrays = {f"param/{k}": v for k, v in solver.model.params.items()}
     arrays.update({f"best/{k}": v for k, v in solver.best_params.items()})
