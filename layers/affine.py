@@ -28,6 +28,16 @@ def check_dtype(layer: Layer, x: Array, w: Array) -> None:
         )
 
 
+def affine_backward(layer: Layer, x2d: Array, dz: Array, x_shape: tuple[int, ...]) -> Array | None:
+    """For z = x2d W + b: write dW = x2d.T dz and db into ``layer.grads`` (in place, no new arrays) and
+    return dx = dz W.T in ``x_shape``, or None when ``layer.input_grad`` is False."""
+    np.matmul(x2d.T, dz, out=layer.grads["W"])
+    np.add.reduce(dz, axis=0, out=layer.grads["b"])
+    if not layer.input_grad:
+        return None
+    return (dz @ layer.params["W"].T).reshape(x_shape)
+
+
 class Affine(Layer):
     """out = x W + b, with x of shape (N, d1, ..., dk) flattened to (N, D).
 
@@ -76,11 +86,7 @@ class Affine(Layer):
     def backward(self, dout: Array) -> Array | None:
         x2d = self.cached(self.x2d)
         check_dout(self, dout, (x2d.shape[0], self.out_features))
-        np.matmul(x2d.T, dout, out=self.grads["W"])
-        np.add.reduce(dout, axis=0, out=self.grads["b"])
-        if not self.input_grad:
-            return None
-        return (dout @ self.params["W"].T).reshape(self.x_shape)
+        return affine_backward(self, x2d, dout, self.x_shape)
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:

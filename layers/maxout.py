@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .affine import check_dtype, check_features
+from .affine import affine_backward, check_dtype, check_features
 from .base import Array, Layer, as_float_array, check_dout
 from .init import float_dtype, init_weight, make_rng
 
@@ -68,12 +68,7 @@ class Maxout(Layer):
         check_dout(self, dout, (N, self.out_features))
         dz = np.zeros((N, self.pieces, self.out_features), dtype=dout.dtype)
         np.put_along_axis(dz, idx, dout[:, None, :], axis=1)
-        dz2d = dz.reshape(N, -1)
-        np.matmul(x2d.T, dz2d, out=self.grads["W"])
-        np.add.reduce(dz2d, axis=0, out=self.grads["b"])
-        if not self.input_grad:
-            return None
-        return (dz2d @ self.params["W"].T).reshape(self.x_shape)
+        return affine_backward(self, x2d, dz.reshape(N, -1), self.x_shape)
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
