@@ -25,6 +25,11 @@ from typing import Any
 
 import numpy as np
 
+try:
+    import threadpoolctl
+except ImportError:  # optional: the bench extra
+    threadpoolctl = None
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -139,23 +144,19 @@ LAYER_COLUMNS = [("layer", "layer", "s"), ("size", "size", "s"), ("forward_us", 
 
 def blas_limited_to(threads: int) -> Any:
     """A context that holds BLAS to ``threads`` threads, or does nothing (with a note) without threadpoolctl."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+    if threadpoolctl is None:
         print("note: threadpoolctl is not installed (pip install -e '.[bench]'): BLAS threads are neither "
               "limited nor recorded")
         return contextlib.nullcontext()
-    return threadpool_limits(limits=threads, user_api="blas")
+    return threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
 
 
 def blas_info() -> list[dict[str, Any]]:
     """The BLAS libraries numpy (and torch) loaded, with their versions and threads, as threadpoolctl sees them."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
+    if threadpoolctl is None:
         return []
     return [{k: i.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
-            for i in threadpool_info() if i["user_api"] == "blas"]
+            for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
 
 
 def environment(threads: int) -> dict[str, Any]:
