@@ -51,6 +51,14 @@ class Loss:
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Loss, tuple[Any, Any]]:
+        """An instance, float64 scores of shape (batch, 4) and labels, for gradient checks.
+
+        Builds ``cls()``; override it when ``__init__`` needs arguments.
+        """
+        return cls(), (rng.standard_normal((batch, 4)), rng.integers(0, 4, size=batch))
+
     def check(self, scores: Any, y: Any) -> tuple[NDArray[np.floating], NDArray[np.intp]]:
         """Validate scores (N, C) floating and y (N,) integer labels in range."""
         scores = as_float_array(self, scores, "scores")

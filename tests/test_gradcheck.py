@@ -1,5 +1,6 @@
 """The gradient checker: every registered layer passes, broken layers fail, Jacobians agree."""
 
+import json
 import re
 import subprocess
 import sys
@@ -9,7 +10,10 @@ import numpy as np
 import pytest
 
 from layers import REGISTRY, Affine, Layer, Maxout, ReLU, Sigmoid
-from layers.gradcheck import assert_gradients, check_jacobian, gradcheck, numerical_jacobian, rel_error
+from layers.finite_diff import rounding_allowance
+from layers.gradcheck import assert_gradients, check_jacobian, gradcheck, numerical_jacobian
+from losses import LOSSES
+from losses.gradcheck import check_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTINS = sorted(name for name, cls in REGISTRY.items() if cls.__module__.startswith("layers."))
@@ -27,9 +31,17 @@ def test_registered_layer_passes_gradcheck(name, batch):
     layer, inputs = REGISTRY[name].example(np.random.default_rng(batch), batch=batch)
     report = gradcheck(layer, *inputs)
     assert report.passed, str(report)
-    assert max(c.max_rel_error for c in report.checks) < 1e-7
+    assert all(c.abs_error <= c.allowed for c in report.checks)
     expected = {f"d{n}" for n in getattr(layer, "input_names", ())} or ({"dx"} if len(inputs) == 1 else {"dx", "dy"})
     assert {c.name for c in report.checks} == expected | set(layer.params)
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_registered_loss_passes_gradcheck(name):
+    loss, (scores, y) = LOSSES[name].example(np.random.default_rng(0), batch=5)
+    report = check_loss(loss, scores, y)
+    assert report.passed, str(report)
+    assert [c.name for c in report.checks] == ["dscores"]
 
 
 def test_gradcheck_leaves_caller_layer_and_inputs_untouched():
@@ -53,20 +65,43 @@ class Doubled(Layer, register=False):
         return 3 * dout
 
 
-def test_wrong_gradient_fails_with_worst_entry_values():
+def test_wrong_gradient_fails_with_worst_entry_values_and_reason():
     report = gradcheck(Doubled(), np.ones((2, 2)), dout=np.ones((2, 2)))
     assert not report.passed
     check = report.checks[0]
     assert check.analytic == 3.0
     assert check.numerical == pytest.approx(2.0, rel=1e-9)
+    assert check.abs_error == pytest.approx(1.0, rel=1e-9)
     assert check.max_rel_error == pytest.approx(1 / 3, rel=1e-9)
+    assert check.reason == "analytic is 1.5x numerical"
     with pytest.raises(AssertionError, match=r"gradient check failed for Doubled \(dx\)"):
         assert_gradients(Doubled(), np.ones((2, 2)))
 
 
-def test_rel_error_is_relative_above_the_floor_and_absolute_below():
-    a, n = np.array([0.0, 1.0, 2e-6, 1e-9]), np.array([0.0, 0.5, 1e-6, 1e-9 + 1e-13])
-    np.testing.assert_allclose(rel_error(a, n), [0.0, 0.5, 1e-2, 1e-9], rtol=1e-6)
+def test_budget_is_rtol_plus_truncation_plus_rounding():
+    # out = x**3 at x = 2, dout = 1: |g_h - g_2h| = 3 h^2 f'''/6 = 3e-10 (f''' = 6),
+    # rounding = 64 eps max|out| sum|dout| / h with max|out| = 8.
+    from tests.gradzoo.correct import Cube
+
+    check = gradcheck(Cube(), np.array([[2.0]]), dout=np.ones((1, 1))).checks[0]
+    rounding = 64 * np.finfo(float).eps * 8 / 1e-5
+    assert check.allowed == pytest.approx(1e-5 * 12 + 3e-10 + rounding, rel=1e-2)
+    assert check.numerical == pytest.approx(12.0, abs=1e-9)
+
+
+def test_rounding_allowance_formula():
+    out, dout = np.array([1.0, -4.0]), np.array([0.5, -0.5])
+    assert rounding_allowance(out, dout, 1e-5) == pytest.approx(64 * np.finfo(float).eps * 4 * 1.0 / 1e-5)
+
+
+def test_dout_is_independent_of_an_input_drawn_with_the_same_seed():
+    # With dout == x, a row-normalizing layer's dx = (dout - u (dout . u)) / |x| is exactly 0: a vacuous check.
+    from tests.gradzoo.correct import RowNormalize
+
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    report = gradcheck(RowNormalize(), x)
+    assert report.passed
+    assert abs(report.checks[0].analytic) > 1e-3
 
 
 def test_kink_crossing_is_detected_not_failed():
@@ -76,12 +111,13 @@ def test_kink_crossing_is_detected_not_failed():
     assert report.checks[0].kinks == 1
 
 
-def test_maxout_tie_crossing_is_detected():
+def test_maxout_tie_crossing_is_detected_and_an_all_kink_tensor_fails():
     layer = Maxout(1, 1, pieces=2, dtype=np.float64)
     layer.params["W"][:] = [[1.0, -1.0]]
     report = gradcheck(layer, np.array([[1e-7]]), dout=np.ones((1, 1)))  # pieces tie at x = 0
-    assert report.passed
     assert [c.kinks for c in report.checks] == [1, 0, 2]  # dx, W (smooth in W), b (both pieces)
+    assert [c.passed for c in report.checks] == [False, True, False]
+    assert report.checks[0].reason.startswith("every entry was skipped as a kink")
 
 
 def test_jacobian_of_elementwise_layer_is_diagonal(rng):
@@ -114,27 +150,46 @@ def run_cli(*args):
                           cwd=ROOT / "tests" / "userlayers")
 
 
-def test_cli_passes_builtins():
+def test_cli_passes_builtin_layers_and_losses():
     result = run_cli()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{len(BUILTINS)} layers" in result.stdout and "all passed" in result.stdout
+    assert f"{len(BUILTINS)} layers, 2 losses" in result.stdout and "all passed" in result.stdout
     assert "(1, 2, 3)" in result.stdout  # a batch of 1, multi-dimensional
+    assert re.search(r"^SoftmaxCrossEntropy\s+\(3, 4\)\s+dscores\s.*pass$", result.stdout, re.M)
 
 
-def test_cli_fails_naming_broken_user_layers():
+def row(stdout, layer, tensor):
+    return next(line for line in stdout.splitlines() if re.match(rf"{layer}\s+\(4, 3\)\s+{tensor}\s", line))
+
+
+def test_cli_checks_only_the_named_module_and_says_why_it_failed():
     result = run_cli("broken_layers")
     assert result.returncode == 1
     last = result.stdout.strip().splitlines()[-1]
-    assert last.endswith("FAILED: WrongInputGradScale, WrongParamGradScale")
-    lines = result.stdout.splitlines()
+    assert last.startswith("4 layers, 0 losses, 8 cases")
+    assert last.endswith("FAILED: NeedsArguments, WrongInputGradScale, WrongParamGradScale")
+    assert "Affine" not in result.stdout
+    assert row(result.stdout, "GoodScale", "dx").endswith("pass")
+    assert row(result.stdout, "WrongInputGradScale", "dx").endswith("FAIL: 8 of 12 entries differ, the first at (0, 0)")
+    assert row(result.stdout, "WrongParamGradScale", "dx").endswith("pass")
+    assert row(result.stdout, "WrongParamGradScale", "w").endswith("FAIL: 1 of 3 entries differ, the first at (0,)")
+    needs = next(line for line in result.stdout.splitlines() if line.startswith("NeedsArguments"))
+    assert "cannot build an example (TypeError" in needs and "define a classmethod example(cls, rng, batch=3)" in needs
 
-    def row(layer, tensor):
-        return next(line for line in lines if re.match(rf"{layer}\s+\(4, 3\)\s+{tensor}\s", line))
 
-    assert row("GoodScale", "dx").endswith("pass") and row("GoodScale", "w").endswith("pass")
-    assert row("WrongInputGradScale", "dx").endswith("FAIL")
-    assert row("WrongParamGradScale", "dx").endswith("pass")
-    assert row("WrongParamGradScale", "w").endswith("FAIL")
+def test_cli_builtins_flag_adds_the_builtins_and_json_has_every_report(tmp_path):
+    result = run_cli("broken_layers", "--builtins", "--json", str(tmp_path / "r.json"))
+    assert f"{len(BUILTINS) + 4} layers, 2 losses" in result.stdout
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert len(data) == 2 * (len(BUILTINS) + 4 + 2)
+    assert {"seed", "batch", "layer", "checks", "problems", "passed"} <= set(data[0])
+    assert not next(d for d in data if d["layer"] == "WrongParamGradScale")["passed"]
+
+
+def test_cli_seeds_repeats_and_prints_only_failures():
+    result = run_cli("--seeds", "3")
+    assert result.returncode == 0, result.stdout
+    assert "3 seeds" in result.stdout and "result" not in result.stdout  # no table when nothing failed
 
 
 def test_cli_unknown_module_is_one_line_and_status_2():

@@ -42,3 +42,17 @@ class WrongParamGradScale(GoodScale):
         dx = super().backward(dout)
         self.grads["w"][0] *= 2
         return dx
+
+
+class NeedsArguments(Layer):
+    """A correct layer whose __init__ needs an argument and which defines no example()."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.features = features
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, dout):
+        return 2 * dout

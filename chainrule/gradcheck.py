@@ -1,0 +1,143 @@
+"""``python -m layers.gradcheck [MODULE ...]`` (also ``chainrule gradcheck``): check layers and losses by class.
+
+Each class builds its own small case with ``example(rng, batch=3)``: the classmethod returns an
+instance and a tuple of float64 inputs (``(scores, labels)`` for a loss). The default builds
+``cls()`` with one input of shape (batch, 2, 3) for a layer and scores of shape (batch, 4) for a
+loss; a class whose ``__init__`` needs arguments defines its own. Every class is checked at a batch
+of 1 and of 3, for each seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from layers import REGISTRY
+from layers.gradcheck import HEADER, GradReport, format_table, gradcheck
+from losses import LOSSES
+from losses.gradcheck import check_loss
+
+EXAMPLE_HINT = ("define a classmethod example(cls, rng, batch=3) that returns an instance and its inputs, "
+                "e.g. `return cls(4), (rng.standard_normal((batch, 4)),)`")
+
+
+def builtin_classes() -> list[type]:
+    layers = [c for c in REGISTRY.values() if c.__module__.startswith("layers.")]
+    return layers + [c for c in LOSSES.values() if c.__module__.startswith("losses.")]
+
+
+def module_classes(name: str) -> list[type]:
+    """The registered Layer and Loss subclasses that module ``name`` defines (imported from the working directory)."""
+    sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(name)
+    finally:
+        sys.path.remove("")
+    registered = {id(c) for c in (*REGISTRY.values(), *LOSSES.values())}
+    return [c for c in vars(module).values()
+            if inspect.isclass(c) and c.__module__ == module.__name__ and id(c) in registered]
+
+
+def check_case(cls: Any, batch: int, seed: int, mode: str) -> GradReport:
+    """One class at one batch size and seed; a class that cannot build or run its example gets a failed report."""
+    rng = np.random.default_rng((seed, batch))
+    try:
+        takes_batch = "batch" in inspect.signature(cls.example).parameters
+        subject, inputs = cls.example(rng, batch=batch) if takes_batch else cls.example(rng)
+    except Exception as e:
+        return GradReport(cls.__name__, f"batch {batch}", mode,
+                          problems=[f"cannot build an example ({type(e).__name__}: {one_line(e)}); {EXAMPLE_HINT}"])
+    try:
+        if cls in LOSSES.values():
+            return check_loss(subject, *inputs, rng=seed, mode=mode)
+        return gradcheck(subject, *inputs, rng=seed, mode=mode)
+    except Exception as e:  # a broken user layer is a failed row, not a crash
+        shapes = " ".join(str(np.shape(x)) for x in inputs)
+        return GradReport(cls.__name__, shapes, mode, problems=[f"raised {type(e).__name__}: {one_line(e)}"])
+
+
+def one_line(error: BaseException) -> str:
+    lines = str(error).splitlines()
+    return lines[0] if lines else ""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m layers.gradcheck",
+        description="Gradient-check layers and losses: the built-ins, or the Layer and Loss subclasses of the "
+                    "named modules (importable from the working directory).",
+        epilog="examples:\n  python -m layers.gradcheck                    # every built-in layer and loss\n"
+               "  python -m layers.gradcheck mylayers           # only the classes defined in mylayers.py\n"
+               "  python -m layers.gradcheck --seeds 100 --json report.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("modules", nargs="*", metavar="MODULE", help="module defining Layer or Loss subclasses")
+    p.add_argument("--builtins", action="store_true", help="check the built-ins too when modules are named")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the examples' inputs and of dout (default 0); each case draws from its own stream")
+    p.add_argument("--seeds", type=int, default=1, metavar="N", help="repeat the whole check for seeds SEED..SEED+N-1")
+    p.add_argument("--mode", choices=("train", "eval"), default="train", help="the layers' mode (default train)")
+    p.add_argument("--json", metavar="PATH", help="also write every report as JSON")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return p
+
+
+def classes_for(args: argparse.Namespace) -> list[type]:
+    classes = builtin_classes() if args.builtins or not args.modules else []
+    for name in args.modules:
+        found = module_classes(name)
+        if not found:
+            raise ImportError(f"module {name!r} defines no Layer or Loss subclass")
+        classes += [c for c in found if c not in classes]
+    return classes
+
+
+def summary(reports: list[tuple[int, int, GradReport]], classes: list[type], seeds: int) -> str:
+    failed = sorted({r.layer for _, _, r in reports if not r.passed})
+    tensors = sum(len(r.checks) for _, _, r in reports)
+    losses = sum(c in LOSSES.values() for c in classes)
+    kinds = f"{len(classes) - losses} layers, {losses} losses"
+    seeds_text = f", {seeds} seeds" if seeds > 1 else ""
+    verdict = f"FAILED: {', '.join(failed)}" if failed else "all passed"
+    return f"\n{kinds}{seeds_text}, {len(reports)} cases, {tensors} tensors checked: {verdict}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.seeds < 1:
+        print("layers.gradcheck: error: --seeds must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        classes = classes_for(args)
+    except Exception as e:
+        if args.debug:
+            raise
+        print(f"layers.gradcheck: cannot import module: {type(e).__name__}: {one_line(e)}", file=sys.stderr)
+        return 2
+    reports = [(seed, batch, check_case(cls, batch, seed, args.mode))
+               for seed in range(args.seed, args.seed + args.seeds) for cls in classes for batch in (1, 3)]
+    shown = [r for _, _, r in reports if args.seeds == 1 or not r.passed]
+    rows = [row for r in shown for row in r.rows()]
+    if rows:
+        print(format_table([HEADER, *rows]))
+    for note in sorted({n for _, _, r in reports for n in r.notes}):
+        print(f"note: {note}")
+    print(summary(reports, classes, args.seeds))
+    if args.json:
+        data = [{"seed": s, "batch": b, **r.as_dict()} for s, b, r in reports]
+        Path(args.json).write_text(json.dumps(data, indent=1, default=float) + "\n")
+    return 0 if all(r.passed for _, _, r in reports) else 1
+
+
+def run(argv: list[str] | None = None) -> Any:
+    return sys.exit(main(argv))
+
+
+if __name__ == "__main__":
+    run()
