@@ -28,6 +28,7 @@ import tomli_w
 import solver_data
 import solver_io
 from layers import REGISTRY, Layer, Sequential
+from layers.gradcheck import HEADER
 from losses import LOSSES, lookup
 from optim import OPTIMIZERS, SCHEDULES
 from solver import Solver
@@ -323,16 +324,38 @@ def run(args: argparse.Namespace) -> int:
     return 1 if "stop_reason" in metrics and not metrics["stop_reason"].startswith("early stop") else 0
 
 
+def gradcheck_model(args: argparse.Namespace, rows: int = 4) -> int:
+    """Check the config's whole objective (data loss + L2) against every parameter, in float64, on a few rows."""
+    from layers.gradcheck import format_table
+    from losses.gradcheck import check_objective
+
+    cfg = resolve(apply_sets(read_config(args.config), args.set + ["model.dtype=\"float64\""]))
+    config_path = Path(args.config)
+    data = solver_data.load(cfg["data"], config_path.parent if cfg["data"].get("path") else Path("."))
+    data = {k: v.astype(np.float64) if k.startswith("X_") else v for k, v in data.items()}
+    model, solver = build_objects(cfg, data, config_path.parent)
+    X, y = data["X_train"][:rows], data["y_train"][:rows]
+    report = check_objective(model, solver.loss, X, y, reg=solver.reg, rng=cfg["solver"]["seed"])
+    print(format_table([HEADER, *report.rows()]))
+    for note in report.notes:
+        print(f"note: {note}")
+    verdict = "all passed" if report.passed else "FAILED"
+    print(f"\n{report.layer} on {len(y)} rows of the training data, float64: {len(report.checks)} tensors, {verdict}")
+    return 0 if report.passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m solver", description="Train a network from a TOML or JSON config.")
     parser.add_argument("config", help="path to a .toml or .json config")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config key; the value is parsed as TOML (repeatable)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR")
+    parser.add_argument("--gradcheck", action="store_true",
+                        help="gradient-check the whole model (data loss + L2) on a few rows in float64, then exit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     try:
-        return run(args)
+        return gradcheck_model(args) if args.gradcheck else run(args)
     except (ConfigError, FileNotFoundError, KeyError, ValueError, TypeError, ImportError) as e:
         if args.debug:
             raise

@@ -197,3 +197,26 @@ def test_cli_unknown_module_is_one_line_and_status_2():
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "layers.gradcheck: cannot import module: ModuleNotFoundError: No module named 'no_such_module_xyz'"]
+
+
+def test_objective_check_covers_loss_and_l2_and_catches_a_broken_layer(rng):
+    from layers import Sequential, Tanh
+    from losses import SoftmaxCrossEntropy
+    from losses.gradcheck import check_objective
+
+    X, y = rng.standard_normal((4, 3)), np.array([0, 1, 2, 1])
+    net = Sequential(Affine(3, 5, rng=rng, dtype=np.float64), Tanh(), Affine(5, 3, rng=rng, dtype=np.float64))
+    report = check_objective(net, SoftmaxCrossEntropy(), X, y, reg=0.1)
+    assert report.passed, str(report)
+    assert [c.name for c in report.checks] == ["dX", "0.W", "0.b", "2.W", "2.b"]
+    broken = Sequential(Affine(3, 3, rng=rng, dtype=np.float64), Doubled())
+    failed = check_objective(broken, SoftmaxCrossEntropy(), X, y, reg=0.1)
+    assert [c.name for c in failed.checks if not c.passed] == ["dX", "0.W", "0.b"]
+
+
+def test_solver_gradcheck_flag_checks_the_config_model():
+    result = subprocess.run([sys.executable, "-m", "solver", "examples/spiral.toml", "--gradcheck"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith(
+        "Sequential + SVMLoss + L2(0.001) on 4 rows of the training data, float64: 5 tensors, all passed")
