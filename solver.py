@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,17 @@ def check_data(data: dict[str, Any]) -> dict[str, NDArray[Any]]:
         if len(X) != len(y):
             raise ValueError(f"Solver data: X_{split} has {len(X)} rows but y_{split} has {len(y)}")
     return out
+
+
+@contextmanager
+def eval_mode(model: Layer) -> Iterator[Layer]:
+    """Run the block with ``model`` in eval mode, then put back the mode it had."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 class Solver:
@@ -103,6 +115,7 @@ class Solver:
         self.epoch_seconds: list[float] = []
         self.best_val_acc = -1.0
         self.best_params = {k: v.copy() for k, v in model.params.items()}
+        self.best_buffers = {k: v.copy() for k, v in model.buffers.items()}
         self.bad_epochs = 0
         self.stop_reason: str | None = None
 
@@ -126,10 +139,9 @@ class Solver:
         return loss
 
     def predict(self, X: NDArray[np.floating], batch_size: int = 1000) -> NDArray[np.intp]:
-        """Class indices of the highest score, computed in eval mode in batches."""
-        self.model.eval()
-        preds = [np.argmax(self.model.forward(X[i:i + batch_size]), axis=1) for i in range(0, len(X), batch_size)]
-        self.model.train()
+        """Class indices of the highest score, computed in eval mode in batches; the model's mode is restored."""
+        with eval_mode(self.model):
+            preds = [np.argmax(self.model.forward(X[i:i + batch_size]), axis=1) for i in range(0, len(X), batch_size)]
         return np.concatenate(preds) if preds else np.zeros(0, dtype=np.intp)
 
     def check_accuracy(self, X: NDArray[np.floating], y: NDArray[np.integer], num_samples: int | None = None) -> float:
@@ -140,7 +152,15 @@ class Solver:
         return float(np.mean(self.predict(X) == y)) if len(y) else 0.0
 
     def train(self, on_epoch_end: Callable[[Solver], None] | None = None) -> dict[str, Any]:
-        """Run the remaining epochs; returns the metrics dict. ``on_epoch_end(self)`` runs after each epoch."""
+        """Run the remaining epochs in train mode; returns the metrics dict. ``on_epoch_end(self)`` runs after each
+        epoch. The model is left in the mode it was in."""
+        was_training = self.model.training
+        try:
+            return self.train_epochs(on_epoch_end)
+        finally:
+            self.model.train(was_training)
+
+    def train_epochs(self, on_epoch_end: Callable[[Solver], None] | None) -> dict[str, Any]:
         self.check_labels()
         start = time.perf_counter()
         bar = tqdm(total=(self.epochs - self.epoch) * self.steps_per_epoch, unit="step", leave=False,
@@ -182,7 +202,8 @@ class Solver:
 
     def check_labels(self) -> None:
         """Every label in [0, C), C being the model's number of scores: checked once, not every step."""
-        classes = self.model.forward(self.data["X_train"][:1]).shape[1]
+        with eval_mode(self.model):
+            classes = self.model.forward(self.data["X_train"][:1]).shape[1]
         for key in ("y_train", "y_val", "y_test"):
             y = self.data.get(key)
             if y is not None and y.size and (y.min() < 0 or y.max() >= classes):
@@ -200,6 +221,7 @@ class Solver:
         if val_acc > self.best_val_acc:
             self.best_val_acc, self.bad_epochs = val_acc, 0
             self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+            self.best_buffers = {k: v.copy() for k, v in self.model.buffers.items()}
         else:
             self.bad_epochs += 1
             if self.patience is not None and self.bad_epochs >= self.patience:
@@ -211,10 +233,10 @@ class Solver:
                 f"val_acc {self.val_acc_history[-1]:.4f}  lr {self.lr_history[-1]:.3g}")
 
     def restore_best(self) -> None:
-        """Copy the best parameters back into the model, in place."""
-        params = self.model.params
-        for key, value in self.best_params.items():
-            params[key][...] = value
+        """Copy the best parameters and buffers back into the model, in place."""
+        for current, best in ((self.model.params, self.best_params), (self.model.buffers, self.best_buffers)):
+            for key, value in best.items():
+                current[key][...] = value
 
     def metrics(self, seconds: float) -> dict[str, Any]:
         result: dict[str, Any] = {

@@ -31,7 +31,7 @@ from layers import REGISTRY, Layer, Sequential
 from layers.gradcheck import HEADER
 from losses import LOSSES, lookup
 from optim import OPTIMIZERS, SCHEDULES
-from solver import Solver
+from solver import Solver, eval_mode
 
 ANY: tuple[type, ...] = ()  # free-form keyword arguments, checked against a class signature
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
@@ -214,11 +214,13 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
         cls = REGISTRY[name]
         kwargs = kwargs_for(path, cls, {k: v for k, v in spec.items() if k != "type"})
         accepts = inspect.signature(cls).parameters
-        fill = {"in_features": int(np.prod(x.shape[1:])), "dtype": dtype, "rng": rng, "init": cfg["init"]}
+        features = int(np.prod(x.shape[1:]))
+        fill = {"in_features": features, "num_features": features, "dtype": dtype, "rng": rng, "init": cfg["init"]}
         kwargs.update({k: v for k, v in fill.items() if k in accepts and k not in kwargs})
         layer = build(path, cls, kwargs)
         try:
-            x = layer.forward(x)
+            with eval_mode(layer):  # shape inference must not touch state (BatchNorm's running statistics)
+                x = layer.forward(x)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{path} ({name}) does not accept the previous output of shape {x.shape}: {e}") from None
         layers.append(layer)
@@ -230,7 +232,8 @@ def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray], base: Path) 
     seed = cfg["solver"]["seed"]
     model = build_model(cfg["model"], data["X_train"], np.random.default_rng((seed, 1)))
     classes = int(max(int(data[k].max()) for k in data if k.startswith("y_") and data[k].size)) + 1
-    width = model.forward(data["X_train"][:2]).shape[1]
+    with eval_mode(model):
+        width = model.forward(data["X_train"][:2]).shape[1]
     if width != classes:
         raise ConfigError(
             f"model.layers: the last layer gives {width} scores per example, but the data has {classes} classes")

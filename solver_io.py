@@ -14,7 +14,8 @@ import numpy as np
 
 from solver import Solver
 
-FORMAT = 2  # 2: the per-step loss history moved from the JSON metadata into the npz
+FORMAT = 3  # 2: the per-step loss history moved into the npz; 3: buffers and the layers' Generator states
+READABLE = (2, 3)  # a format-2 checkpoint has no buffers or Generators: it loads into a model that has none
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -43,9 +44,12 @@ def solver_state(solver: Solver, config: dict[str, Any]) -> tuple[dict[str, Any]
         "stop_reason": solver.stop_reason, "train_acc_history": solver.train_acc_history,
         "val_acc_history": solver.val_acc_history, "lr_history": solver.lr_history,
         "epoch_seconds": solver.epoch_seconds, "config": config,
+        "generators": {k: g.bit_generator.state for k, g in solver.model.generators().items()},
     }
     arrays = {f"param/{k}": v for k, v in solver.model.params.items()}
     arrays.update({f"best/{k}": v for k, v in solver.best_params.items()})
+    arrays.update({f"buffer/{k}": v for k, v in solver.model.buffers.items()})
+    arrays.update({f"best_buffer/{k}": v for k, v in solver.best_buffers.items()})
     arrays.update({f"optim/{k}": v for k, v in opt_arrays.items()})
     arrays["history/loss"] = np.array(solver.loss_history, dtype=np.float64)
     return meta, arrays
@@ -71,23 +75,36 @@ def read_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray
     with np.load(path, allow_pickle=False) as f:
         meta = json.loads(str(f["__meta__"]))
         arrays = {k: f[k] for k in f.files if k != "__meta__"}
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in READABLE:
         raise ValueError(f"--resume: {str(path)!r} has checkpoint format {meta.get('format')}, expected {FORMAT}")
     return meta, arrays
 
 
+def load_arrays(kind: str, target: dict[str, np.ndarray], arrays: dict[str, np.ndarray], prefix: str) -> None:
+    """Write the checkpoint's ``prefix``-ed arrays into ``target`` in place, checking names and shapes first."""
+    saved = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    if set(saved) != set(target):
+        raise ValueError(f"--resume: checkpoint {kind} {sorted(saved)} do not match the model's {sorted(target)}")
+    for key, value in target.items():
+        if saved[key].shape != value.shape:
+            raise ValueError(f"--resume: {kind[:-1]} {key!r} has shape {saved[key].shape}, "
+                             f"the model's is {value.shape}")
+    for key, value in target.items():
+        value[...] = saved[key]
+
+
 def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """Load a checkpoint into a freshly built solver (same config): parameters are written in place."""
-    params = solver.model.params
-    saved = {k[6:] for k in arrays if k.startswith("param/")}
-    if saved != set(params):
-        raise ValueError(f"--resume: checkpoint parameters {sorted(saved)} do not match the model's {sorted(params)}")
-    for key, p in params.items():
-        saved_p = arrays[f"param/{key}"]
-        if saved_p.shape != p.shape:
-            raise ValueError(f"--resume: parameter {key!r} has shape {saved_p.shape}, the model's is {p.shape}")
-        p[...] = saved_p
+    """Load a checkpoint into a freshly built solver (same config): parameters and buffers are written in place."""
+    load_arrays("parameters", solver.model.params, arrays, "param/")
+    load_arrays("buffers", solver.model.buffers, arrays, "buffer/")
+    gens, saved_gens = solver.model.generators(), meta.get("generators", {})
+    if set(gens) != set(saved_gens):
+        raise ValueError(f"--resume: checkpoint Generators {sorted(saved_gens)} do not match "
+                         f"the model's {sorted(gens)}")
+    for key, g in gens.items():
+        g.bit_generator.state = saved_gens[key]
     solver.best_params = {k[5:]: v.copy() for k, v in arrays.items() if k.startswith("best/")}
+    solver.best_buffers = {k[12:]: v.copy() for k, v in arrays.items() if k.startswith("best_buffer/")}
     solver.optimizer.load_state_dict(meta["optimizer"], {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
     solver.rng.bit_generator.state = meta["rng"]
     solver.epoch, solver.base_lr = meta["epoch"], meta["base_lr"]

@@ -11,8 +11,10 @@ from .elementary import AddConst, Exp, Reciprocal, Scale, Square, Sum
 from .gates import Add, MatMul, Max, Mul
 from .graph import Graph
 from .maxout import Maxout
+from .normalization import BatchNorm, Dropout, LayerNorm
 
 __all__ = [
     "REGISTRY", "Layer", "Add", "Mul", "Max", "Affine", "ReLU", "LeakyReLU", "ELU", "Sigmoid",
     "Tanh", "Maxout", "Sequential", "Graph", "MatMul", "Exp", "Reciprocal", "Scale", "AddConst", "Square", "Sum",
+    "Dropout", "BatchNorm", "LayerNorm",
 ]

@@ -5,6 +5,16 @@ A layer holds ``params`` and ``grads`` (same keys, shapes and dtypes), computes
 ``backward(dout)`` returns the input gradient (a tuple for several inputs)
 after overwriting ``grads``.  Defining a subclass registers it by class name,
 so configs and ``python -m layers.gradcheck`` can find it.
+
+State that is not trained lives in ``buffers`` (a dict of arrays, like
+``params``: BatchNorm's running statistics). Optimizers and the L2 penalty
+never see buffers; checkpoints, the Solver's best-parameter snapshot and
+resume save and restore them with the parameters, bit for bit. Update a
+buffer in place (``buf *= ...``), as optimizers do parameters. A layer that
+draws randomness keeps its own ``numpy.random.Generator`` as an attribute;
+``generators()`` finds it, so checkpoints restore its state and gradient
+checks hold it fixed. ``training`` (set by ``train()``/``eval()``) says which
+behaviour forward has.
 """
 
 from __future__ import annotations
@@ -67,6 +77,7 @@ class Layer:
 
     params: dict[str, Array]
     grads: dict[str, Array]
+    buffers: dict[str, Array]
     training: bool
     #: False lets backward skip the input gradient and return None (the Solver's first layer needs none).
     input_grad: bool = True
@@ -79,6 +90,7 @@ class Layer:
     def __init__(self) -> None:
         self.params = {}
         self.grads = {}
+        self.buffers = {}
         self.training = True
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
@@ -106,11 +118,22 @@ class Layer:
     def eval(self) -> Layer:
         return self.train(False)
 
+    def generators(self) -> dict[str, np.random.Generator]:
+        """The Generators this layer and its children hold, by qualified attribute name ("3.rng")."""
+        found = {k: v for k, v in vars(self).items() if isinstance(v, np.random.Generator)}
+        for name, child in self.children():
+            found.update({f"{name}.{k}": g for k, g in child.generators().items()})
+        return found
+
     def astype(self, dtype: Any) -> Layer:
-        """Cast parameters and gradients to ``dtype`` (e.g. float64 for a gradient check)."""
+        """Cast parameters, gradients and floating buffers to ``dtype`` (e.g. float64 for a gradient check)."""
         for key in list(self.__dict__.get("params", {})):
             self.params[key] = self.params[key].astype(dtype, copy=False)
             self.grads[key] = self.grads[key].astype(dtype, copy=False)
+        buffers = self.__dict__.get("buffers", {})
+        for key, value in buffers.items():
+            if value.dtype.kind == "f":
+                buffers[key] = value.astype(dtype, copy=False)
         for _, child in self.children():
             child.astype(dtype)
         return self

@@ -64,6 +64,10 @@ class Sequential(Layer):
     def grads(self) -> dict[str, Array]:  # type: ignore[override]
         return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.grads.items()}
 
+    @property
+    def buffers(self) -> dict[str, Array]:  # type: ignore[override]
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.buffers.items()}
+
     def forward(self, x: Array) -> Array:
         for i, layer in enumerate(self.layers):
             try:

@@ -110,6 +110,10 @@ class Graph(Layer):
     def grads(self) -> dict[str, Array]:  # type: ignore[override]
         return {f"{n}.{k}": v for n, (layer, _) in self.nodes.items() for k, v in layer.grads.items()}
 
+    @property
+    def buffers(self) -> dict[str, Array]:  # type: ignore[override]
+        return {f"{n}.{k}": v for n, (layer, _) in self.nodes.items() for k, v in layer.buffers.items()}
+
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Array]:
         if len(args) > len(self.input_names):
             raise ValueError(f"Graph: got {len(args)} inputs, expected {len(self.input_names)} "

@@ -60,6 +60,10 @@ class Objective(Layer, register=False):
         return self.model.params
 
     @property
+    def buffers(self) -> dict[str, Any]:  # type: ignore[override]
+        return self.model.buffers
+
+    @property
     def grads(self) -> dict[str, Any]:  # type: ignore[override]
         grads = dict(self.model.grads)
         for key, w in self.model.params.items():

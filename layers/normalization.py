@@ -1,0 +1,203 @@
+"""Layers with state and modes: Dropout (randomness), BatchNorm (running statistics), LayerNorm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Array, Layer, Mask, as_float_array, check_dout
+from .init import float_dtype, make_rng
+
+
+def check_features(layer: Layer, x: Array, features: int) -> None:
+    if x.ndim != 2 or x.shape[1] != features:
+        raise ValueError(f"{layer!r}: expected x of shape (N, {features}), got {x.shape}")
+
+
+def check_param_dtype(layer: Layer, x: Array) -> None:
+    if x.dtype != layer.params["gamma"].dtype:
+        raise TypeError(f"{layer!r}: x has dtype {x.dtype} but the parameters are {layer.params['gamma'].dtype}; "
+                        f"build the layer with dtype={x.dtype} or call .astype(np.{x.dtype})")
+
+
+def affine_params(features: int, dtype: Any, owner: str) -> tuple[dict[str, Array], dict[str, Array]]:
+    """gamma = 1 and beta = 0 of shape (features,), with zero gradients."""
+    dt = float_dtype(dtype, owner)
+    params = {"gamma": np.ones(features, dtype=dt), "beta": np.zeros(features, dtype=dt)}
+    return params, {k: np.zeros_like(v) for k, v in params.items()}
+
+
+def normalized_backward(dout: Array, xhat: Array, inv_std: Array, gamma: Array, axis: int) -> Array:
+    """dx of y = gamma * xhat + beta, xhat = (x - mean) * inv_std over ``axis`` (the compact form):
+
+    dx = inv_std / n * (n * g - sum(g) - xhat * sum(g * xhat)),  g = dout * gamma, sums over ``axis``.
+    """
+    g = dout * gamma
+    n = g.dtype.type(g.shape[axis])
+    sum_g = np.add.reduce(g, axis=axis, keepdims=True)
+    sum_gx = np.add.reduce(g * xhat, axis=axis, keepdims=True)
+    return (inv_std / n) * (n * g - sum_g - xhat * sum_gx)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, out = x * mask / (1 - p) with mask ~ Bernoulli(1 - p); in eval, out = x.
+
+    x : any shape, floating; out has x's shape and dtype. The mask comes from the layer's own
+    ``rng`` (a ``numpy.random.Generator``, seeded; a Generator passed in seeds a new one from it), so
+    runs are reproducible and checkpoints restore it. Local gradient: dx = dout * mask / (1 - p).
+    Caches the boolean mask (None in eval mode, where dx = dout).
+    """
+
+    def __init__(self, p: float = 0.5, *, rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        if not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p < 1):
+            raise ValueError(f"Dropout: p must be a number in [0, 1), got {p!r}")
+        self.p = float(p)
+        source = make_rng(rng)
+        self.rng = np.random.default_rng(source.integers(2**63)) if isinstance(rng, np.random.Generator) else source
+        self.mask: Mask | None = None
+        self.shape: tuple[int, ...] | None = None
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p:g})"
+
+    def forward(self, x: Array) -> Array:
+        x = as_float_array(self, x)
+        self.shape = x.shape
+        if not self.training or self.p == 0:
+            self.mask = None
+            return x.copy()
+        self.mask = self.rng.random(x.shape, dtype=x.dtype) >= x.dtype.type(self.p)
+        return x * self.mask * x.dtype.type(1 / (1 - self.p))
+
+    def backward(self, dout: Array) -> Array:
+        shape = self.cached(self.shape)
+        check_dout(self, dout, shape)
+        if self.mask is None:
+            return dout.copy()
+        return dout * self.mask * dout.dtype.type(1 / (1 - self.p))
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        return cls(0.3, rng=rng), (rng.standard_normal((batch, 2, 3)),)
+
+
+class BatchNorm(Layer):
+    """Batch normalization over the batch of x (N, D): out = gamma * (x - mean) / sqrt(var + eps) + beta.
+
+    Training mode uses the batch's mean and (biased) variance and updates the buffers
+    ``running_mean`` and ``running_var`` (unbiased variance) with ``momentum``:
+    running = (1 - momentum) * running + momentum * batch statistic, as PyTorch does. Eval mode uses
+    the running statistics. Parameters ``gamma`` (ones) and ``beta`` (zeros), shape (D,), of ``dtype``.
+    Local gradient in training (compact form, g = dout * gamma, sums over the batch):
+    dx = inv_std / N * (N g - sum(g) - xhat * sum(g xhat)); dgamma = sum(dout xhat); dbeta = sum(dout).
+    Caches xhat (N, D) and inv_std (D,) and whether the batch statistics were used.
+    """
+
+    def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5, *, dtype: Any = np.float32) -> None:
+        super().__init__()
+        if not (isinstance(num_features, int) and num_features >= 1):
+            raise ValueError(f"BatchNorm: num_features must be a positive integer, got {num_features!r}")
+        if not (isinstance(momentum, (int, float)) and 0 <= momentum <= 1):
+            raise ValueError(f"BatchNorm: momentum must be a number in [0, 1], got {momentum!r}")
+        if not (isinstance(eps, (int, float)) and eps > 0):
+            raise ValueError(f"BatchNorm: eps must be a positive number, got {eps!r}")
+        self.num_features, self.momentum, self.eps = num_features, float(momentum), float(eps)
+        self.params, self.grads = affine_params(num_features, dtype, "BatchNorm")
+        dt = self.params["gamma"].dtype
+        self.buffers = {"running_mean": np.zeros(num_features, dtype=dt),
+                        "running_var": np.ones(num_features, dtype=dt)}
+        self.cache: tuple[Array, Array, bool] | None = None
+
+    def __repr__(self) -> str:
+        return f"BatchNorm(num_features={self.num_features})"
+
+    def forward(self, x: Array) -> Array:
+        x = as_float_array(self, x)
+        check_features(self, x, self.num_features)
+        check_param_dtype(self, x)
+        eps = x.dtype.type(self.eps)
+        if self.training:
+            if x.shape[0] < 2:
+                raise ValueError(f"{self!r}: a batch of {x.shape[0]} in training mode has no variance; "
+                                 "use batches of 2 or more, or call eval()")
+            mean, var = x.mean(axis=0), x.var(axis=0)
+            self.update_running(mean, var, x.shape[0])
+        else:
+            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+        inv_std = 1 / np.sqrt(var + eps)
+        xhat = (x - mean) * inv_std
+        self.cache = (xhat, inv_std, self.training)
+        return self.params["gamma"] * xhat + self.params["beta"]
+
+    def update_running(self, mean: Array, var: Array, n: int) -> None:
+        m = mean.dtype.type(self.momentum)
+        rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+        rm *= 1 - m
+        rm += m * mean
+        rv *= 1 - m
+        rv += m * var * var.dtype.type(n / (n - 1))
+
+    def backward(self, dout: Array) -> Array:
+        xhat, inv_std, batch_stats = self.cached(self.cache)
+        check_dout(self, dout, xhat.shape)
+        self.grads["gamma"] = np.add.reduce(dout * xhat, axis=0)
+        self.grads["beta"] = np.add.reduce(dout, axis=0)
+        if not batch_stats:  # eval: the statistics are constants
+            return dout * (self.params["gamma"] * inv_std)
+        return normalized_backward(dout, xhat, inv_std, self.params["gamma"], axis=0)
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        layer = cls(4, dtype=np.float64)
+        layer.params["gamma"][:] = 1 + 0.1 * rng.standard_normal(4)
+        layer.params["beta"][:] = 0.1 * rng.standard_normal(4)
+        return layer, (rng.standard_normal((max(batch, 2), 4)),)
+
+
+class LayerNorm(Layer):
+    """Normalization over the features of each row of x (N, D): out = gamma * (x - mean) / sqrt(var + eps) + beta.
+
+    The same in training and eval. Parameters ``gamma`` (ones) and ``beta`` (zeros), shape (D,).
+    Local gradient (g = dout * gamma, sums over the features):
+    dx = inv_std / D * (D g - sum(g) - xhat * sum(g xhat)); dgamma = sum over rows of dout xhat.
+    Caches xhat (N, D) and inv_std (N, 1).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, *, dtype: Any = np.float32) -> None:
+        super().__init__()
+        if not (isinstance(num_features, int) and num_features >= 1):
+            raise ValueError(f"LayerNorm: num_features must be a positive integer, got {num_features!r}")
+        if not (isinstance(eps, (int, float)) and eps > 0):
+            raise ValueError(f"LayerNorm: eps must be a positive number, got {eps!r}")
+        self.num_features, self.eps = num_features, float(eps)
+        self.params, self.grads = affine_params(num_features, dtype, "LayerNorm")
+        self.cache: tuple[Array, Array] | None = None
+
+    def __repr__(self) -> str:
+        return f"LayerNorm(num_features={self.num_features})"
+
+    def forward(self, x: Array) -> Array:
+        x = as_float_array(self, x)
+        check_features(self, x, self.num_features)
+        check_param_dtype(self, x)
+        mean, var = x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True)
+        inv_std = 1 / np.sqrt(var + x.dtype.type(self.eps))
+        xhat = (x - mean) * inv_std
+        self.cache = (xhat, inv_std)
+        return self.params["gamma"] * xhat + self.params["beta"]
+
+    def backward(self, dout: Array) -> Array:
+        xhat, inv_std = self.cached(self.cache)
+        check_dout(self, dout, xhat.shape)
+        self.grads["gamma"] = np.add.reduce(dout * xhat, axis=0)
+        self.grads["beta"] = np.add.reduce(dout, axis=0)
+        return normalized_backward(dout, xhat, inv_std, self.params["gamma"], axis=1)
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        layer = cls(4, dtype=np.float64)
+        layer.params["gamma"][:] = 1 + 0.1 * rng.standard_normal(4)
+        layer.params["beta"][:] = 0.1 * rng.standard_normal(4)
+        return layer, (rng.standard_normal((batch, 4)),)
