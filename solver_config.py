@@ -52,7 +52,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "output": {"dir": ((str,), ""), "plot": ((bool,), True)},
 }
 OPEN_SECTIONS = {"loss", "optim", "schedule"}  # extra keys are the class's keyword arguments
-SOURCES = ("spiral", "npz", "csv", "mnist-idx", "cifar10-bin", "digits")
+SOURCES = ("spiral", "npz", "csv", "mnist-idx", "cifar10-bin", "digits", "mnist1d")
 DTYPES = ("float32", "float64")
 RESUMABLE = {"solver.epochs", "solver.verbose", "solver.patience", "output.dir", "output.plot"}
 
@@ -304,6 +304,11 @@ def summary(metrics: dict[str, Any], run_dir: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     cfg, solver, run_dir, _ = setup(args)
+    return train_run(cfg, solver, run_dir)
+
+
+def train_run(cfg: dict[str, Any], solver: Solver, run_dir: Path) -> int:
+    """Train with a checkpoint and history.csv after every epoch; write metrics.json and curves.png; exit status."""
     solver_io.atomic_write(run_dir / "config.toml", tomli_w.dumps(cfg).encode())
     if solver.verbose:
         print(f"run directory: {run_dir}", file=sys.stderr)
@@ -325,6 +330,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"solver: {solver.stop_reason}; the best parameters so far are saved in {run_dir}", file=sys.stderr)
     print(summary(metrics, run_dir))
     return 1 if "stop_reason" in metrics and not metrics["stop_reason"].startswith("early stop") else 0
+
+
+def model_from_run(run_dir: str | Path, which: str = "best") -> Sequential:
+    """Rebuild a finished run's model from its folder: config.toml, then the checkpoint's best (or last)
+    parameters and buffers, in eval mode. Data are read only for their shape."""
+    run_dir = Path(run_dir)
+    cfg = resolve(read_config(str(run_dir / "config.toml")))
+    meta, arrays = solver_io.read_checkpoint(run_dir)
+    sample_shape = meta.get("input_shape")
+    if sample_shape is None:
+        raise ValueError(f"{str(run_dir)!r}: the checkpoint does not record the input shape; retrain to load it")
+    import_modules(cfg["model"]["imports"], run_dir)
+    sample = np.zeros((1, *sample_shape), dtype=cfg["model"]["dtype"])
+    model = build_model(cfg["model"], sample, np.random.default_rng((cfg["solver"]["seed"], 1)))
+    prefixes = {"best": ("best/", "best_buffer/"), "last": ("param/", "buffer/")}[which]
+    solver_io.load_arrays("parameters", model.params, arrays, prefixes[0])
+    solver_io.load_arrays("buffers", model.buffers, arrays, prefixes[1])
+    return model.eval()  # type: ignore[return-value]
 
 
 def gradcheck_model(args: argparse.Namespace, rows: int = 4) -> int:

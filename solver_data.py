@@ -1,4 +1,4 @@
-"""Data sources for config runs: spiral, npz, csv, mnist-idx, cifar10-bin, digits.
+"""Data sources for config runs: spiral, npz, csv, mnist-idx, cifar10-bin, digits, mnist1d.
 
 Every loader returns a dict of arrays X_train, y_train, X_val, y_val (and
 X_test, y_test where the source has or is split into them). Nothing is read
@@ -165,6 +165,27 @@ def load_digits() -> tuple[NDArray, NDArray]:
     return bunch.data / 16.0, bunch.target.astype(np.int64)
 
 
+def load_mnist1d(seed: int) -> Data:
+    """MNIST-1D (Greydanus, 2020): 4000 training and 1000 test sequences of length 40, 10 classes.
+
+    Built locally by the ``mnist1d`` package from its templates (no download); ``seed`` 42 gives the
+    standard data set. The package seeds numpy's global random state; it is put back afterwards.
+    """
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise ImportError("data.source = 'mnist1d' needs the mnist1d package: pip install -e '.[mnist1d]'") from None
+    args = get_dataset_args()
+    args.seed = seed
+    state = np.random.get_state()  # noqa: NPY002 - restoring what the package changes
+    try:
+        d = make_dataset(args)
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+    return {"X_train": d["x"], "y_train": d["y"].astype(np.int64),
+            "X_test": d["x_test"], "y_test": d["y_test"].astype(np.int64)}
+
+
 def standardize(data: Data) -> Data:
     """Subtract the training mean and divide by the training std (1 where a feature is constant)."""
     X = data["X_train"]
@@ -179,12 +200,14 @@ def load(cfg: dict[str, Any], base: Path) -> Data:
     source, seed = cfg["source"], cfg["seed"]
     val, test = cfg["val_fraction"], cfg["test_fraction"]
     path = str(base / cfg["path"]) if cfg.get("path") else None
-    if source not in ("spiral", "digits") and path is None:
+    if source not in ("spiral", "digits", "mnist1d") and path is None:
         raise ValueError(f"data.path: data.source = {source!r} needs a path")
     if source == "spiral":
         data = split(*spiral(cfg["samples"], cfg["classes"], cfg["noise"], seed), val, test, seed)
     elif source == "digits":
         data = split(*load_digits(), val, test, seed)
+    elif source == "mnist1d":
+        data = hold_out_val(load_mnist1d(seed), val, seed)
     elif source == "csv":
         data = split(*load_csv(path, cfg["label_column"], cfg["delimiter"]), val, test, seed)  # type: ignore[arg-type]
     else:

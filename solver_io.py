@@ -45,6 +45,7 @@ def solver_state(solver: Solver, config: dict[str, Any]) -> tuple[dict[str, Any]
         "val_acc_history": solver.val_acc_history, "lr_history": solver.lr_history,
         "epoch_seconds": solver.epoch_seconds, "config": config,
         "generators": {k: g.bit_generator.state for k, g in solver.model.generators().items()},
+        "input_shape": list(solver.data["X_train"].shape[1:]),
     }
     arrays = {f"param/{k}": v for k, v in solver.model.params.items()}
     arrays.update({f"best/{k}": v for k, v in solver.best_params.items()})

@@ -114,7 +114,7 @@ BAD = [
     ("[optim]\ntype = 'adamm'\n", "optim.type: unknown optimizer 'adamm'; did you mean 'adam'"),
     ("[optim]\nmomentm = 0.9\n", "unknown key optim.momentm for SGD; did you mean 'momentum'?"),
     ("[loss]\ntype = 'hinge2'\n", "loss.type: unknown loss 'hinge2'; did you mean 'hinge'"),
-    ("[data]\nsource = 'mnist'\n", "data.source: unknown source 'mnist'; did you mean 'mnist-idx'"),
+    ("[data]\nsource = 'mnist'\n", "data.source: unknown source 'mnist'; did you mean 'mnist1d' or 'mnist-idx'?"),
     ("[data]\nsource = 'npz'\npath = 'missing.npz'\n", "data.path: "),
 ]
 

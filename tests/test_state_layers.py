@@ -1,0 +1,240 @@
+"""Layers with state and modes: Dropout, BatchNorm, LayerNorm; buffers through the Solver, configs and checkpoints."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from layers import Affine, BatchNorm, Dropout, LayerNorm, ReLU, Sequential
+from layers.gradcheck import gradcheck
+from solver import Solver
+from solver_config import model_from_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dropout_scales_in_training_and_is_identity_in_eval(rng):
+    layer = Dropout(0.25, rng=3)
+    x = rng.standard_normal((200, 50)).astype(np.float32)
+    out = layer.forward(x)
+    assert out.dtype == np.float32
+    kept = out != 0
+    np.testing.assert_allclose(out[kept], x[kept] / 0.75, rtol=1e-6)
+    assert abs(kept.mean() - 0.75) < 0.01
+    dout = np.ones_like(x)
+    np.testing.assert_array_equal(layer.backward(dout), kept / np.float32(0.75))
+    layer.eval()
+    np.testing.assert_array_equal(layer.forward(x), x)
+    np.testing.assert_array_equal(layer.backward(dout), dout)
+
+
+def test_dropout_masks_come_from_its_own_seeded_generator():
+    x = np.ones((4, 6))
+    assert np.array_equal(Dropout(0.5, rng=7).forward(x), Dropout(0.5, rng=7).forward(x))
+    assert not np.array_equal(Dropout(0.5, rng=7).forward(x), Dropout(0.5, rng=8).forward(x))
+    assert set(Sequential(Affine(6, 6, rng=0), Dropout(rng=1)).generators()) == {"1.rng"}
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0, "0.5", True])
+def test_dropout_rejects_bad_p(p):
+    with pytest.raises(ValueError, match=r"Dropout: p must be a number in \[0, 1\)"):
+        Dropout(p)
+
+
+def test_batchnorm_training_normalizes_and_updates_running_statistics(rng):
+    layer = BatchNorm(3, momentum=0.1, dtype=np.float64)
+    x = 5 + 2 * rng.standard_normal((8, 3))
+    out = layer.forward(x)
+    np.testing.assert_allclose(out.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(out.var(0), 1, rtol=1e-4)
+    np.testing.assert_allclose(layer.buffers["running_mean"], 0.1 * x.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(layer.buffers["running_var"], 0.9 + 0.1 * x.var(0, ddof=1), rtol=1e-12)
+    layer.eval()
+    expected = (x - layer.buffers["running_mean"]) / np.sqrt(layer.buffers["running_var"] + 1e-5)
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-12)
+    running = layer.buffers["running_mean"].copy()
+    layer.forward(x)
+    np.testing.assert_array_equal(layer.buffers["running_mean"], running)  # eval never moves them
+
+
+def test_batchnorm_batch_of_one_in_training_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"BatchNorm\(num_features=3\): a batch of 1 in training mode has no "
+                                         r"variance; use batches of 2 or more, or call eval\(\)"):
+        BatchNorm(3).forward(np.zeros((1, 3), np.float32))
+    assert BatchNorm(3).eval().forward(np.zeros((1, 3), np.float32)).dtype == np.float32
+
+
+def test_batchnorm_and_layernorm_check_shapes_and_keep_float32(rng):
+    with pytest.raises(ValueError, match=r"BatchNorm\(num_features=3\): expected x of shape \(N, 3\), got \(4, 2\)"):
+        BatchNorm(3).forward(np.zeros((4, 2), np.float32))
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    for layer in (BatchNorm(3), LayerNorm(3)):
+        out = layer.forward(x)
+        assert out.dtype == np.float32 and layer.backward(np.ones_like(out)).dtype == np.float32
+
+
+def test_layernorm_normalizes_rows_the_same_in_both_modes(rng):
+    layer = LayerNorm(5, dtype=np.float64)
+    x = 3 + rng.standard_normal((4, 5))
+    out = layer.forward(x)
+    np.testing.assert_allclose(out.mean(1), 0, atol=1e-12)
+    np.testing.assert_array_equal(layer.eval().forward(x), out)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize("cls", [BatchNorm, LayerNorm, Dropout])
+def test_gradients_in_both_modes(cls, mode):
+    for seed in range(10):
+        layer, inputs = cls.example(np.random.default_rng(seed), batch=3)
+        report = gradcheck(layer, *inputs, mode=mode, rng=seed)
+        assert report.passed, str(report)
+
+
+def test_against_pytorch_in_float64(rng):
+    torch = pytest.importorskip("torch")
+    x, dout = rng.standard_normal((6, 4)), rng.standard_normal((6, 4))
+    ours, theirs = BatchNorm(4, dtype=np.float64), torch.nn.BatchNorm1d(4).double()
+    for layer, ref in ((ours, theirs), (LayerNorm(4, dtype=np.float64), torch.nn.LayerNorm(4).double())):
+        xt = torch.tensor(x, requires_grad=True)
+        out_t = ref(xt)
+        out_t.backward(torch.tensor(dout))
+        np.testing.assert_allclose(layer.forward(x), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(layer.backward(dout), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(layer.grads["gamma"], ref.weight.grad.numpy(), rtol=1e-10)
+        np.testing.assert_allclose(layer.grads["beta"], ref.bias.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(ours.buffers["running_mean"], theirs.running_mean.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.buffers["running_var"], theirs.running_var.numpy(), rtol=1e-12)
+    ours.eval(), theirs.eval()
+    np.testing.assert_allclose(ours.forward(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+    d = Dropout(0.3, rng=0)
+    out = d.forward(np.ones((50, 50)))
+    ref = torch.nn.functional.dropout(torch.ones(50, 50, dtype=torch.float64), 0.3, training=True).numpy()
+    assert set(np.unique(out)) == set(np.unique(ref)) == {0.0, 1 / 0.7}
+
+
+def small_data(rng):
+    X = rng.standard_normal((60, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    return {"X_train": X[:40], "y_train": y[:40], "X_val": X[40:], "y_val": y[40:]}
+
+
+def test_solver_measures_in_eval_mode_snapshots_buffers_and_restores_the_mode(rng):
+    model = Sequential(Affine(4, 8, rng=0), BatchNorm(8), ReLU(), Dropout(0.5, rng=1), Affine(8, 2, rng=2))
+    model.eval()
+    solver = Solver(model, small_data(rng), epochs=3, batch_size=10, verbose=False)
+    solver.train()
+    assert model.training is False
+    assert set(solver.best_buffers) == {"1.running_mean", "1.running_var"}
+    for key, value in solver.best_buffers.items():
+        np.testing.assert_array_equal(model.buffers[key], value)
+    before = {k: v.copy() for k, v in model.buffers.items()}
+    model.train()
+    solver.predict(solver.data["X_val"])
+    assert model.training is True
+    for key, value in before.items():
+        np.testing.assert_array_equal(model.buffers[key], value)  # predicting moved no statistic
+
+
+BN_CONFIG = """
+[data]
+source = "spiral"
+samples = 100
+[model]
+imports = ["slowlayer"]
+layers = [{ type = "Affine", out_features = 16 }, { type = "BatchNorm" }, { type = "ReLU" },
+          { type = "Dropout", p = 0.3 }, { type = "SlowIdentity" }, { type = "Affine", out_features = 3 }]
+[optim]
+type = "sgd"
+lr = 0.1
+momentum = 0.9
+[solver]
+epochs = 12
+batch_size = 30
+verbose = false
+[output]
+plot = false
+"""
+
+
+def test_config_builder_leaves_every_buffer_at_its_initial_value():
+    from solver_config import build_model
+
+    cfg = {"layers": [{"type": "Affine", "out_features": 5}, {"type": "BatchNorm"}, {"type": "Dropout"},
+                      {"type": "Affine", "out_features": 2}], "dtype": "float32", "init": "he"}
+    model = build_model(cfg, 7 + np.zeros((10, 3), np.float32), np.random.default_rng(0))
+    np.testing.assert_array_equal(model.buffers["1.running_mean"], 0)
+    np.testing.assert_array_equal(model.buffers["1.running_var"], 1)
+    assert model.training
+
+
+def cli(*args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "userlayers")}
+    return subprocess.run([sys.executable, "-m", "solver", *map(str, args)], capture_output=True, text=True, env=env)
+
+
+def test_kill_and_resume_with_batchnorm_and_dropout_equals_the_uninterrupted_run(tmp_path):
+    cfg = tmp_path / "bn.toml"
+    cfg.write_text(BN_CONFIG)
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert cli(cfg, "--set", f"output.dir='{full}'").returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "userlayers")}
+    proc = subprocess.Popen([sys.executable, "-m", "solver", str(cfg), "--set", f"output.dir='{killed}'"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        meta = killed / "checkpoint.json"
+        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 3:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 3 <= json.loads((killed / "checkpoint.json").read_text())["epoch"] < 12
+    result = cli(cfg, "--resume", killed)
+    assert result.returncode == 0, result.stderr
+    with np.load(full / "checkpoint.npz") as a, np.load(killed / "checkpoint.npz") as b:
+        keys = [k for k in a.files if k.startswith(("param/", "buffer/", "best/", "best_buffer/", "optim/"))]
+        assert any(k.startswith("buffer/") for k in keys)
+        for key in keys:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        meta_a, meta_b = json.loads(str(a["__meta__"])), json.loads(str(b["__meta__"]))
+    assert meta_a["generators"] == meta_b["generators"] and set(meta_a["generators"]) == {"3.rng"}
+    hist_a = (full / "history.csv").read_text().splitlines()
+    hist_b = (killed / "history.csv").read_text().splitlines()
+    assert [r.rsplit(",", 1)[0] for r in hist_a] == [r.rsplit(",", 1)[0] for r in hist_b]
+
+
+def test_a_finished_run_rebuilt_from_its_folder_predicts_as_at_the_end_of_training(tmp_path):
+    import solver_config
+
+    cfg = tmp_path / "bn.toml"
+    cfg.write_text(BN_CONFIG.replace("epochs = 12", "epochs = 4"))
+    sys.path.insert(0, str(ROOT / "tests" / "userlayers"))
+    try:
+        args = solver_config.argparse.Namespace(config=str(cfg), set=[f"output.dir='{tmp_path / 'r'}'"],
+                                                resume=None, debug=False, gradcheck=False)
+        cfg_resolved, solver, run_dir, _ = solver_config.setup(args)
+        assert solver_config.train_run(cfg_resolved, solver, run_dir) == 0
+        X = solver.data["X_test"]
+        expected = solver.model.eval().forward(X)
+        model = model_from_run(run_dir)
+    finally:
+        sys.path.remove(str(ROOT / "tests" / "userlayers"))
+    assert model.training is False
+    np.testing.assert_array_equal(model.forward(X), expected)
+
+
+def test_mnist1d_example_with_batchnorm_and_dropout_reaches_the_papers_mlp(tmp_path, capsys):
+    pytest.importorskip("mnist1d")
+    from solver_config import main
+
+    code = main([str(ROOT / "examples" / "mnist1d_bn_dropout.toml"), "--set", "solver.verbose=false",
+                 "--set", "output.plot=false", "--set", f"output.dir='{tmp_path / 'r'}'"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["test_acc"] >= 0.68
