@@ -60,7 +60,8 @@ def check_case(cls: Any, batch: int, seed: int, mode: str) -> GradReport:
         return gradcheck(subject, *inputs, rng=seed, mode=mode)
     except Exception as e:  # a broken user layer is a failed row, not a crash
         shapes = " ".join(str(np.shape(x)) for x in inputs)
-        return GradReport(cls.__name__, shapes, mode, problems=[f"raised {type(e).__name__}: {one_line(e)}"])
+        hint = f"; {EXAMPLE_HINT}" if "example" not in vars(cls) else ""  # the inherited default may not fit
+        return GradReport(cls.__name__, shapes, mode, problems=[f"raised {type(e).__name__}: {one_line(e)}{hint}"])
 
 
 def one_line(error: BaseException) -> str:

@@ -131,6 +131,12 @@ def fixed_forward(layer: Layer, xs: Sequence[Array]) -> Callable[[], Array]:
     return forward
 
 
+def as_float64(x: Any) -> Array:
+    """A float64 copy of a floating (or Python number) input; integer and boolean inputs are copied as they are."""
+    x = np.array(x)
+    return x.astype(np.float64) if x.dtype.kind in "fc" or x.dtype == object else x
+
+
 def as_list(grads: Any) -> list[Any]:
     return list(grads) if isinstance(grads, (tuple, list)) else [grads]
 
@@ -162,6 +168,8 @@ def harness_checks(layer: Layer, forward: Callable[[], Array], xs: Mapping[str, 
         report.problems.append(f"backward returned {len(dxs)} gradients for {len(xs)} inputs")
         return None
     for name, x, dx in zip(xs, xs.values(), dxs, strict=True):
+        if x.dtype.kind != "f":
+            continue  # integer inputs (indices, labels) have no gradient to check
         if dx is None or dx.shape != x.shape:
             report.problems.append(f"backward returned d{name} of shape {None if dx is None else dx.shape}, "
                                    f"expected {x.shape}")
@@ -231,8 +239,7 @@ def gradcheck(layer: Layer, *inputs: Any, dout: Any = None, h: float = 1e-5, rto
     if mode not in ("train", "eval"):
         raise ValueError(f"gradcheck: mode must be 'train' or 'eval', got {mode!r}")
     layer = copy.deepcopy(layer).astype(np.float64).train(mode == "train")
-    xs: dict[str, Array] = dict(zip(input_names(layer, len(inputs)), (np.array(x, dtype=np.float64) for x in inputs),
-                                    strict=True))
+    xs: dict[str, Array] = dict(zip(input_names(layer, len(inputs)), map(as_float64, inputs), strict=True))
     report = GradReport(type(layer).__name__, " ".join(str(x.shape) for x in xs.values()), mode)
     forward = fixed_forward(layer, list(xs.values()))
     inputs0 = snapshot(xs)
@@ -248,8 +255,8 @@ def gradcheck(layer: Layer, *inputs: Any, dout: Any = None, h: float = 1e-5, rto
         return report
     dxs, grads = result
     rounding = rounding_allowance(out, d, h)
-    tensors: list[tuple[str, str, Array, Any]] = [(f"d{k}", k, x, dx)
-                                                  for (k, x), dx in zip(xs.items(), dxs, strict=True)]
+    tensors: list[tuple[str, str, Array, Any]] = [(f"d{k}", k, x, dx) for (k, x), dx in
+                                                  zip(xs.items(), dxs, strict=True) if x.dtype.kind == "f"]
     tensors += [(k, k, p, grads.get(k)) for k, p in layer.params.items()]
     for label, name, tensor, grad in tensors:
         if grad is None:

@@ -220,3 +220,42 @@ def test_solver_gradcheck_flag_checks_the_config_model():
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().endswith(
         "Sequential + SVMLoss + L2(0.001) on 4 rows of the training data, float64: 5 tensors, all passed")
+
+
+class Embed(Layer, register=False):
+    """out[n] = E[idx[n]] * scale[n]: an integer input (no gradient) beside a floating one."""
+
+    def __init__(self):
+        super().__init__()
+        self.params = {"E": np.arange(15.0).reshape(5, 3) / 7}
+        self.grads = {"E": np.zeros((5, 3))}
+
+    def forward(self, idx, scale):
+        self.cache = (idx, scale)
+        return self.params["E"][idx] * scale
+
+    def backward(self, dout):
+        idx, scale = self.cached(self.cache)
+        g = np.zeros_like(self.params["E"])
+        np.add.at(g, idx, dout * scale)
+        self.grads["E"] = g
+        return None, (dout * self.params["E"][idx]).sum(-1, keepdims=True)
+
+
+def test_integer_inputs_are_passed_as_they_are_and_not_differentiated(rng):
+    report = gradcheck(Embed(), np.array([0, 2, 2, 4]), rng.standard_normal((4, 1)))
+    assert report.passed, str(report)
+    assert [c.name for c in report.checks] == ["dy", "E"]
+
+
+def test_a_default_example_that_does_not_fit_gets_the_example_hint():
+    from chainrule.gradcheck import check_case
+
+    class NeedsFourFeatures(Layer, register=False):
+        def forward(self, x):
+            if x.shape[-1] != 4:
+                raise ValueError(f"expected 4 features, got {x.shape}")
+            return x
+
+    report = check_case(NeedsFourFeatures, 3, 0, "train")
+    assert report.problems[0].startswith("raised ValueError: expected 4 features, got (3, 2, 3); define a classmethod")
