@@ -23,13 +23,13 @@ line (it lives in ``chainrule.gradcheck``, which also checks losses and whole mo
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .base import Array, Layer
+from .contract import as_float64, as_list, changed, check_determinism, fixed_forward, harness_checks, snapshot
 from .diagnose import describe_mismatch
 from .finite_diff import RTOL, allowed_error, finite_differences, rounding_allowance
 
@@ -101,112 +101,6 @@ def input_names(layer: Layer, count: int) -> list[str]:
     return ["x"] if count == 1 else ["x", "y"] if count == 2 else [f"x{i}" for i in range(count)]
 
 
-def generators(obj: Any, seen: set[int] | None = None) -> list[np.random.Generator]:
-    """Every numpy Generator held by a layer, its attributes that are layers, and lists or dicts of them."""
-    seen = set() if seen is None else seen
-    if id(obj) in seen:
-        return []
-    seen.add(id(obj))
-    if isinstance(obj, np.random.Generator):
-        return [obj]
-    if isinstance(obj, (list, tuple)):
-        return [g for item in obj for g in generators(item, seen)]
-    if isinstance(obj, dict):
-        return [g for item in obj.values() for g in generators(item, seen)]
-    if isinstance(obj, Layer):
-        return [g for item in vars(obj).values() for g in generators(item, seen)]
-    return []
-
-
-def fixed_forward(layer: Layer, xs: Sequence[Array]) -> Callable[[], Array]:
-    """forward(*xs) with every Generator the layer holds reset to its current state first."""
-    gens = generators(layer)
-    states = [g.bit_generator.state for g in gens]
-
-    def forward() -> Array:
-        for g, state in zip(gens, states, strict=True):
-            g.bit_generator.state = state
-        return np.asarray(layer.forward(*xs))
-
-    return forward
-
-
-def as_float64(x: Any) -> Array:
-    """A float64 copy of a floating (or Python number) input; integer and boolean inputs are copied as they are."""
-    x = np.array(x)
-    return x.astype(np.float64) if x.dtype.kind in "fc" or x.dtype == object else x
-
-
-def as_list(grads: Any) -> list[Any]:
-    return list(grads) if isinstance(grads, (tuple, list)) else [grads]
-
-
-def snapshot(arrays: Mapping[str, Array]) -> dict[str, Array]:
-    return {k: np.array(v, copy=True) for k, v in arrays.items()}
-
-
-def changed(before: Mapping[str, Array], after: Mapping[str, Any]) -> list[str]:
-    return [k for k, v in before.items() if not np.array_equal(v, np.asarray(after[k]), equal_nan=True)]
-
-
-def harness_checks(layer: Layer, forward: Callable[[], Array], xs: Mapping[str, Array], dout: Array,
-                   report: GradReport) -> tuple[list[Any], dict[str, Array]] | None:
-    """Run forward/backward twice and record what no tolerance can see; returns (dxs, grads) of the first run."""
-    inputs0, params0, dout0 = snapshot(xs), snapshot(layer.params), dout.copy()
-    out = forward()
-    if out.shape != dout.shape:
-        report.problems.append(f"forward returned shape {out.shape}, expected {dout.shape} as before")
-        return None
-    d = dout.copy()
-    dxs = [None if g is None else np.array(g, dtype=np.float64) for g in as_list(layer.backward(d))]
-    grads = snapshot(layer.grads)
-    if not np.array_equal(d, dout0):
-        report.problems.append("backward modified dout in place")
-    report.problems += [f"backward modified input {k} in place" for k in changed(inputs0, xs)]
-    report.problems += [f"forward or backward modified parameter {k}" for k in changed(params0, layer.params)]
-    if len(dxs) != len(xs):
-        report.problems.append(f"backward returned {len(dxs)} gradients for {len(xs)} inputs")
-        return None
-    for name, x, dx in zip(xs, xs.values(), dxs, strict=True):
-        if x.dtype.kind != "f":
-            continue  # integer inputs (indices, labels) have no gradient to check
-        if dx is None or dx.shape != x.shape:
-            report.problems.append(f"backward returned d{name} of shape {None if dx is None else dx.shape}, "
-                                   f"expected {x.shape}")
-    forward()
-    dxs2 = as_list(layer.backward(dout0.copy()))
-    for key in changed(grads, layer.grads):
-        report.problems.append(f"grads accumulate across backward calls: {key} changed when backward ran again "
-                               f"after a fresh forward ({ratio_phrase(grads[key], layer.grads[key])}); "
-                               "backward must overwrite grads, not add to them")
-    for name, a, b in zip(xs, dxs, dxs2, strict=True):
-        if a is not None and not np.array_equal(a, np.asarray(b, dtype=np.float64), equal_nan=True):
-            report.problems.append(f"d{name} changed when backward ran again after a fresh forward")
-    return dxs, grads
-
-
-def ratio_phrase(first: Array, second: Array) -> str:
-    second = np.asarray(second, dtype=np.float64)
-    ff = float(np.vdot(first, first))
-    return f"the second is {float(np.vdot(first, second)) / ff:.3g}x the first" if ff else "the first was zero"
-
-
-def check_determinism(forward: Callable[[], Array], layer: Layer, report: GradReport) -> bool:
-    """Forward twice on the same input must agree; True when the numerical check can go on."""
-    first, second = forward(), forward()
-    if np.array_equal(first, second, equal_nan=True):
-        if generators(layer):
-            report.notes.append(f"{report.layer} holds a random Generator: checked with its state restored "
-                                "before every forward (randomness held fixed)")
-        return True
-    held = "even with its Generators reset before every forward" if generators(layer) else \
-        "and it holds no numpy.random.Generator that gradcheck could reset"
-    report.problems.append(
-        f"stochastic: forward gave different outputs for the same input, {held}; draw randomness from a "
-        "Generator the layer keeps (self.rng = np.random.default_rng(seed)), or check it with mode='eval'")
-    return False
-
-
 def compare(name: str, analytic: Array, diffs: Any, rounding: float, values: Array | None, value_name: str,
             rtol: float) -> TensorCheck:
     """The decision rule applied to one tensor; the worst entry is the one furthest past its budget."""
@@ -245,12 +139,12 @@ def gradcheck(layer: Layer, *inputs: Any, dout: Any = None, h: float = 1e-5, rto
     inputs0 = snapshot(xs)
     forward()
     report.problems += [f"forward modified input {k} in place" for k in changed(inputs0, xs)]
-    if report.problems or not check_determinism(forward, layer, report):
+    if report.problems or not check_determinism(forward, layer, report.problems, report.notes):
         return report
     out = forward()
     g = np.random.default_rng((DOUT_STREAM, rng)) if isinstance(rng, (int, np.integer)) else rng
     d = g.standard_normal(out.shape) if dout is None else np.array(dout, dtype=np.float64)
-    result = harness_checks(layer, forward, xs, d, report)
+    result = harness_checks(layer, forward, xs, d, report.problems)
     if result is None:
         return report
     dxs, grads = result
