@@ -18,7 +18,7 @@ where a_h = (f(+h) - 2 f(0) + f(-h)) / h is the difference of the one-sided slop
 function is f'' h, so a_2h - 2 a_h is zero up to rounding: its largest value over the tensor (kinks left
 out) measures the rounding noise of a forward that loses digits to cancellation (a variance computed as
 E[x^2] - E[x]^2 on inputs near 100, say). eps is float64's 2.2e-16. At h = 1e-5 the rounding term is
-about 2.8e-9 * max|out| * sum|dout|, i.e. 1e-8 to 1e-6 absolute for the built-in examples, while the
+about 1.4e-9 * max|out| * sum|dout|, i.e. 1e-8 to 1e-6 absolute for the built-in examples, while the
 relative term catches a 6e-4 relative error (60x its budget) and a 1% error in one parameter's gradient
 wherever that entry is above the noise.
 
