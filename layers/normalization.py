@@ -10,15 +10,15 @@ from .base import Array, Layer, Mask, as_float_array, check_dout
 from .init import float_dtype, make_rng
 
 
-def check_features(layer: Layer, x: Array, features: int) -> None:
+def check_input(layer: Layer, x: Any, features: int) -> Array:
+    """``x`` as a floating (N, features) array of the parameters' dtype, or an error naming the layer."""
+    x = as_float_array(layer, x)
     if x.ndim != 2 or x.shape[1] != features:
         raise ValueError(f"{layer!r}: expected x of shape (N, {features}), got {x.shape}")
-
-
-def check_param_dtype(layer: Layer, x: Array) -> None:
     if x.dtype != layer.params["gamma"].dtype:
         raise TypeError(f"{layer!r}: x has dtype {x.dtype} but the parameters are {layer.params['gamma'].dtype}; "
                         f"build the layer with dtype={x.dtype} or call .astype(np.{x.dtype})")
+    return x
 
 
 def affine_params(features: int, dtype: Any, owner: str) -> tuple[dict[str, Array], dict[str, Array]]:
@@ -38,6 +38,14 @@ def normalized_backward(dout: Array, xhat: Array, inv_std: Array, gamma: Array, 
     sum_g = np.add.reduce(g, axis=axis, keepdims=True)
     sum_gx = np.add.reduce(g * xhat, axis=axis, keepdims=True)
     return (inv_std / n) * (n * g - sum_g - xhat * sum_gx)
+
+
+def normalization_example(cls: Any, rng: np.random.Generator, rows: int) -> tuple[Layer, tuple[Array, ...]]:
+    """A float64 instance over 4 features with gamma and beta moved off 1 and 0, and x of shape (rows, 4)."""
+    layer = cls(4, dtype=np.float64)
+    layer.params["gamma"][:] = 1 + 0.1 * rng.standard_normal(4)
+    layer.params["beta"][:] = 0.1 * rng.standard_normal(4)
+    return layer, (rng.standard_normal((rows, 4)),)
 
 
 class Dropout(Layer):
@@ -114,9 +122,7 @@ class BatchNorm(Layer):
         return f"BatchNorm(num_features={self.num_features})"
 
     def forward(self, x: Array) -> Array:
-        x = as_float_array(self, x)
-        check_features(self, x, self.num_features)
-        check_param_dtype(self, x)
+        x = check_input(self, x, self.num_features)
         eps = x.dtype.type(self.eps)
         if self.training:
             if x.shape[0] < 2:
@@ -150,10 +156,7 @@ class BatchNorm(Layer):
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        layer = cls(4, dtype=np.float64)
-        layer.params["gamma"][:] = 1 + 0.1 * rng.standard_normal(4)
-        layer.params["beta"][:] = 0.1 * rng.standard_normal(4)
-        return layer, (rng.standard_normal((max(batch, 2), 4)),)
+        return normalization_example(cls, rng, max(batch, 2))  # a batch needs 2 rows for a variance
 
 
 class LayerNorm(Layer):
@@ -179,9 +182,7 @@ class LayerNorm(Layer):
         return f"LayerNorm(num_features={self.num_features})"
 
     def forward(self, x: Array) -> Array:
-        x = as_float_array(self, x)
-        check_features(self, x, self.num_features)
-        check_param_dtype(self, x)
+        x = check_input(self, x, self.num_features)
         mean, var = x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True)
         inv_std = 1 / np.sqrt(var + x.dtype.type(self.eps))
         xhat = (x - mean) * inv_std
@@ -197,7 +198,4 @@ class LayerNorm(Layer):
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        layer = cls(4, dtype=np.float64)
-        layer.params["gamma"][:] = 1 + 0.1 * rng.standard_normal(4)
-        layer.params["beta"][:] = 0.1 * rng.standard_normal(4)
-        return layer, (rng.standard_normal((batch, 4)),)
+        return normalization_example(cls, rng, batch)
