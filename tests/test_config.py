@@ -1,17 +1,13 @@
 """``python -m solver CONFIG``: outputs, overrides, custom layers, bad configs, kill and resume."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from solver_config import main
+from tests.subprocess_runs import cli, kill_after_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -159,12 +155,6 @@ def test_missing_config_and_invalid_toml(tmp_path, capsys):
     assert code == 2 and "is not valid TOML" in err
 
 
-def cli(*args, **kwargs):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "userlayers")}
-    return subprocess.run([sys.executable, "-m", "solver", *map(str, args)], capture_output=True, text=True,
-                          env=env, **kwargs)
-
-
 def test_cli_error_has_no_traceback_unless_debug(tmp_path):
     cfg = write(tmp_path, SMALL + "[typo]\n")
     result = cli(cfg)
@@ -191,18 +181,7 @@ def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     assert cli(cfg, "--set", f"output.dir='{full}'").returncode == 0
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "userlayers")}
-    proc = subprocess.Popen([sys.executable, "-m", "solver", str(cfg), "--set", f"output.dir='{killed}'"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        meta = killed / "checkpoint.json"
-        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 3:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    epoch_at_kill = json.loads((killed / "checkpoint.json").read_text())["epoch"]
+    epoch_at_kill = kill_after_epoch(cfg, killed, 3)
     assert 3 <= epoch_at_kill < 12 and not (killed / "metrics.json").exists()
 
     result = cli(cfg, "--resume", killed)

@@ -1,11 +1,7 @@
 """Layers with state and modes: Dropout, BatchNorm, LayerNorm; buffers through the Solver, configs and checkpoints."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +11,7 @@ from layers import Affine, BatchNorm, Dropout, LayerNorm, ReLU, Sequential
 from layers.gradcheck import gradcheck
 from solver import Solver
 from solver_config import model_from_run
+from tests.subprocess_runs import cli, kill_after_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -173,28 +170,13 @@ def test_config_builder_leaves_every_buffer_at_its_initial_value():
     assert model.training
 
 
-def cli(*args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "userlayers")}
-    return subprocess.run([sys.executable, "-m", "solver", *map(str, args)], capture_output=True, text=True, env=env)
-
-
 def test_kill_and_resume_with_batchnorm_and_dropout_equals_the_uninterrupted_run(tmp_path):
     cfg = tmp_path / "bn.toml"
     cfg.write_text(BN_CONFIG)
     full, killed = tmp_path / "full", tmp_path / "killed"
     assert cli(cfg, "--set", f"output.dir='{full}'").returncode == 0
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "userlayers")}
-    proc = subprocess.Popen([sys.executable, "-m", "solver", str(cfg), "--set", f"output.dir='{killed}'"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        meta = killed / "checkpoint.json"
-        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 3:
-            break
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert 3 <= json.loads((killed / "checkpoint.json").read_text())["epoch"] < 12
+    epoch_at_kill = kill_after_epoch(cfg, killed, 3)
+    assert 3 <= epoch_at_kill < 12
     result = cli(cfg, "--resume", killed)
     assert result.returncode == 0, result.stderr
     with np.load(full / "checkpoint.npz") as a, np.load(killed / "checkpoint.npz") as b:
