@@ -65,6 +65,22 @@ def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...], margin: flo
     return np.where(x >= 0, x + margin, x - margin)
 
 
+def held_generators(name: str, value: Any, seen: set[int]) -> dict[str, np.random.Generator]:
+    """Generators in an attribute's value: a Generator, a Layer not in ``seen``, or a list, tuple or dict of them."""
+    if isinstance(value, np.random.Generator):
+        return {name: value}
+    if isinstance(value, Layer):
+        if id(value) in seen:
+            return {}
+        seen.add(id(value))
+        return {f"{name}.{k}": g for k, g in value.generators().items()}
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    found: dict[str, np.random.Generator] = {}
+    for key, item in items:
+        found.update(held_generators(f"{name}.{key}", item, seen))
+    return found
+
+
 class Layer:
     """Base class of every gate, layer and container.
 
@@ -119,10 +135,15 @@ class Layer:
         return self.train(False)
 
     def generators(self) -> dict[str, np.random.Generator]:
-        """The Generators this layer and its children hold, by qualified attribute name ("3.rng")."""
-        found = {k: v for k, v in vars(self).items() if isinstance(v, np.random.Generator)}
-        for name, child in self.children():
+        """The Generators this layer holds, by qualified name: its own attributes ("rng"), its children's under
+        their names ("3.rng"), and those of layers it keeps in other attributes, lists or dicts ("block.rng")."""
+        found: dict[str, np.random.Generator] = {}
+        children = self.children()
+        seen = {id(child) for _, child in children}
+        for name, child in children:
             found.update({f"{name}.{k}": g for k, g in child.generators().items()})
+        for name, value in vars(self).items():
+            found.update(held_generators(name, value, seen))
         return found
 
     def astype(self, dtype: Any) -> Layer:

@@ -16,26 +16,9 @@ import numpy as np
 from .base import Array, Layer
 
 
-def generators(obj: Any, seen: set[int] | None = None) -> list[np.random.Generator]:
-    """Every numpy Generator held by a layer, its attributes that are layers, and lists or dicts of them."""
-    seen = set() if seen is None else seen
-    if id(obj) in seen:
-        return []
-    seen.add(id(obj))
-    if isinstance(obj, np.random.Generator):
-        return [obj]
-    if isinstance(obj, (list, tuple)):
-        return [g for item in obj for g in generators(item, seen)]
-    if isinstance(obj, dict):
-        return [g for item in obj.values() for g in generators(item, seen)]
-    if isinstance(obj, Layer):
-        return [g for item in vars(obj).values() for g in generators(item, seen)]
-    return []
-
-
 def fixed_forward(layer: Layer, xs: Sequence[Array]) -> Callable[[], Array]:
     """forward(*xs) with every Generator the layer holds reset to its current state first."""
-    gens = generators(layer)
+    gens = list(layer.generators().values())
     states = [g.bit_generator.state for g in gens]
 
     def forward() -> Array:
@@ -110,11 +93,11 @@ def check_determinism(forward: Callable[[], Array], layer: Layer, problems: list
     """Forward twice on the same input must agree; True when the numerical check can go on."""
     first, second, third = forward(), forward(), forward()
     if np.array_equal(first, second, equal_nan=True) and np.array_equal(first, third, equal_nan=True):
-        if generators(layer):
+        if layer.generators():
             notes.append(f"{type(layer).__name__} holds a random Generator: checked with its state restored "
                                 "before every forward (randomness held fixed)")
         return True
-    held = "even with its Generators reset before every forward" if generators(layer) else \
+    held = "even with its Generators reset before every forward" if layer.generators() else \
         "and it holds no numpy.random.Generator that gradcheck could reset"
     problems.append(
         f"stochastic: forward gave different outputs for the same input, {held}; draw randomness from a "

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from layers import Affine, BatchNorm, Dropout, LayerNorm, ReLU, Sequential
+from layers import Affine, BatchNorm, Dropout, Layer, LayerNorm, ReLU, Sequential
 from layers.gradcheck import gradcheck
 from solver import Solver
 from solver_config import model_from_run
@@ -220,3 +220,24 @@ def test_mnist1d_example_with_batchnorm_and_dropout_reaches_the_papers_mlp(tmp_p
     assert code == 0
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["test_acc"] >= 0.68
+
+
+class Block(Layer, register=False):
+    """A user container that keeps its sub-layers in attributes, not in children()."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop, self.parts = Dropout(0.5, rng=1), [Dropout(0.3, rng=2)]
+
+    def forward(self, x):
+        return self.parts[0].forward(self.drop.forward(x))
+
+    def backward(self, dout):
+        return self.drop.backward(self.parts[0].backward(dout))
+
+
+def test_generators_are_found_in_children_and_in_attributes_and_held_fixed_by_gradcheck(rng):
+    net = Sequential(Affine(4, 4, rng=0), Dropout(rng=1), Block())
+    assert list(net.generators()) == ["1.rng", "2.drop.rng", "2.parts.0.rng"]
+    report = gradcheck(Block(), rng.standard_normal((3, 4)))
+    assert report.passed and "randomness held fixed" in report.notes[0]
