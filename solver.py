@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -48,14 +49,19 @@ def check_data(data: dict[str, Any]) -> dict[str, NDArray[Any]]:
 
 
 @contextmanager
-def eval_mode(model: Layer) -> Iterator[Layer]:
-    """Run the block with ``model`` in eval mode, then put back the mode it had."""
+def in_mode(model: Layer, training: bool) -> Iterator[Layer]:
+    """Run the block with ``model`` in train (True) or eval (False) mode, then put back the mode it had."""
     was_training = model.training
-    model.eval()
+    model.train(training)
     try:
         yield model
     finally:
         model.train(was_training)
+
+
+def eval_mode(model: Layer) -> contextlib.AbstractContextManager[Layer]:
+    """``in_mode(model, False)``: for measuring, predicting and shape inference."""
+    return in_mode(model, False)
 
 
 class Solver:
@@ -114,8 +120,7 @@ class Solver:
         self.lr_history: list[float] = []
         self.epoch_seconds: list[float] = []
         self.best_val_acc = -1.0
-        self.best_params = {k: v.copy() for k, v in model.params.items()}
-        self.best_buffers = {k: v.copy() for k, v in model.buffers.items()}
+        self.snapshot_best()
         self.bad_epochs = 0
         self.stop_reason: str | None = None
 
@@ -154,11 +159,8 @@ class Solver:
     def train(self, on_epoch_end: Callable[[Solver], None] | None = None) -> dict[str, Any]:
         """Run the remaining epochs in train mode; returns the metrics dict. ``on_epoch_end(self)`` runs after each
         epoch. The model is left in the mode it was in."""
-        was_training = self.model.training
-        try:
+        with in_mode(self.model, True):
             return self.train_epochs(on_epoch_end)
-        finally:
-            self.model.train(was_training)
 
     def train_epochs(self, on_epoch_end: Callable[[Solver], None] | None) -> dict[str, Any]:
         self.check_labels()
@@ -220,8 +222,7 @@ class Solver:
         self.epoch += 1
         if val_acc > self.best_val_acc:
             self.best_val_acc, self.bad_epochs = val_acc, 0
-            self.best_params = {k: v.copy() for k, v in self.model.params.items()}
-            self.best_buffers = {k: v.copy() for k, v in self.model.buffers.items()}
+            self.snapshot_best()
         else:
             self.bad_epochs += 1
             if self.patience is not None and self.bad_epochs >= self.patience:
@@ -231,6 +232,11 @@ class Solver:
         loss = float(np.mean(self.loss_history[-self.steps_per_epoch:]))
         return (f"epoch {self.epoch}/{self.epochs}  loss {loss:.4f}  train_acc {self.train_acc_history[-1]:.4f}  "
                 f"val_acc {self.val_acc_history[-1]:.4f}  lr {self.lr_history[-1]:.3g}")
+
+    def snapshot_best(self) -> None:
+        """Copy the current parameters and buffers aside as the best so far."""
+        self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+        self.best_buffers = {k: v.copy() for k, v in self.model.buffers.items()}
 
     def restore_best(self) -> None:
         """Copy the best parameters and buffers back into the model, in place."""

@@ -229,8 +229,7 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
 
 def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray], base: Path) -> tuple[Sequential, Solver]:
     import_modules(cfg["model"]["imports"], base)
-    seed = cfg["solver"]["seed"]
-    model = build_model(cfg["model"], data["X_train"], np.random.default_rng((seed, 1)))
+    model = build_model(cfg["model"], data["X_train"], model_rng(cfg))
     classes = int(max(int(data[k].max()) for k in data if k.startswith("y_") and data[k].size)) + 1
     with eval_mode(model):
         width = model.forward(data["X_train"][:2]).shape[1]
@@ -274,6 +273,19 @@ def differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return sorted(k for k in (flat_a.keys() | flat_b.keys()) - RESUMABLE if flat_a.get(k) != flat_b.get(k))
 
 
+def load_data(cfg: dict[str, Any], config_path: Path) -> dict[str, np.ndarray]:
+    """The ``[data]`` section's arrays (paths relative to the config), inputs cast to the model's dtype."""
+    data_cfg = cfg["data"]
+    data = solver_data.load(data_cfg, config_path.parent if data_cfg.get("path") else Path("."))
+    dtype = np.dtype(cfg["model"]["dtype"])
+    return {k: v.astype(dtype) if k.startswith("X_") else v for k, v in data.items()}
+
+
+def model_rng(cfg: dict[str, Any]) -> np.random.Generator:
+    """The Generator that initialises the model: its own stream of the solver seed."""
+    return np.random.default_rng((cfg["solver"]["seed"], 1))
+
+
 def setup(args: argparse.Namespace) -> tuple[dict[str, Any], Solver, Path, dict | None]:
     config_path = Path(args.config)
     cfg = resolve(apply_sets(read_config(args.config), args.set))
@@ -285,11 +297,7 @@ def setup(args: argparse.Namespace) -> tuple[dict[str, Any], Solver, Path, dict 
         if diff:
             raise ConfigError(f"--resume: the config differs from the run's in {', '.join(diff)}")
         checkpoint = {"meta": meta, "arrays": arrays}
-    data_cfg = cfg["data"]
-    data = solver_data.load(data_cfg, config_path.parent if data_cfg.get("path") else Path("."))
-    dtype = np.dtype(cfg["model"]["dtype"])
-    data = {k: v.astype(dtype) if k.startswith("X_") else v for k, v in data.items()}
-    _, solver = build_objects(cfg, data, config_path.parent)
+    _, solver = build_objects(cfg, load_data(cfg, config_path), config_path.parent)
     if checkpoint is not None:
         solver_io.restore(solver, checkpoint["meta"], checkpoint["arrays"])
     else:
@@ -343,7 +351,7 @@ def model_from_run(run_dir: str | Path, which: str = "best") -> Sequential:
         raise ValueError(f"{str(run_dir)!r}: the checkpoint does not record the input shape; retrain to load it")
     import_modules(cfg["model"]["imports"], run_dir)
     sample = np.zeros((1, *sample_shape), dtype=cfg["model"]["dtype"])
-    model = build_model(cfg["model"], sample, np.random.default_rng((cfg["solver"]["seed"], 1)))
+    model = build_model(cfg["model"], sample, model_rng(cfg))
     prefixes = {"best": ("best/", "best_buffer/"), "last": ("param/", "buffer/")}[which]
     solver_io.load_arrays("parameters", model.params, arrays, prefixes[0])
     solver_io.load_arrays("buffers", model.buffers, arrays, prefixes[1])
@@ -357,8 +365,7 @@ def gradcheck_model(args: argparse.Namespace, rows: int = 4) -> int:
 
     cfg = resolve(apply_sets(read_config(args.config), args.set + ["model.dtype=\"float64\""]))
     config_path = Path(args.config)
-    data = solver_data.load(cfg["data"], config_path.parent if cfg["data"].get("path") else Path("."))
-    data = {k: v.astype(np.float64) if k.startswith("X_") else v for k, v in data.items()}
+    data = load_data(cfg, config_path)
     model, solver = build_objects(cfg, data, config_path.parent)
     X, y = data["X_train"][:rows], data["y_train"][:rows]
     report = check_objective(model, solver.loss, X, y, reg=solver.reg, rng=cfg["solver"]["seed"])

@@ -81,9 +81,14 @@ def read_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray
     return meta, arrays
 
 
+def with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The arrays stored under ``prefix`` ("param/", "best/", ...), keyed without it."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
 def load_arrays(kind: str, target: dict[str, np.ndarray], arrays: dict[str, np.ndarray], prefix: str) -> None:
     """Write the checkpoint's ``prefix``-ed arrays into ``target`` in place, checking names and shapes first."""
-    saved = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    saved = with_prefix(arrays, prefix)
     if set(saved) != set(target):
         raise ValueError(f"--resume: checkpoint {kind} {sorted(saved)} do not match the model's {sorted(target)}")
     for key, value in target.items():
@@ -104,9 +109,9 @@ def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray])
                          f"the model's {sorted(gens)}")
     for key, g in gens.items():
         g.bit_generator.state = saved_gens[key]
-    solver.best_params = {k[5:]: v.copy() for k, v in arrays.items() if k.startswith("best/")}
-    solver.best_buffers = {k[12:]: v.copy() for k, v in arrays.items() if k.startswith("best_buffer/")}
-    solver.optimizer.load_state_dict(meta["optimizer"], {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")})
+    solver.best_params = {k: v.copy() for k, v in with_prefix(arrays, "best/").items()}
+    solver.best_buffers = {k: v.copy() for k, v in with_prefix(arrays, "best_buffer/").items()}
+    solver.optimizer.load_state_dict(meta["optimizer"], with_prefix(arrays, "optim/"))
     solver.rng.bit_generator.state = meta["rng"]
     solver.epoch, solver.base_lr = meta["epoch"], meta["base_lr"]
     solver.best_val_acc, solver.bad_epochs = meta["best_val_acc"], meta["bad_epochs"]

@@ -136,9 +136,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r.passed for _, _, r in reports) else 1
 
 
-def run(argv: list[str] | None = None) -> Any:
-    return sys.exit(main(argv))
-
-
 if __name__ == "__main__":
-    run()
+    sys.exit(main())
