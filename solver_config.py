@@ -27,6 +27,7 @@ import tomli_w
 
 import solver_data
 import solver_io
+from chainrule.argparsing import OneLineParser
 from layers import REGISTRY, Layer, Sequential
 from layers.gradcheck import HEADER
 from losses import LOSSES, lookup
@@ -378,7 +379,13 @@ def gradcheck_model(args: argparse.Namespace, rows: int = 4) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m solver", description="Train a network from a TOML or JSON config.")
+    parser = OneLineParser(
+        prog="python -m solver", description="Train a network from a TOML or JSON config.",
+        epilog="examples:\n  python -m solver examples/spiral.toml\n"
+               "  python -m solver examples/spiral.toml --set optim.lr=0.05 --set solver.epochs=10\n"
+               "  python -m solver examples/spiral.toml --resume runs/spiral\n"
+               "  python -m solver examples/spiral.toml --gradcheck",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="path to a .toml or .json config")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config key; the value is parsed as TOML (repeatable)")

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.argparsing import OneLineParser
 from layers import REGISTRY
 from layers.gradcheck import HEADER, GradReport, format_table, gradcheck
 from losses import LOSSES
@@ -69,8 +70,8 @@ def one_line(error: BaseException) -> str:
     return lines[0] if lines else ""
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser() -> OneLineParser:
+    p = OneLineParser(
         prog="python -m layers.gradcheck",
         description="Gradient-check layers and losses: the built-ins, or the Layer and Loss subclasses of the "
                     "named modules (importable from the working directory).",
@@ -132,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(reports, classes, args.seeds))
     if args.json:
         data = [{"seed": s, "batch": b, **r.as_dict()} for s, b, r in reports]
-        Path(args.json).write_text(json.dumps(data, indent=1, default=float) + "\n")
+        try:
+            Path(args.json).write_text(json.dumps(data, indent=1, default=float) + "\n")
+        except OSError as e:
+            print(f"layers.gradcheck: error: --json {args.json!r}: {e.strerror or e}", file=sys.stderr)
+            return 2
     return 0 if all(r.passed for _, _, r in reports) else 1
 
 

@@ -201,3 +201,11 @@ def test_resume_refuses_a_different_config(tmp_path, capsys):
     assert run_main(capsys, cfg, "--set", f"output.dir='{tmp_path / 'r'}'")[0] == 0
     code, _, err = run_main(capsys, cfg, "--resume", tmp_path / "r", "--set", "optim.lr=0.5")
     assert code == 2 and "the config differs from the run's in optim.lr" in err
+
+
+def test_cli_usage_error_is_one_line_and_help_shows_examples():
+    result = cli()
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "python -m solver: error: the following arguments are required: config (see --help)"]
+    assert "python -m solver examples/spiral.toml --gradcheck" in cli("--help").stdout

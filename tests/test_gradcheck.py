@@ -259,3 +259,21 @@ def test_a_default_example_that_does_not_fit_gets_the_example_hint():
 
     report = check_case(NeedsFourFeatures, 3, 0, "train")
     assert report.problems[0].startswith("raised ValueError: expected 4 features, got (3, 2, 3); define a classmethod")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seeds", "abc"], "python -m layers.gradcheck: error: argument --seeds: invalid int value: 'abc' (see --help)"),
+    (["--seeds", "0"], "layers.gradcheck: error: --seeds must be at least 1"),
+    (["--mode", "test"], "python -m layers.gradcheck: error: argument --mode: invalid choice: 'test' "),
+    (["--json", "/nonexistent-dir/r.json"], "layers.gradcheck: error: --json '/nonexistent-dir/r.json': No such file"),
+])
+def test_cli_bad_arguments_are_one_line_and_status_2(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), lines
+
+
+def test_cli_help_shows_examples():
+    result = run_cli("--help")
+    assert result.returncode == 0 and "python -m layers.gradcheck mylayers" in result.stdout
