@@ -9,7 +9,7 @@ format:
 	$(PY) -m ruff format .
 
 typecheck:
-	$(PY) -m mypy layers losses optim chainrule solver.py solver_config.py solver_data.py solver_io.py
+	$(PY) -m mypy layers losses optim chainrule solver.py
 
 test:
 	$(PY) -m pytest

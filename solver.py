@@ -1,6 +1,6 @@
 """The Solver: minibatch training of any Layer with a loss, L2 regularization and an optimizer.
 
-``python -m solver CONFIG`` trains from a TOML or JSON file; see solver_config.
+``python -m solver CONFIG`` trains from a TOML or JSON file; see chainrule.cli.
 """
 
 from __future__ import annotations
@@ -257,7 +257,7 @@ class Solver:
         return result
 
 
-if __name__ == "__main__":
-    from solver_config import main
+if __name__ == "__main__":  # the command line belongs to the application, which may import every floor
+    from chainrule.cli import main
 
     sys.exit(main())

@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 
 from chainrule.argparsing import OneLineParser
+from chainrule.build import build_objects, load_data
+from chainrule.config import apply_sets, read_config, resolve
 from layers import REGISTRY
 from layers.gradcheck import HEADER, GradReport, format_table, gradcheck
 from losses import LOSSES
-from losses.gradcheck import check_loss
+from losses.gradcheck import check_loss, check_objective
 
 EXAMPLE_HINT = ("define a classmethod example(cls, rng, batch=3) that returns an instance and its inputs, "
                 "e.g. `return cls(4), (rng.standard_normal((batch, 4)),)`")
@@ -139,6 +141,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"layers.gradcheck: error: --json {args.json!r}: {e.strerror or e}", file=sys.stderr)
             return 2
     return 0 if all(r.passed for _, _, r in reports) else 1
+
+
+def gradcheck_model(args: argparse.Namespace, rows: int = 4) -> int:
+    """Check the config's whole objective (data loss + L2) against every parameter, in float64, on a few rows."""
+    cfg = resolve(apply_sets(read_config(args.config), args.set + ["model.dtype=\"float64\""]))
+    config_path = Path(args.config)
+    data = load_data(cfg, config_path)
+    model, solver = build_objects(cfg, data, config_path.parent)
+    X, y = data["X_train"][:rows], data["y_train"][:rows]
+    report = check_objective(model, solver.loss, X, y, reg=solver.reg, rng=cfg["solver"]["seed"])
+    print(format_table([HEADER, *report.rows()]))
+    for note in report.notes:
+        print(f"note: {note}")
+    verdict = "all passed" if report.passed else "FAILED"
+    print(f"\n{report.layer} on {len(y)} rows of the training data, float64: {len(report.checks)} tensors, {verdict}")
+    return 0 if report.passed else 1
 
 
 if __name__ == "__main__":

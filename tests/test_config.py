@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from solver_config import main
+from chainrule.cli import main
 from tests.subprocess_runs import cli, kill_after_epoch
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -108,9 +108,9 @@ def test_error_inside_a_node_gets_a_note():
 
 
 def test_graph_trains_inside_the_solver():
+    from chainrule.data import spiral, split
     from optim import SGD
     from solver import Solver
-    from solver_data import spiral, split
 
     data = {k: v.astype(np.float32) if k.startswith("X") else v
             for k, v in split(*spiral(100, 3, 0.2, 0), 0.2, 0.2, 0).items()}

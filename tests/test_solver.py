@@ -5,11 +5,11 @@ import re
 import numpy as np
 import pytest
 
+from chainrule.data import spiral, split
 from layers import Affine, ReLU, Sequential
 from losses import SVMLoss
 from optim import SGD
 from solver import Solver
-from solver_data import spiral, split
 
 
 def spiral_data(dtype=np.float32):

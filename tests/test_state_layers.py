@@ -1,5 +1,6 @@
 """Layers with state and modes: Dropout, BatchNorm, LayerNorm; buffers through the Solver, configs and checkpoints."""
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -7,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chainrule.model import model_from_run
 from layers import Affine, BatchNorm, Dropout, Layer, LayerNorm, ReLU, Sequential
 from layers.gradcheck import gradcheck
 from solver import Solver
-from solver_config import model_from_run
 from tests.subprocess_runs import cli, kill_after_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,7 +161,7 @@ plot = false
 
 
 def test_config_builder_leaves_every_buffer_at_its_initial_value():
-    from solver_config import build_model
+    from chainrule.build import build_model
 
     cfg = {"layers": [{"type": "Affine", "out_features": 5}, {"type": "BatchNorm"}, {"type": "Dropout"},
                       {"type": "Affine", "out_features": 2}], "dtype": "float32", "init": "he"}
@@ -192,16 +193,16 @@ def test_kill_and_resume_with_batchnorm_and_dropout_equals_the_uninterrupted_run
 
 
 def test_a_finished_run_rebuilt_from_its_folder_predicts_as_at_the_end_of_training(tmp_path):
-    import solver_config
+    from chainrule import runs
 
     cfg = tmp_path / "bn.toml"
     cfg.write_text(BN_CONFIG.replace("epochs = 12", "epochs = 4"))
     sys.path.insert(0, str(ROOT / "tests" / "userlayers"))
     try:
-        args = solver_config.argparse.Namespace(config=str(cfg), set=[f"output.dir='{tmp_path / 'r'}'"],
+        args = argparse.Namespace(config=str(cfg), set=[f"output.dir='{tmp_path / 'r'}'"],
                                                 resume=None, debug=False, gradcheck=False)
-        cfg_resolved, solver, run_dir, _ = solver_config.setup(args)
-        assert solver_config.train_run(cfg_resolved, solver, run_dir) == 0
+        cfg_resolved, solver, run_dir, _ = runs.setup(args)
+        assert runs.train_run(cfg_resolved, solver, run_dir) == 0
         X = solver.data["X_test"]
         expected = solver.model.eval().forward(X)
         model = model_from_run(run_dir)
@@ -213,7 +214,7 @@ def test_a_finished_run_rebuilt_from_its_folder_predicts_as_at_the_end_of_traini
 
 def test_mnist1d_example_with_batchnorm_and_dropout_reaches_the_papers_mlp(tmp_path, capsys):
     pytest.importorskip("mnist1d")
-    from solver_config import main
+    from chainrule.cli import main
 
     code = main([str(ROOT / "examples" / "mnist1d_bn_dropout.toml"), "--set", "solver.verbose=false",
                  "--set", "output.plot=false", "--set", f"output.dir='{tmp_path / 'r'}'"])

@@ -1,8 +1,7 @@
-"""What a config run writes: atomic checkpoints (npz, never pickle), history.csv, metrics.json, curves.png."""
+"""Checkpoints: everything needed to continue a run bit for bit, written atomically as npz (never pickle)."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -119,52 +118,3 @@ def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray])
     solver.loss_history = arrays["history/loss"].tolist()
     for key in ("train_acc_history", "val_acc_history", "lr_history", "epoch_seconds"):
         setattr(solver, key, list(meta[key]))
-
-
-def history_rows(solver: Solver) -> list[dict[str, Any]]:
-    steps = solver.steps_per_epoch
-    rows = []
-    for e in range(solver.epoch):
-        losses = solver.loss_history[e * steps:(e + 1) * steps]
-        rows.append({"epoch": e + 1, "loss": float(np.mean(losses)),
-                     "train_acc": solver.train_acc_history[e], "val_acc": solver.val_acc_history[e],
-                     "lr": solver.lr_history[e], "seconds": round(solver.epoch_seconds[e], 4)})
-    return rows
-
-
-def write_history(run_dir: Path, solver: Solver) -> None:
-    """history.csv: one row per epoch (epoch, mean step loss, train_acc, val_acc, lr, seconds)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["epoch", "loss", "train_acc", "val_acc", "lr", "seconds"])
-    writer.writeheader()
-    writer.writerows(history_rows(solver))
-    atomic_write(run_dir / "history.csv", out.getvalue().encode())
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
-
-
-def write_curves(run_dir: Path, solver: Solver) -> bool:
-    """curves.png (loss per step, accuracies per epoch) when matplotlib is installed; returns whether it was written."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(solver.loss_history, lw=0.8)
-    ax1.set(xlabel="step", ylabel="loss", title="training loss")
-    epochs = range(1, solver.epoch + 1)
-    ax2.plot(epochs, solver.train_acc_history, label="train")
-    ax2.plot(epochs, solver.val_acc_history, label="val")
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    ax2.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(run_dir / "curves.png", buffer.getvalue())
-    return True

@@ -1,0 +1,118 @@
+"""A resolved config becomes objects in one place: the data, the model (layers by registered name, sizes
+filled in from the data), the loss, the optimizer, the schedule and the Solver."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule import data as datasets
+from chainrule.config import ConfigError, close
+from layers import REGISTRY, Layer, Sequential
+from losses import LOSSES, lookup
+from optim import OPTIMIZERS, SCHEDULES
+from solver import Solver, eval_mode
+
+
+def kwargs_for(path: str, cls: type, given: dict[str, Any]) -> dict[str, Any]:
+    """Check keyword arguments against ``cls.__init__``; unknown ones raise and list the allowed ones."""
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(given)
+    allowed = list(params)
+    for key in given:
+        if key not in allowed:
+            raise ConfigError(f"unknown key {path}.{key} for {cls.__name__}; {close(key, allowed)}"
+                              f"allowed: {', '.join(allowed) or 'none'}")
+    return dict(given)
+
+
+def build(path: str, cls: type, kwargs: dict[str, Any]) -> Any:
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{path} ({cls.__name__}): {e}") from None
+
+
+def import_modules(names: list[str], base: Path) -> None:
+    for p in (str(base), ""):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    for i, name in enumerate(names):
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise ConfigError(f"model.imports[{i}]: cannot import {name!r}: {e}") from None
+
+
+def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generator) -> Sequential:
+    """Layers by registered name; in_features (and dtype, rng, init) filled in from the data and the previous layer."""
+    dtype = np.dtype(cfg["dtype"])
+    x = np.zeros((2, *sample.shape[1:]), dtype=dtype)
+    layers: list[Layer] = []
+    for i, spec in enumerate(cfg["layers"]):
+        path = f"model.layers[{i}]"
+        name = spec["type"]
+        if name not in REGISTRY:
+            raise ConfigError(f"{path}.type: unknown layer {name!r}; {close(name, list(REGISTRY))}"
+                              f"known: {', '.join(sorted(REGISTRY))}")
+        cls = REGISTRY[name]
+        kwargs = kwargs_for(path, cls, {k: v for k, v in spec.items() if k != "type"})
+        accepts = inspect.signature(cls).parameters
+        features = int(np.prod(x.shape[1:]))
+        fill = {"in_features": features, "num_features": features, "dtype": dtype, "rng": rng, "init": cfg["init"]}
+        kwargs.update({k: v for k, v in fill.items() if k in accepts and k not in kwargs})
+        layer = build(path, cls, kwargs)
+        try:
+            with eval_mode(layer):  # shape inference must not touch state (BatchNorm's running statistics)
+                x = layer.forward(x)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{path} ({name}) does not accept the previous output of shape {x.shape}: {e}") from None
+        layers.append(layer)
+    return Sequential(*layers)
+
+
+def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray], base: Path) -> tuple[Sequential, Solver]:
+    import_modules(cfg["model"]["imports"], base)
+    model = build_model(cfg["model"], data["X_train"], model_rng(cfg))
+    classes = int(max(int(data[k].max()) for k in data if k.startswith("y_") and data[k].size)) + 1
+    with eval_mode(model):
+        width = model.forward(data["X_train"][:2]).shape[1]
+    if width != classes:
+        raise ConfigError(
+            f"model.layers: the last layer gives {width} scores per example, but the data has {classes} classes")
+
+    def make(section: str, registry: dict[str, type], kind: str) -> Any:
+        spec = dict(cfg[section])
+        name = spec.pop("type")
+        spec.pop("reg", None)
+        try:
+            cls = lookup(registry, name, kind)
+        except KeyError as e:
+            raise ConfigError(f"{section}.type: {e.args[0]}") from None
+        return build(section, cls, kwargs_for(section, cls, spec))
+
+    solver_cfg = dict(cfg["solver"])
+    solver_cfg["patience"] = solver_cfg["patience"] or None
+    schedule = make("schedule", SCHEDULES, "schedule") if "schedule" in cfg else None
+    solver = Solver(model, data, loss=make("loss", LOSSES, "loss"), optimizer=make("optim", OPTIMIZERS, "optimizer"),
+                    reg=cfg["loss"]["reg"], schedule=schedule, **solver_cfg)
+    return model, solver
+
+
+def load_data(cfg: dict[str, Any], config_path: Path) -> dict[str, np.ndarray]:
+    """The ``[data]`` section's arrays (paths relative to the config), inputs cast to the model's dtype."""
+    data_cfg = cfg["data"]
+    data = datasets.load(data_cfg, config_path.parent if data_cfg.get("path") else Path("."))
+    dtype = np.dtype(cfg["model"]["dtype"])
+    return {k: v.astype(dtype) if k.startswith("X_") else v for k, v in data.items()}
+
+
+def model_rng(cfg: dict[str, Any]) -> np.random.Generator:
+    """The Generator that initialises the model: its own stream of the solver seed."""
+    return np.random.default_rng((cfg["solver"]["seed"], 1))

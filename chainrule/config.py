@@ -1,0 +1,153 @@
+"""Configs: a TOML or JSON file of sections and keys, checked against SCHEMA, with defaults filled in.
+
+Unknown sections and keys raise and name the key path (with close matches); ``--set section.key=value``
+overrides a key, the value parsed as TOML. ``chainrule.build`` turns a resolved config into objects.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+ANY: tuple[type, ...] = ()  # free-form keyword arguments, checked against a class signature
+SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
+    "data": {
+        "source": ((str,), "spiral"), "path": ((str,), ""), "label_column": ((str, int), "label"),
+        "delimiter": ((str,), ","), "val_fraction": ((float,), 0.2), "test_fraction": ((float,), 0.2),
+        "standardize": ((bool,), False), "samples": ((int,), 300), "classes": ((int,), 3),
+        "noise": ((float,), 0.2), "seed": ((int,), 0),
+    },
+    "model": {"layers": ((list,), None), "imports": ((list,), []), "dtype": ((str,), "float32"),
+              "init": ((str,), "he")},
+    "loss": {"type": ((str,), "softmax"), "reg": ((float,), 0.0)},
+    "optim": {"type": ((str,), "sgd")},
+    "schedule": {"type": ((str,), "exponential")},
+    "solver": {"epochs": ((int,), 10), "batch_size": ((int,), 100), "lr_decay": ((float,), 1.0),
+               "seed": ((int,), 0), "patience": ((int,), 0), "num_train_samples": ((int,), 1000),
+               "verbose": ((bool,), True)},
+    "output": {"dir": ((str,), ""), "plot": ((bool,), True)},
+}
+OPEN_SECTIONS = {"loss", "optim", "schedule"}  # extra keys are the class's keyword arguments
+SOURCES = ("spiral", "npz", "csv", "mnist-idx", "cifar10-bin", "digits", "mnist1d")
+DTYPES = ("float32", "float64")
+RESUMABLE = {"solver.epochs", "solver.verbose", "solver.patience", "output.dir", "output.plot"}
+
+
+
+class ConfigError(Exception):
+    """A bad config, file or command line: reported as one line, exit status 2."""
+
+
+def close(name: str, known: list[str]) -> str:
+    match = difflib.get_close_matches(name, known, n=3)
+    return f"did you mean {' or '.join(map(repr, match))}? " if match else ""
+
+
+def type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+            dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def check_type(path: str, value: Any, types: tuple[type, ...]) -> Any:
+    """``value`` if it has one of ``types`` (an int is a valid float, a bool is not an int)."""
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, bool) and bool not in types:
+        ok = False
+    else:
+        ok = isinstance(value, types)
+    if not ok:
+        want = " or ".join(type_name(t()) for t in types)
+        raise ConfigError(f"{path}: expected {want}, got {type_name(value)} ({value!r})")
+    return value
+
+
+def read_config(path: str) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {path!r} does not exist")
+    text = p.read_text()
+    try:
+        if p.suffix == ".json":
+            cfg = json.loads(text)
+        elif p.suffix == ".toml":
+            cfg = tomllib.loads(text)
+        else:
+            raise ConfigError(f"config file {path!r}: expected a .toml or .json file")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"config file {path!r} is not valid {p.suffix[1:].upper()}: {e}") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"config file {path!r}: expected a table of sections at the top level")
+    return cfg
+
+
+def apply_sets(cfg: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides; the value is parsed as TOML, else taken as a string."""
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not (sep and dot and section and name):
+            raise ConfigError(f"--set {item!r}: expected section.key=value")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        target = cfg.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"--set {item!r}: {section} is not a section")
+        target[name] = value
+    return cfg
+
+
+def resolve(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Check every section and key, fill defaults; returns the resolved config (plain data)."""
+    unknown = [s for s in cfg if s not in SCHEMA]
+    if unknown:
+        name = unknown[0]
+        raise ConfigError(f"unknown section [{name}]; {close(name, list(SCHEMA))}sections: {', '.join(SCHEMA)}")
+    out: dict[str, Any] = {}
+    for section, spec in SCHEMA.items():
+        given = cfg.get(section, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"{section}: expected a table, got {type_name(given)}")
+        resolved = {}
+        for key, value in given.items():
+            if key in spec:
+                resolved[key] = check_type(f"{section}.{key}", value, spec[key][0])
+            elif section in OPEN_SECTIONS:
+                resolved[key] = value
+            else:
+                raise ConfigError(f"unknown key {section}.{key}; {close(key, list(spec))}allowed: {', '.join(spec)}")
+        for key, (_, default) in spec.items():
+            if key not in resolved and default is not None:
+                resolved[key] = default
+        out[section] = resolved
+    if "schedule" not in cfg:
+        del out["schedule"]
+    check_values(out)
+    return out
+
+
+def check_values(cfg: dict[str, Any]) -> None:
+    if "layers" not in cfg["model"]:
+        raise ConfigError("model.layers: missing; give a list such as [{ type = \"Affine\", out_features = 100 }]")
+    if cfg["data"]["source"] not in SOURCES:
+        src = cfg["data"]["source"]
+        hint = close(src, list(SOURCES))
+        raise ConfigError(f"data.source: unknown source {src!r}; {hint}sources: {', '.join(SOURCES)}")
+    if cfg["model"]["dtype"] not in DTYPES:
+        raise ConfigError(f"model.dtype: expected one of {', '.join(DTYPES)}, got {cfg['model']['dtype']!r}")
+    if "schedule" in cfg and cfg["solver"]["lr_decay"] != 1.0:
+        raise ConfigError("solver.lr_decay: give either solver.lr_decay or a [schedule] section, not both")
+    for i, spec in enumerate(cfg["model"]["layers"]):
+        if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+            raise ConfigError(f"model.layers[{i}]: expected a table with a string 'type', got {spec!r}")
+    for i, name in enumerate(cfg["model"]["imports"]):
+        check_type(f"model.imports[{i}]", name, (str,))
