@@ -113,10 +113,13 @@ class Solver:
         self.base_lr = self.optimizer.lr
         self.steps_per_epoch = max(1, math.ceil(len(self.data["X_train"]) / batch_size))
         self.rng = np.random.default_rng(seed)
+        self.sample_rng = np.random.default_rng((seed, 2))  # measuring draws from its own stream, not training's
+        self.stop_requested: str | None = None
         self.epoch = 0
         self.loss_history: list[float] = []
         self.train_acc_history: list[float] = []
         self.val_acc_history: list[float] = []
+        self.val_loss_history: list[float] = []
         self.lr_history: list[float] = []
         self.epoch_seconds: list[float] = []
         self.best_val_acc = -1.0
@@ -152,17 +155,27 @@ class Solver:
     def check_accuracy(self, X: NDArray[np.floating], y: NDArray[np.integer], num_samples: int | None = None) -> float:
         """Fraction of correct predictions, on a random subsample of ``num_samples`` when given."""
         if num_samples is not None and len(X) > num_samples:
-            idx = self.rng.choice(len(X), num_samples, replace=False)
+            idx = self.sample_rng.choice(len(X), num_samples, replace=False)
             X, y = X[idx], y[idx]
         return float(np.mean(self.predict(X) == y)) if len(y) else 0.0
 
-    def train(self, on_epoch_end: Callable[[Solver], None] | None = None) -> dict[str, Any]:
-        """Run the remaining epochs in train mode; returns the metrics dict. ``on_epoch_end(self)`` runs after each
-        epoch. The model is left in the mode it was in."""
-        with in_mode(self.model, True):
-            return self.train_epochs(on_epoch_end)
+    def train(self, on_epoch_end: Callable[[Solver], None] | None = None,
+              on_stop: Callable[[Solver], None] | None = None) -> dict[str, Any]:
+        """Run the remaining epochs in train mode; returns the metrics dict.
 
-    def train_epochs(self, on_epoch_end: Callable[[Solver], None] | None) -> dict[str, Any]:
+        ``on_epoch_end(self)`` runs after each epoch, ``on_stop(self)`` once when training stops, with the
+        last state still in the model (before the best parameters are restored). ``request_stop`` ends
+        training after the current epoch. The model is left in the mode it was in.
+        """
+        with in_mode(self.model, True):
+            return self.train_epochs(on_epoch_end, on_stop)
+
+    def request_stop(self, reason: str) -> None:
+        """Stop at the end of the current epoch (from a signal handler, say), with ``reason`` as the stop reason."""
+        self.stop_requested = reason
+
+    def train_epochs(self, on_epoch_end: Callable[[Solver], None] | None,
+                     on_stop: Callable[[Solver], None] | None) -> dict[str, Any]:
         self.check_labels()
         start = time.perf_counter()
         bar = tqdm(total=(self.epochs - self.epoch) * self.steps_per_epoch, unit="step", leave=False,
@@ -175,10 +188,14 @@ class Solver:
                     if not self.run_epoch(bar):
                         break
                     self.end_epoch(time.perf_counter() - t0)
+                    if self.stop_requested and self.stop_reason is None:
+                        self.stop_reason = f"{self.stop_requested} after epoch {self.epoch}"
                     if self.verbose:
                         bar.write(self.epoch_line(), file=sys.stderr)
                     if on_epoch_end is not None:
                         on_epoch_end(self)
+                if on_stop is not None:
+                    on_stop(self)
                 self.restore_best()
                 return self.metrics(time.perf_counter() - start)
         finally:
@@ -212,11 +229,25 @@ class Solver:
                 raise ValueError(f"Solver data: {key} has labels in [{y.min()}, {y.max()}], "
                                  f"but the model gives {classes} scores (labels 0..{classes - 1})")
 
+    def loss_and_accuracy(self, X: NDArray[np.floating], y: NDArray[np.integer],
+                          batch_size: int = 1000) -> tuple[float, float]:
+        """Data loss plus the L2 penalty, and accuracy, in eval mode in batches (one forward pass)."""
+        total, correct = 0.0, 0
+        with eval_mode(self.model):
+            for i in range(0, len(X), batch_size):
+                scores = self.model.forward(X[i:i + batch_size])
+                total += self.loss.forward(scores, y[i:i + batch_size]) * len(scores)
+                correct += int(np.sum(np.argmax(scores, axis=1) == y[i:i + batch_size]))
+        if not len(y):
+            return 0.0, 0.0
+        return total / len(y) + l2_penalty(self.model.params, self.reg), correct / len(y)
+
     def end_epoch(self, seconds: float) -> None:
         train_acc = self.check_accuracy(self.data["X_train"], self.data["y_train"], self.num_train_samples)
-        val_acc = self.check_accuracy(self.data["X_val"], self.data["y_val"])
+        val_loss, val_acc = self.loss_and_accuracy(self.data["X_val"], self.data["y_val"])
         self.train_acc_history.append(train_acc)
         self.val_acc_history.append(val_acc)
+        self.val_loss_history.append(val_loss)
         self.lr_history.append(self.optimizer.lr)
         self.epoch_seconds.append(seconds)
         self.epoch += 1
@@ -230,8 +261,9 @@ class Solver:
 
     def epoch_line(self) -> str:
         loss = float(np.mean(self.loss_history[-self.steps_per_epoch:]))
-        return (f"epoch {self.epoch}/{self.epochs}  loss {loss:.4f}  train_acc {self.train_acc_history[-1]:.4f}  "
-                f"val_acc {self.val_acc_history[-1]:.4f}  lr {self.lr_history[-1]:.3g}")
+        return (f"epoch {self.epoch}/{self.epochs}  loss {loss:.4f}  val_loss {self.val_loss_history[-1]:.4f}  "
+                f"train_acc {self.train_acc_history[-1]:.4f}  val_acc {self.val_acc_history[-1]:.4f}  "
+                f"lr {self.lr_history[-1]:.3g}")
 
     def snapshot_best(self) -> None:
         """Copy the current parameters and buffers aside as the best so far."""
@@ -246,7 +278,7 @@ class Solver:
 
     def metrics(self, seconds: float) -> dict[str, Any]:
         result: dict[str, Any] = {
-            "best_val_acc": self.best_val_acc,
+            "best_val_acc": self.best_val_acc if self.val_acc_history else None,
             "final_train_acc": self.check_accuracy(self.data["X_train"], self.data["y_train"]),
         }
         if "X_test" in self.data:
@@ -258,6 +290,6 @@ class Solver:
 
 
 if __name__ == "__main__":  # the command line belongs to the application, which may import every floor
-    from chainrule.cli import main
+    from chainrule.cli import solver_main
 
-    sys.exit(main())
+    sys.exit(solver_main())

@@ -1,5 +1,9 @@
-"""chainrule's application layer: command lines and the tools around training (gradient checks of layers,
-losses and whole models from a config).
+"""chainrule's application layer: configs, data sources, run folders and checkpoints, trained models, and the
+command lines (``chainrule train|predict|evaluate|gradcheck``, ``python -m solver``).
 
 The framework itself is in the top-level packages ``layers``, ``losses``, ``optim`` and the module ``solver``.
 """
+
+from chainrule.model import TrainedModel, load_run
+
+__all__ = ["TrainedModel", "load_run"]

@@ -39,15 +39,28 @@ def build(path: str, cls: type, kwargs: dict[str, Any]) -> Any:
         raise ConfigError(f"{path} ({cls.__name__}): {e}") from None
 
 
-def import_modules(names: list[str], base: Path) -> None:
-    for p in (str(base), ""):
-        if p not in sys.path:
-            sys.path.insert(0, p)
-    for i, name in enumerate(names):
-        try:
-            importlib.import_module(name)
-        except ImportError as e:
-            raise ConfigError(f"model.imports[{i}]: cannot import {name!r}: {e}") from None
+def import_modules(names: list[str], dirs: list[str]) -> None:
+    """Import the user modules a config names, looked for in ``dirs`` and then the working directory.
+
+    ``sys.path`` is changed only while they are imported, and only when there are any: a config with
+    ``imports`` runs code, like a Python script; one without runs none.
+    """
+    if not names:
+        return
+    saved = list(sys.path)
+    sys.path[:0] = [*dirs, ""]
+    try:
+        for i, name in enumerate(names):
+            try:
+                importlib.import_module(name)
+            except ImportError as e:
+                raise ConfigError(f"model.imports[{i}]: cannot import {name!r}: {e}") from None
+            except Exception as e:  # the module's own code failed: name it and where
+                where = f" ({e.filename}, line {e.lineno})" if isinstance(e, SyntaxError) else ""
+                raise ConfigError(f"model.imports[{i}]: importing {name!r} raised {type(e).__name__}{where}: "
+                                  f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    finally:
+        sys.path[:] = saved
 
 
 def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generator) -> Sequential:
@@ -77,8 +90,9 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
     return Sequential(*layers)
 
 
-def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray], base: Path) -> tuple[Sequential, Solver]:
-    import_modules(cfg["model"]["imports"], base)
+def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray]) -> tuple[Sequential, Solver]:
+    """Model, loss, optimizer, schedule and Solver from a self-contained config (``config.self_contained``)."""
+    import_modules(cfg["model"]["imports"], cfg["model"]["import_dirs"])
     model = build_model(cfg["model"], data["X_train"], model_rng(cfg))
     classes = int(max(int(data[k].max()) for k in data if k.startswith("y_") and data[k].size)) + 1
     with eval_mode(model):
@@ -95,7 +109,10 @@ def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray], base: Path) 
             cls = lookup(registry, name, kind)
         except KeyError as e:
             raise ConfigError(f"{section}.type: {e.args[0]}") from None
-        return build(section, cls, kwargs_for(section, cls, spec))
+        kwargs = kwargs_for(section, cls, spec)
+        if section == "schedule" and "epochs" in inspect.signature(cls).parameters:
+            kwargs.setdefault("epochs", cfg["solver"]["epochs"])  # a schedule over the run's length (cosine)
+        return build(section, cls, kwargs)
 
     solver_cfg = dict(cfg["solver"])
     solver_cfg["patience"] = solver_cfg["patience"] or None
@@ -105,12 +122,16 @@ def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray], base: Path) 
     return model, solver
 
 
-def load_data(cfg: dict[str, Any], config_path: Path) -> dict[str, np.ndarray]:
-    """The ``[data]`` section's arrays (paths relative to the config), inputs cast to the model's dtype."""
+def load_data(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The ``[data]`` section's arrays (of a self-contained config), standardized when asked and cast to the
+    model's dtype, and the preprocessing statistics ({} or the training mean and std) to keep with the run."""
     data_cfg = cfg["data"]
-    data = datasets.load(data_cfg, config_path.parent if data_cfg.get("path") else Path("."))
+    data = datasets.load(data_cfg, Path("."))
+    stats = datasets.standardization(data["X_train"]) if data_cfg["standardize"] else {}
+    if stats:
+        data = datasets.standardize(data, stats)
     dtype = np.dtype(cfg["model"]["dtype"])
-    return {k: v.astype(dtype) if k.startswith("X_") else v for k, v in data.items()}
+    return {k: v.astype(dtype) if k.startswith("X_") else v for k, v in data.items()}, stats
 
 
 def model_rng(cfg: dict[str, Any]) -> np.random.Generator:

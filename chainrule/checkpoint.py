@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,24 @@ import numpy as np
 
 from solver import Solver
 
-FORMAT = 3  # 2: the per-step loss history moved into the npz; 3: buffers and the layers' Generator states
-READABLE = (2, 3)  # a format-2 checkpoint has no buffers or Generators: it loads into a model that has none
+FORMAT = 4  # 3: buffers and the layers' Generator states; 4: validation loss, the measuring stream, preprocessing
+READABLE = (3, 4)
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the current umask (0o666 & ~umask), as ``open`` would give it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``."""
+    """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``.
+
+    The file gets the umask's mode (a temporary file would otherwise keep mkstemp's 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -31,15 +42,20 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def solver_state(solver: Solver, config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Everything needed to continue training bit for bit: scalars and per-epoch lists (JSON) and arrays.
+def solver_state(solver: Solver, config: dict[str, Any],
+                 preprocessing: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Everything needed to continue training bit for bit, and to use the model: scalars and per-epoch lists
+    (JSON) and arrays. ``param/`` and ``buffer/`` are the last state, ``best/`` and ``best_buffer/`` the best
+    epoch's, ``pre/`` the preprocessing statistics (standardization's mean and std).
 
     The per-step loss history is an array: as JSON it grew to most of the cost of a checkpoint.
     """
     opt_scalars, opt_arrays = solver.optimizer.state_dict()
     meta = {
         "format": FORMAT, "epoch": solver.epoch, "base_lr": solver.base_lr, "optimizer": opt_scalars,
-        "rng": solver.rng.bit_generator.state, "best_val_acc": solver.best_val_acc, "bad_epochs": solver.bad_epochs,
+        "rng": solver.rng.bit_generator.state, "sample_rng": solver.sample_rng.bit_generator.state,
+        "val_loss_history": solver.val_loss_history, "best_val_acc": solver.best_val_acc,
+        "bad_epochs": solver.bad_epochs,
         "stop_reason": solver.stop_reason, "train_acc_history": solver.train_acc_history,
         "val_acc_history": solver.val_acc_history, "lr_history": solver.lr_history,
         "epoch_seconds": solver.epoch_seconds, "config": config,
@@ -51,16 +67,18 @@ def solver_state(solver: Solver, config: dict[str, Any]) -> tuple[dict[str, Any]
     arrays.update({f"buffer/{k}": v for k, v in solver.model.buffers.items()})
     arrays.update({f"best_buffer/{k}": v for k, v in solver.best_buffers.items()})
     arrays.update({f"optim/{k}": v for k, v in opt_arrays.items()})
+    arrays.update({f"pre/{k}": v for k, v in preprocessing.items()})
     arrays["history/loss"] = np.array(solver.loss_history, dtype=np.float64)
     return meta, arrays
 
 
-def save_checkpoint(run_dir: Path, solver: Solver, config: dict[str, Any]) -> None:
+def save_checkpoint(run_dir: Path, solver: Solver, config: dict[str, Any],
+                    preprocessing: dict[str, np.ndarray]) -> None:
     """checkpoint.npz holds the arrays and the metadata (as a JSON string); checkpoint.json mirrors the metadata.
 
     The npz alone is the source of truth, so a kill between the two writes loses nothing.
     """
-    meta, arrays = solver_state(solver, config)
+    meta, arrays = solver_state(solver, config, preprocessing)
     text = json.dumps(meta, indent=1)
     buffer = io.BytesIO()
     np.savez(buffer, __meta__=np.array(text), **arrays)  # type: ignore[arg-type]
@@ -68,15 +86,28 @@ def save_checkpoint(run_dir: Path, solver: Solver, config: dict[str, Any]) -> No
     atomic_write(run_dir / "checkpoint.json", text.encode())
 
 
+def read_npz(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The JSON metadata and the arrays of an npz written by this package, never unpickling anything."""
+    if not path.is_file():
+        what = "does not exist" if not path.exists() else "is not a file"
+        raise FileNotFoundError(f"{str(path)!r} {what}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            meta = json.loads(str(f["__meta__"]))
+            arrays = {k: f[k] for k in f.files if k != "__meta__"}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{str(path)!r} is not a readable chainrule npz file ({type(e).__name__}: {e})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{str(path)!r}: its metadata is not a JSON object")
+    return meta, arrays
+
+
 def read_checkpoint(run_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A run folder's checkpoint.npz: its metadata and arrays."""
     path = run_dir / "checkpoint.npz"
-    if not path.exists():
-        raise FileNotFoundError(f"--resume: {str(path)!r} does not exist")
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(str(f["__meta__"]))
-        arrays = {k: f[k] for k in f.files if k != "__meta__"}
+    meta, arrays = read_npz(path)
     if meta.get("format") not in READABLE:
-        raise ValueError(f"--resume: {str(path)!r} has checkpoint format {meta.get('format')}, expected {FORMAT}")
+        raise ValueError(f"{str(path)!r} has checkpoint format {meta.get('format')}, expected {FORMAT}")
     return meta, arrays
 
 
@@ -85,14 +116,16 @@ def with_prefix(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndar
     return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
-def load_arrays(kind: str, target: dict[str, np.ndarray], arrays: dict[str, np.ndarray], prefix: str) -> None:
-    """Write the checkpoint's ``prefix``-ed arrays into ``target`` in place, checking names and shapes first."""
+def load_arrays(kind: str, target: dict[str, np.ndarray], arrays: dict[str, np.ndarray], prefix: str,
+                source: str = "checkpoint") -> None:
+    """Write the ``prefix``-ed arrays into ``target`` in place, checking names and shapes first (``source``
+    names the file in errors)."""
     saved = with_prefix(arrays, prefix)
     if set(saved) != set(target):
-        raise ValueError(f"--resume: checkpoint {kind} {sorted(saved)} do not match the model's {sorted(target)}")
+        raise ValueError(f"{source}: its {kind} {sorted(saved)} do not match the model's {sorted(target)}")
     for key, value in target.items():
         if saved[key].shape != value.shape:
-            raise ValueError(f"--resume: {kind[:-1]} {key!r} has shape {saved[key].shape}, "
+            raise ValueError(f"{source}: {kind[:-1]} {key!r} has shape {saved[key].shape}, "
                              f"the model's is {value.shape}")
     for key, value in target.items():
         value[...] = saved[key]
@@ -100,8 +133,8 @@ def load_arrays(kind: str, target: dict[str, np.ndarray], arrays: dict[str, np.n
 
 def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Load a checkpoint into a freshly built solver (same config): parameters and buffers are written in place."""
-    load_arrays("parameters", solver.model.params, arrays, "param/")
-    load_arrays("buffers", solver.model.buffers, arrays, "buffer/")
+    load_arrays("parameters", solver.model.params, arrays, "param/", "--resume")
+    load_arrays("buffers", solver.model.buffers, arrays, "buffer/", "--resume")
     gens, saved_gens = solver.model.generators(), meta.get("generators", {})
     if set(gens) != set(saved_gens):
         raise ValueError(f"--resume: checkpoint Generators {sorted(saved_gens)} do not match "
@@ -112,9 +145,12 @@ def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray])
     solver.best_buffers = {k: v.copy() for k, v in with_prefix(arrays, "best_buffer/").items()}
     solver.optimizer.load_state_dict(meta["optimizer"], with_prefix(arrays, "optim/"))
     solver.rng.bit_generator.state = meta["rng"]
+    if "sample_rng" in meta:
+        solver.sample_rng.bit_generator.state = meta["sample_rng"]
     solver.epoch, solver.base_lr = meta["epoch"], meta["base_lr"]
     solver.best_val_acc, solver.bad_epochs = meta["best_val_acc"], meta["bad_epochs"]
     solver.stop_reason = meta["stop_reason"]
     solver.loss_history = arrays["history/loss"].tolist()
     for key in ("train_acc_history", "val_acc_history", "lr_history", "epoch_seconds"):
         setattr(solver, key, list(meta[key]))
+    solver.val_loss_history = list(meta.get("val_loss_history", [float("nan")] * solver.epoch))

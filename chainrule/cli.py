@@ -1,40 +1,157 @@
-"""The command lines: ``chainrule train|gradcheck ...`` and ``python -m solver CONFIG`` (the same as train).
+"""The command lines: ``chainrule train|predict|evaluate|gradcheck`` and ``python -m solver`` (= train).
 
-Each is a thin shell over functions a notebook can call: argument parsing, exit codes and one-line errors.
+Each is a thin shell over functions a notebook can call (``chainrule.runs``, ``chainrule.load_run``):
+argument parsing, exit codes, one-line errors (``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from chainrule import data as datasets
+from chainrule import gradcheck, runs
 from chainrule.argparsing import OneLineParser
-from chainrule.config import ConfigError
-from chainrule.gradcheck import gradcheck_model
-from chainrule.runs import run
+from chainrule.config import ConfigError, read_config, resolve, self_contained
+from chainrule.evaluation import format_report, read_inputs, write_confusion_png, write_predictions
+from chainrule.model import TrainedModel, load_run
+from chainrule.report import write_json
+
+ERRORS = (ConfigError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, KeyError,
+          ValueError, TypeError, ImportError)
+TRAIN_EXAMPLES = """examples:
+  {prog} examples/spiral.toml
+  {prog} examples/spiral.toml --set optim.lr=0.05 --set solver.epochs=10
+  {prog} --resume runs/spiral                        # continue a run (its own config)
+  {prog} --resume runs/spiral --set solver.epochs=80 # continue a finished run for more epochs
+  {prog} examples/spiral.toml --gradcheck"""
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(
-        prog="python -m solver", description="Train a network from a TOML or JSON config.",
-        epilog="examples:\n  python -m solver examples/spiral.toml\n"
-               "  python -m solver examples/spiral.toml --set optim.lr=0.05 --set solver.epochs=10\n"
-               "  python -m solver examples/spiral.toml --resume runs/spiral\n"
-               "  python -m solver examples/spiral.toml --gradcheck",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", help="path to a .toml or .json config")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a config key; the value is parsed as TOML (repeatable)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the interrupted run in RUN_DIR")
-    parser.add_argument("--gradcheck", action="store_true",
-                        help="gradient-check the whole model (data loss + L2) on a few rows in float64, then exit")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="path to a .toml or .json config (optional with --resume)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config key; the value is parsed as TOML (repeatable)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR (interrupted or finished)")
+    p.add_argument("--gradcheck", action="store_true",
+                   help="gradient-check the whole model (data loss + L2) on a few rows in float64, then exit")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def train(args: argparse.Namespace) -> int:
+    if args.gradcheck:
+        if args.config is None:
+            raise ConfigError("--gradcheck needs a config file")
+        return gradcheck.gradcheck_model(args)
+    run = runs.setup(args.config, args.set, args.resume)
     try:
-        return gradcheck_model(args) if args.gradcheck else run(args)
-    except (ConfigError, FileNotFoundError, KeyError, ValueError, TypeError, ImportError) as e:
+        return runs.train(run)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the last checkpoint is in {run.run_dir}; continue with: "
+              f"python -m solver --resume {run.run_dir}", file=sys.stderr)
+        return 130
+
+
+def predict(args: argparse.Namespace) -> int:
+    model = load_run(args.run_dir, args.which)
+    X, _ = read_inputs(args.input)
+    proba = model.predict_proba(X)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "predictions.csv"
+    write_predictions(out, np.argmax(proba, axis=1), proba)
+    print(f"{len(proba)} predictions written to {out}")
+    return 0
+
+
+def evaluation_data(model: TrainedModel, source: str | None) -> tuple[Any, Any, str]:
+    """Labelled inputs: the run's own test split (else its validation split), a config's, or a file's."""
+    if source is None or source.endswith((".toml", ".json")):
+        cfg = model.config if source is None else self_contained(resolve(read_config(source)), Path(source).parent)
+        data = datasets.load(cfg["data"], Path("."))  # raw: the model applies the run's own preprocessing
+        split = "test" if "X_test" in data else "val"
+        return data[f"X_{split}"], data[f"y_{split}"], f"the {split} split of {source or 'the run'}"
+    X, y = read_inputs(source)
+    if y is None:
+        raise ValueError(f"--data: {source!r} has no labels to evaluate against")
+    return X, y, source
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    model = load_run(args.run_dir, args.which)
+    X, y, what = evaluation_data(model, args.data)
+    result = {"data": what, "which": args.which, **model.evaluate(X, y)}
+    print(f"{args.which} parameters of {args.run_dir} on {what}\n{format_report(result)}")
+    run_dir = Path(args.run_dir)
+    write_json(run_dir / "evaluation.json", result)
+    if write_confusion_png(run_dir / "confusion.png", np.array(result["confusion"])):
+        print(f"wrote {run_dir / 'evaluation.json'} and {run_dir / 'confusion.png'}")
+    else:
+        print(f"wrote {run_dir / 'evaluation.json'}")
+    return 0
+
+
+def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
+    try:
+        return command(args)
+    except ERRORS as e:
         if args.debug:
             raise
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"solver: error: {message}", file=sys.stderr)
+        print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
+
+
+def parser() -> OneLineParser:
+    p = OneLineParser(prog="chainrule", description="Train, check and use chainrule networks.",
+                      epilog="run 'chainrule COMMAND --help' for a command's options and examples")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+    t = sub.add_parser("train", help="train from a config, or continue a run", formatter_class=fmt,
+                       epilog=TRAIN_EXAMPLES.format(prog="chainrule train"))
+    add_train_arguments(t)
+    pr = sub.add_parser("predict", help="predict with a trained run", formatter_class=fmt,
+                        epilog="examples:\n  chainrule predict runs/digits new.npz --out predictions.csv\n"
+                               "  chainrule predict runs/mnist data/mnist --which last")
+    pr.add_argument("run_dir", metavar="RUN_DIR")
+    pr.add_argument("input", metavar="INPUT", help="npz, csv, MNIST IDX images or folder, CIFAR-10 .bin or folder")
+    pr.add_argument("--out", metavar="FILE", help="CSV of index, label and class probabilities "
+                                                  "(default RUN_DIR/predictions.csv)")
+    ev = sub.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run",
+                        formatter_class=fmt, epilog="examples:\n  chainrule evaluate runs/digits\n"
+                                                    "  chainrule evaluate runs/digits --data other.toml\n"
+                                                    "  chainrule evaluate runs/digits --data labelled.npz")
+    ev.add_argument("run_dir", metavar="RUN_DIR")
+    ev.add_argument("--data", metavar="CONFIG_OR_FILE", help="a config (its test split) or a labelled input file; "
+                                                              "default: the run's own test split")
+    for command in (pr, ev):
+        command.add_argument("--which", choices=("best", "last"), default="best",
+                             help="the best epoch's parameters (default) or the last ones")
+        command.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub.add_parser("gradcheck", help="gradient-check layers and losses (see 'chainrule gradcheck --help')",
+                   add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``chainrule COMMAND ...``"""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["gradcheck"]:
+        return gradcheck.main(argv[1:])
+    args = parser().parse_args(argv)
+    command = {"train": train, "predict": predict, "evaluate": evaluate}[args.command]
+    return run_command(command, args, "chainrule")
+
+
+def solver_main(argv: list[str] | None = None) -> int:
+    """``python -m solver CONFIG ...``: the same as ``chainrule train``."""
+    p = OneLineParser(prog="python -m solver", description="Train a network from a TOML or JSON config.",
+                      epilog=TRAIN_EXAMPLES.format(prog="python -m solver"),
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_arguments(p)
+    args = p.parse_args(argv)
+    if args.config is None and args.resume is None:
+        p.error("give a config file, or --resume RUN_DIR")
+    return run_command(train, args, "solver")

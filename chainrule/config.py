@@ -24,7 +24,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "standardize": ((bool,), False), "samples": ((int,), 300), "classes": ((int,), 3),
         "noise": ((float,), 0.2), "seed": ((int,), 0),
     },
-    "model": {"layers": ((list,), None), "imports": ((list,), []), "dtype": ((str,), "float32"),
+    "model": {"layers": ((list,), None), "imports": ((list,), []), "import_dirs": ((list,), []),
+              "dtype": ((str,), "float32"),
               "init": ((str,), "he")},
     "loss": {"type": ((str,), "softmax"), "reg": ((float,), 0.0)},
     "optim": {"type": ((str,), "sgd")},
@@ -32,12 +33,13 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "solver": {"epochs": ((int,), 10), "batch_size": ((int,), 100), "lr_decay": ((float,), 1.0),
                "seed": ((int,), 0), "patience": ((int,), 0), "num_train_samples": ((int,), 1000),
                "verbose": ((bool,), True)},
-    "output": {"dir": ((str,), ""), "plot": ((bool,), True)},
+    "output": {"dir": ((str,), ""), "plot": ((bool,), True), "checkpoint_seconds": ((float,), 5.0)},
 }
 OPEN_SECTIONS = {"loss", "optim", "schedule"}  # extra keys are the class's keyword arguments
 SOURCES = ("spiral", "npz", "csv", "mnist-idx", "cifar10-bin", "digits", "mnist1d")
 DTYPES = ("float32", "float64")
-RESUMABLE = {"solver.epochs", "solver.verbose", "solver.patience", "output.dir", "output.plot"}
+RESUMABLE = {"solver.epochs", "solver.verbose", "solver.patience", "output.dir", "output.plot",
+             "output.checkpoint_seconds"}
 
 
 
@@ -149,5 +151,20 @@ def check_values(cfg: dict[str, Any]) -> None:
     for i, spec in enumerate(cfg["model"]["layers"]):
         if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
             raise ConfigError(f"model.layers[{i}]: expected a table with a string 'type', got {spec!r}")
-    for i, name in enumerate(cfg["model"]["imports"]):
-        check_type(f"model.imports[{i}]", name, (str,))
+    for key in ("imports", "import_dirs"):
+        for i, name in enumerate(cfg["model"][key]):
+            check_type(f"model.{key}[{i}]", name, (str,))
+
+
+def self_contained(cfg: dict[str, Any], config_dir: Path) -> dict[str, Any]:
+    """The resolved config with every location made absolute, so it runs from any working directory:
+    ``data.path`` resolved against the config's folder, and that folder added to ``model.import_dirs``
+    (where the modules in ``model.imports`` are looked for) when there are imports."""
+    out = {section: dict(values) for section, values in cfg.items()}
+    if out["data"].get("path"):
+        out["data"]["path"] = str((config_dir / out["data"]["path"]).resolve())
+    if out["model"]["imports"]:
+        dirs = [str((config_dir / d).resolve()) for d in out["model"]["import_dirs"]]
+        here = str(config_dir.resolve())
+        out["model"]["import_dirs"] = dirs if here in dirs else [*dirs, here]
+    return out

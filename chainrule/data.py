@@ -186,17 +186,23 @@ def load_mnist1d(seed: int) -> Data:
             "X_test": d["x_test"], "y_test": d["y_test"].astype(np.int64)}
 
 
-def standardize(data: Data) -> Data:
-    """Subtract the training mean and divide by the training std (1 where a feature is constant)."""
-    X = data["X_train"]
-    mean = X.mean(axis=0)
+def standardization(X: NDArray) -> dict[str, NDArray]:
+    """The training set's per-feature mean and std (1 where a feature is constant), to apply to any input."""
     std = X.std(axis=0)
     std[std == 0] = 1.0
-    return {k: (v - mean) / std if k.startswith("X_") else v for k, v in data.items()}
+    return {"mean": X.mean(axis=0), "std": std}
+
+
+def standardize(data: Data, stats: dict[str, NDArray] | None = None) -> Data:
+    """Subtract the training mean and divide by the training std (``stats`` from ``standardization``)."""
+    stats = standardization(data["X_train"]) if stats is None else stats
+    return {k: (v - stats["mean"]) / stats["std"] if k.startswith("X_") else v for k, v in data.items()}
 
 
 def load(cfg: dict[str, Any], base: Path) -> Data:
-    """Build the data dict from the ``[data]`` section; relative paths resolve against ``base``."""
+    """Build the data dict from the ``[data]`` section; relative paths resolve against ``base``.
+
+    ``standardize`` is not applied here: the caller computes the statistics and keeps them with the run."""
     source, seed = cfg["source"], cfg["seed"]
     val, test = cfg["val_fraction"], cfg["test_fraction"]
     path = str(base / cfg["path"]) if cfg.get("path") else None
@@ -213,6 +219,4 @@ def load(cfg: dict[str, Any], base: Path) -> Data:
     else:
         loader = {"npz": load_npz, "mnist-idx": load_mnist_idx, "cifar10-bin": load_cifar10_bin}[source]
         data = hold_out_val(loader(path), val, seed)  # type: ignore[arg-type]
-    if cfg["standardize"]:
-        data = standardize(data)
     return data

@@ -21,7 +21,7 @@ import numpy as np
 
 from chainrule.argparsing import OneLineParser
 from chainrule.build import build_objects, load_data
-from chainrule.config import apply_sets, read_config, resolve
+from chainrule.config import apply_sets, read_config, resolve, self_contained
 from layers import REGISTRY
 from layers.gradcheck import HEADER, GradReport, format_table, gradcheck
 from losses import LOSSES
@@ -145,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def gradcheck_model(args: argparse.Namespace, rows: int = 4) -> int:
     """Check the config's whole objective (data loss + L2) against every parameter, in float64, on a few rows."""
-    cfg = resolve(apply_sets(read_config(args.config), args.set + ["model.dtype=\"float64\""]))
-    config_path = Path(args.config)
-    data = load_data(cfg, config_path)
-    model, solver = build_objects(cfg, data, config_path.parent)
+    cfg = self_contained(resolve(apply_sets(read_config(args.config), [*args.set, 'model.dtype="float64"'])),
+                         Path(args.config).parent)
+    data, _ = load_data(cfg)
+    model, solver = build_objects(cfg, data)
     X, y = data["X_train"][:rows], data["y_train"][:rows]
     report = check_objective(model, solver.loss, X, y, reg=solver.reg, rng=cfg["solver"]["seed"])
     print(format_table([HEADER, *report.rows()]))

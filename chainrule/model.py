@@ -1,30 +1,122 @@
-"""A trained model loaded from its run folder."""
+"""A trained model: the network of a finished run with its config and preprocessing, ready to predict.
+
+``load_run(run_dir, which="best")`` rebuilds it from a run folder; ``save(path)`` writes it as one npz file
+that ``TrainedModel.load(path)`` (or any npz reader) opens without pickle:
+
+- ``__meta__``: a JSON string: ``format`` (1), ``config`` (the run's resolved config), ``input_shape`` (one
+  example's shape), ``classes`` (the number of scores);
+- ``param/<name>``, ``buffer/<name>``: the network's parameters and buffers by qualified name ("0.W");
+- ``pre/mean``, ``pre/std``: standardization statistics, applied to raw inputs (absent when not used).
+"""
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
+from scipy.special import softmax
 
 from chainrule import checkpoint as ckpt
 from chainrule.build import build_model, import_modules, model_rng
-from chainrule.config import read_config, resolve
-from layers import Sequential
+from chainrule.evaluation import classification_report
+from layers import Layer
+from solver import eval_mode
+
+FORMAT = 1
 
 
-def model_from_run(run_dir: str | Path, which: str = "best") -> Sequential:
-    """Rebuild a finished run's model from its folder: config.toml, then the checkpoint's best (or last)
-    parameters and buffers, in eval mode. Data are read only for their shape."""
+class TrainedModel:
+    """``network`` (in eval mode) with the ``config`` it was trained from and its ``preprocessing``.
+
+    X : array of shape (N, *input_shape), any real dtype: raw inputs, preprocessed as in training.
+    """
+
+    def __init__(self, network: Layer, config: dict[str, Any], preprocessing: dict[str, NDArray],
+                 input_shape: tuple[int, ...]) -> None:
+        self.network, self.config = network.eval(), config
+        self.preprocessing, self.input_shape = preprocessing, tuple(input_shape)
+        self.dtype = np.dtype(config["model"]["dtype"])
+
+    def __repr__(self) -> str:
+        return f"TrainedModel(input_shape={self.input_shape}, network={self.network!r})"
+
+    def transform(self, X: Any) -> NDArray[np.floating]:
+        """Raw inputs as the network saw them in training: standardized (when the run was) and cast."""
+        X = np.asarray(X)
+        if X.dtype.kind not in "iuf":
+            raise TypeError(f"TrainedModel: expected real-valued inputs, got dtype {X.dtype}")
+        if X.shape[1:] != self.input_shape:
+            raise ValueError(f"TrainedModel: X has examples of shape {X.shape[1:]}, but the model expects "
+                             f"{self.input_shape}")
+        if self.preprocessing:
+            X = (X - self.preprocessing["mean"]) / self.preprocessing["std"]
+        return X.astype(self.dtype)
+
+    def scores(self, X: Any, batch_size: int = 1000) -> NDArray[np.floating]:
+        """Class scores, shape (N, C), computed in eval mode in batches."""
+        X = self.transform(X)
+        with eval_mode(self.network):
+            parts = [self.network.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.classes), dtype=self.dtype)
+
+    @property
+    def classes(self) -> int:
+        with eval_mode(self.network):
+            return int(self.network.forward(np.zeros((1, *self.input_shape), self.dtype)).shape[1])
+
+    def predict(self, X: Any) -> NDArray[np.intp]:
+        """The class of the highest score for each row."""
+        return np.argmax(self.scores(X), axis=1)
+
+    def predict_proba(self, X: Any) -> NDArray[np.floating]:
+        """Class probabilities: the softmax of the scores, shape (N, C)."""
+        return softmax(self.scores(X), axis=1)
+
+    def evaluate(self, X: Any, y: Any) -> dict[str, Any]:
+        """Accuracy, per-class precision, recall, F1 and support, and the confusion matrix (rows: true class)."""
+        return classification_report(np.asarray(y), self.predict(X), self.classes)
+
+    def save(self, path: str | Path) -> None:
+        """One npz file (the layout in the module docstring), written atomically."""
+        meta = {"format": FORMAT, "config": self.config, "input_shape": list(self.input_shape),
+                "classes": self.classes}
+        arrays = {f"param/{k}": v for k, v in self.network.params.items()}
+        arrays.update({f"buffer/{k}": v for k, v in self.network.buffers.items()})
+        arrays.update({f"pre/{k}": v for k, v in self.preprocessing.items()})
+        buffer = io.BytesIO()
+        np.savez(buffer, __meta__=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
+        ckpt.atomic_write(Path(path), buffer.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainedModel:
+        """A model written by ``save``."""
+        meta, arrays = ckpt.read_npz(Path(path))
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{str(path)!r}: model format {meta.get('format')}, expected {FORMAT}")
+        return from_arrays(meta["config"], meta["input_shape"], arrays, "param/", "buffer/", str(path))
+
+
+def from_arrays(config: dict[str, Any], input_shape: list[int], arrays: dict[str, NDArray], param_prefix: str,
+                buffer_prefix: str, source: str) -> TrainedModel:
+    """Rebuild the config's network and fill in its parameters and buffers from ``arrays``."""
+    import_modules(config["model"]["imports"], config["model"]["import_dirs"])
+    sample = np.zeros((1, *input_shape), dtype=config["model"]["dtype"])
+    network = build_model(config["model"], sample, model_rng(config))
+    ckpt.load_arrays("parameters", network.params, arrays, param_prefix, source)
+    ckpt.load_arrays("buffers", network.buffers, arrays, buffer_prefix, source)
+    return TrainedModel(network, config, ckpt.with_prefix(arrays, "pre/"), tuple(input_shape))
+
+
+def load_run(run_dir: str | Path, which: str = "best") -> TrainedModel:
+    """The trained model of a run folder: the best epoch's parameters and buffers (``which="best"``) or the
+    last ones (``"last"``), with the run's config and preprocessing."""
+    if which not in ("best", "last"):
+        raise ValueError(f"load_run: which must be 'best' or 'last', got {which!r}")
     run_dir = Path(run_dir)
-    cfg = resolve(read_config(str(run_dir / "config.toml")))
     meta, arrays = ckpt.read_checkpoint(run_dir)
-    sample_shape = meta.get("input_shape")
-    if sample_shape is None:
-        raise ValueError(f"{str(run_dir)!r}: the checkpoint does not record the input shape; retrain to load it")
-    import_modules(cfg["model"]["imports"], run_dir)
-    sample = np.zeros((1, *sample_shape), dtype=cfg["model"]["dtype"])
-    model = build_model(cfg["model"], sample, model_rng(cfg))
     prefixes = {"best": ("best/", "best_buffer/"), "last": ("param/", "buffer/")}[which]
-    ckpt.load_arrays("parameters", model.params, arrays, prefixes[0])
-    ckpt.load_arrays("buffers", model.buffers, arrays, prefixes[1])
-    return model.eval()  # type: ignore[return-value]
+    return from_arrays(meta["config"], meta["input_shape"], arrays, *prefixes, str(run_dir / "checkpoint.npz"))

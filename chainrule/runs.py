@@ -1,14 +1,21 @@
-"""A training run and its folder: a fresh or resumed run set up from a config, trained with a checkpoint and
-history.csv after every epoch, and closed with metrics.json and curves.png."""
+"""A training run and its folder: set up fresh or resumed from a config, trained with checkpoints, closed
+with history.csv, metrics.json and curves.png.
+
+Everything is validated and built before the run folder is created. Checkpoints are written at the end of an
+epoch once ``output.checkpoint_seconds`` have passed since the last, and always when training stops (the end,
+an early stop, Ctrl-C, SIGTERM): a SIGKILL loses at most that long plus one epoch. A checkpoint holds the
+last state (to continue) and the best epoch's parameters (to use) separately.
+"""
 
 from __future__ import annotations
 
-import argparse
-import csv
-import io
-import json
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +23,43 @@ import numpy as np
 import tomli_w
 
 from chainrule import checkpoint as ckpt
+from chainrule import report
 from chainrule.build import build_objects, load_data
-from chainrule.config import RESUMABLE, ConfigError, apply_sets, read_config, resolve
+from chainrule.config import RESUMABLE, ConfigError, apply_sets, read_config, resolve, self_contained
 from solver import Solver
 
+EXIT_SIGNAL = {"interrupted (Ctrl-C)": 130, "terminated (SIGTERM)": 143}
 
-def run_dir_for(cfg: dict[str, Any], config_path: Path) -> Path:
-    """The output folder; an existing non-empty one is never overwritten: a numbered sibling is used instead."""
-    base = Path(cfg["output"]["dir"] or Path("runs") / config_path.stem)
-    path, n = base, 1
-    while path.exists() and any(path.iterdir()):
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+
+@dataclass
+class Run:
+    """A resolved self-contained config, its Solver and data, and the folder the run writes to."""
+
+    cfg: dict[str, Any]
+    solver: Solver
+    run_dir: Path
+    preprocessing: dict[str, np.ndarray] = field(default_factory=dict)
+    resumed_from_epoch: int | None = None
+
+
+def create_run_dir(cfg: dict[str, Any], name: str) -> Path:
+    """A new folder: ``output.dir`` (default runs/<config name>) or, when that exists and is not empty, the
+    first free numbered sibling. Created with an exclusive mkdir, so runs started at once never share one."""
+    base = Path(cfg["output"]["dir"] or Path("runs") / name)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            if path.is_dir() and not any(path.iterdir()):
+                try:  # an empty folder is free: claim it by creating a marker exclusively
+                    (path / "config.toml").open("x").close()
+                    return path
+                except FileExistsError:
+                    continue
+    raise ConfigError(f"output.dir: no free folder next to {str(base)!r}")
 
 
 def differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -39,104 +69,119 @@ def differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return sorted(k for k in (flat_a.keys() | flat_b.keys()) - RESUMABLE if flat_a.get(k) != flat_b.get(k))
 
 
-def setup(args: argparse.Namespace) -> tuple[dict[str, Any], Solver, Path, dict | None]:
-    config_path = Path(args.config)
-    cfg = resolve(apply_sets(read_config(args.config), args.set))
-    checkpoint = None
-    if args.resume:
-        run_dir = Path(args.resume)
-        meta, arrays = ckpt.read_checkpoint(run_dir)
-        diff = differing(cfg, meta["config"])
-        if diff:
-            raise ConfigError(f"--resume: the config differs from the run's in {', '.join(diff)}")
-        checkpoint = {"meta": meta, "arrays": arrays}
-    _, solver = build_objects(cfg, load_data(cfg, config_path), config_path.parent)
-    if checkpoint is not None:
-        ckpt.restore(solver, checkpoint["meta"], checkpoint["arrays"])
-    else:
-        run_dir = run_dir_for(cfg, config_path)
-    return cfg, solver, run_dir, checkpoint
+def config_from(path: str | Path, sets: list[str]) -> dict[str, Any]:
+    """A config file, with ``--set`` overrides, resolved and made self-contained."""
+    return self_contained(resolve(apply_sets(read_config(str(path)), sets)), Path(path).parent)
 
 
-def summary(metrics: dict[str, Any], run_dir: Path) -> str:
-    parts = [f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items() if k != "stop_reason"]
-    return "  ".join(parts + [f"run {run_dir}"])
+def setup(config: str | Path | None, sets: list[str], resume: str | Path | None = None) -> Run:
+    """A fresh run of ``config``, or the run in ``resume`` continued (its own config when ``config`` is None;
+    a config given with it must agree except in the keys a resume may change)."""
+    if resume is None:
+        if config is None:
+            raise ConfigError("give a config file, or --resume RUN_DIR")
+        cfg = config_from(config, sets)
+        data, pre = load_data(cfg)
+        _, solver = build_objects(cfg, data)
+        return Run(cfg, solver, create_run_dir(cfg, Path(config).stem), pre)
+    run_dir = Path(resume)
+    meta, arrays = ckpt.read_checkpoint(run_dir)
+    saved = meta["config"]
+    cfg = config_from(config, sets) if config is not None else self_contained(resolve(apply_sets(saved, sets)), run_dir)
+    diff = differing(cfg, saved)
+    if diff:
+        raise ConfigError(f"--resume: the config differs from the run's in {', '.join(diff)}")
+    data, pre = load_data(cfg)
+    _, solver = build_objects(cfg, data)
+    ckpt.restore(solver, meta, arrays)
+    reopen(solver, saved["solver"], cfg["solver"])
+    return Run(cfg, solver, run_dir, pre, resumed_from_epoch=solver.epoch)
 
 
-def run(args: argparse.Namespace) -> int:
-    cfg, solver, run_dir, _ = setup(args)
-    return train_run(cfg, solver, run_dir)
+def reopen(solver: Solver, before: dict[str, Any], now: dict[str, Any]) -> None:
+    """Let a stopped run go on: an interrupted one always; an early-stopped one when ``solver.patience`` was
+    raised (its count of epochs without improvement goes on) or ``solver.epochs`` was (a fresh count)."""
+    reason = solver.stop_reason or ""
+    if reason.startswith(("interrupted", "terminated")):
+        solver.stop_reason = None
+    elif reason.startswith("early stop"):
+        if (now["patience"] or 0) > (before["patience"] or 0) or now["patience"] == 0:
+            solver.stop_reason = None
+        elif now["epochs"] > before["epochs"]:
+            solver.stop_reason, solver.bad_epochs = None, 0
 
 
-def train_run(cfg: dict[str, Any], solver: Solver, run_dir: Path) -> int:
-    """Train with a checkpoint and history.csv after every epoch; write metrics.json and curves.png; exit status."""
+@contextmanager
+def stop_on_signals(solver: Solver) -> Iterator[None]:
+    """The first Ctrl-C or SIGTERM ends training after the current epoch (checkpointed); a second Ctrl-C stops
+    at once. Only in the main thread, where Python delivers signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        reason = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated (SIGTERM)"
+        solver.request_stop(reason)
+        print(f"\n{reason}: stopping after this epoch (Ctrl-C again to stop now)", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def train(run: Run) -> int:
+    """Train ``run`` to its end; returns the exit status (0, 1 for a non-finite loss, 130 or 143 for a signal)."""
+    cfg, solver, run_dir = run.cfg, run.solver, run.run_dir
     ckpt.atomic_write(run_dir / "config.toml", tomli_w.dumps(cfg).encode())
     if solver.verbose:
         print(f"run directory: {run_dir}", file=sys.stderr)
+        print(report.model_summary(solver.model, solver.data["X_train"]), file=sys.stderr)
+    last_save = time.monotonic()
+
+    def save(s: Solver) -> None:
+        ckpt.save_checkpoint(run_dir, s, cfg, run.preprocessing)
+        report.write_history(run_dir, s)
 
     def on_epoch_end(s: Solver) -> None:
-        ckpt.save_checkpoint(run_dir, s, cfg)
-        write_history(run_dir, s)
+        nonlocal last_save
+        if time.monotonic() - last_save >= cfg["output"]["checkpoint_seconds"]:
+            save(s)
+            last_save = time.monotonic()
 
     start = time.perf_counter()
-    metrics = solver.train(on_epoch_end)
+    with stop_on_signals(solver):
+        metrics = solver.train(on_epoch_end, on_stop=save)
     metrics["seconds"] = round(sum(solver.epoch_seconds), 3)
     metrics["wall_seconds"] = round(time.perf_counter() - start, 3)
-    ckpt.save_checkpoint(run_dir, solver, cfg)
-    write_history(run_dir, solver)
-    write_json(run_dir / "metrics.json", metrics)
+    report.write_json(run_dir / "metrics.json", metrics)
     if cfg["output"]["plot"]:
-        write_curves(run_dir, solver)
-    if solver.stop_reason and not solver.stop_reason.startswith("early stop"):
-        print(f"solver: {solver.stop_reason}; the best parameters so far are saved in {run_dir}", file=sys.stderr)
-    print(summary(metrics, run_dir))
-    return 1 if "stop_reason" in metrics and not metrics["stop_reason"].startswith("early stop") else 0
+        report.write_curves(run_dir, solver)
+    print(stop_message(solver, run_dir), file=sys.stderr)
+    print(report.summary_line(metrics, run_dir))
+    return exit_status(solver.stop_reason)
 
 
-def history_rows(solver: Solver) -> list[dict[str, Any]]:
-    steps = solver.steps_per_epoch
-    rows = []
-    for e in range(solver.epoch):
-        losses = solver.loss_history[e * steps:(e + 1) * steps]
-        rows.append({"epoch": e + 1, "loss": float(np.mean(losses)),
-                     "train_acc": solver.train_acc_history[e], "val_acc": solver.val_acc_history[e],
-                     "lr": solver.lr_history[e], "seconds": round(solver.epoch_seconds[e], 4)})
-    return rows
+def stop_message(solver: Solver, run_dir: Path) -> str:
+    """Why training stopped, in words, and what to do next where there is something to do."""
+    reason = solver.stop_reason
+    if reason is None:
+        return f"solver: finished {solver.epoch} epochs"
+    resume = f"python -m solver --resume {run_dir}"
+    if reason.startswith(("interrupted", "terminated")):
+        return f"solver: {reason}; checkpoint saved; continue with: {resume}"
+    if reason.startswith("early stop"):
+        return f"solver: {reason} (epoch {solver.epoch}); to go on: {resume} --set solver.patience=N"
+    kept = ("the best parameters so far are saved" if solver.val_acc_history
+            else "no epoch completed, so no parameters improved")
+    return f"solver: {reason}; {kept} in {run_dir}"
 
 
-def write_history(run_dir: Path, solver: Solver) -> None:
-    """history.csv: one row per epoch (epoch, mean step loss, train_acc, val_acc, lr, seconds)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["epoch", "loss", "train_acc", "val_acc", "lr", "seconds"])
-    writer.writeheader()
-    writer.writerows(history_rows(solver))
-    ckpt.atomic_write(run_dir / "history.csv", out.getvalue().encode())
+def exit_status(reason: str | None) -> int:
+    if reason is None or reason.startswith("early stop"):
+        return 0
+    return next((code for prefix, code in EXIT_SIGNAL.items() if reason.startswith(prefix)), 1)
 
-
-def write_json(path: Path, obj: Any) -> None:
-    ckpt.atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
-
-
-def write_curves(run_dir: Path, solver: Solver) -> bool:
-    """curves.png (loss per step, accuracies per epoch) when matplotlib is installed; returns whether it was written."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(solver.loss_history, lw=0.8)
-    ax1.set(xlabel="step", ylabel="loss", title="training loss")
-    epochs = range(1, solver.epoch + 1)
-    ax2.plot(epochs, solver.train_acc_history, label="train")
-    ax2.plot(epochs, solver.val_acc_history, label="val")
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    ax2.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    ckpt.atomic_write(run_dir / "curves.png", buffer.getvalue())
-    return True

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chainrule.cli import main
+from chainrule.cli import solver_main as main
 from tests.subprocess_runs import cli, kill_after_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +27,7 @@ batch_size = 30
 verbose = false
 [output]
 plot = false
+checkpoint_seconds = 0.0
 """
 
 
@@ -51,7 +52,7 @@ def test_spiral_example_trains_and_writes_the_run_directory(tmp_path, capsys):
     assert {"best_val_acc", "final_train_acc", "test_acc", "epochs_run", "seconds"} <= set(metrics)
     assert out.strip().splitlines()[-1].startswith(f"best_val_acc {metrics['best_val_acc']:.4f}")
     history = (run_dir / "history.csv").read_text().splitlines()
-    assert history[0] == "epoch,loss,train_acc,val_acc,lr,seconds" and len(history) == 41
+    assert history[0] == "epoch,loss,val_loss,train_acc,val_acc,lr,seconds" and len(history) == 41
     assert {"config.toml", "checkpoint.npz", "checkpoint.json"} <= {p.name for p in run_dir.iterdir()}
     with np.load(run_dir / "checkpoint.npz", allow_pickle=False) as f:
         assert {"param/0.W", "param/2.b", "optim/velocity/0.W"} <= set(f.files)
@@ -167,7 +168,9 @@ def test_diverging_run_stops_saves_and_exits_1(tmp_path):
     cfg = write(tmp_path, SMALL.replace("lr = 0.1", "lr = 1e4") + "[loss]\nreg = 1.0\n")
     result = cli(cfg, "--set", "solver.epochs=20", "--set", f"output.dir='{tmp_path / 'r'}'")
     assert result.returncode == 1
-    assert "try a lower learning rate" in result.stderr and "best parameters so far are saved" in result.stderr
+    assert "try a lower learning rate" in result.stderr
+    assert "no epoch completed, so no parameters improved" in result.stderr  # not "the best parameters so far"
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["best_val_acc"] is None
     assert (tmp_path / "r" / "checkpoint.npz").exists()
 
 
@@ -207,5 +210,5 @@ def test_cli_usage_error_is_one_line_and_help_shows_examples():
     result = cli()
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "python -m solver: error: the following arguments are required: config (see --help)"]
+        "python -m solver: error: give a config file, or --resume RUN_DIR (see --help)"]
     assert "python -m solver examples/spiral.toml --gradcheck" in cli("--help").stdout

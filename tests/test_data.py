@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from chainrule import data as datasets
-from chainrule.cli import main
+from chainrule.cli import solver_main as main
 
 
 def cfg(**kw):

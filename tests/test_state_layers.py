@@ -1,14 +1,12 @@
 """Layers with state and modes: Dropout, BatchNorm, LayerNorm; buffers through the Solver, configs and checkpoints."""
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from chainrule.model import model_from_run
+from chainrule import load_run
 from layers import Affine, BatchNorm, Dropout, Layer, LayerNorm, ReLU, Sequential
 from layers.gradcheck import gradcheck
 from solver import Solver
@@ -157,6 +155,7 @@ batch_size = 30
 verbose = false
 [output]
 plot = false
+checkpoint_seconds = 0.0
 """
 
 
@@ -197,24 +196,18 @@ def test_a_finished_run_rebuilt_from_its_folder_predicts_as_at_the_end_of_traini
 
     cfg = tmp_path / "bn.toml"
     cfg.write_text(BN_CONFIG.replace("epochs = 12", "epochs = 4"))
-    sys.path.insert(0, str(ROOT / "tests" / "userlayers"))
-    try:
-        args = argparse.Namespace(config=str(cfg), set=[f"output.dir='{tmp_path / 'r'}'"],
-                                                resume=None, debug=False, gradcheck=False)
-        cfg_resolved, solver, run_dir, _ = runs.setup(args)
-        assert runs.train_run(cfg_resolved, solver, run_dir) == 0
-        X = solver.data["X_test"]
-        expected = solver.model.eval().forward(X)
-        model = model_from_run(run_dir)
-    finally:
-        sys.path.remove(str(ROOT / "tests" / "userlayers"))
-    assert model.training is False
-    np.testing.assert_array_equal(model.forward(X), expected)
+    run = runs.setup(cfg, [f"output.dir='{tmp_path / 'r'}'", f"model.import_dirs=['{ROOT / 'tests' / 'userlayers'}']"])
+    assert runs.train(run) == 0
+    X = run.solver.data["X_test"]
+    expected = run.solver.model.eval().forward(X)
+    model = load_run(run.run_dir)
+    assert model.network.training is False
+    np.testing.assert_array_equal(model.scores(X), expected)
 
 
 def test_mnist1d_example_with_batchnorm_and_dropout_reaches_the_papers_mlp(tmp_path, capsys):
     pytest.importorskip("mnist1d")
-    from chainrule.cli import main
+    from chainrule.cli import solver_main as main
 
     code = main([str(ROOT / "examples" / "mnist1d_bn_dropout.toml"), "--set", "solver.verbose=false",
                  "--set", "output.plot=false", "--set", f"output.dir='{tmp_path / 'r'}'"])

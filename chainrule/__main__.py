@@ -1,0 +1,7 @@
+"""``python -m chainrule COMMAND ...``: the same as the ``chainrule`` console script."""
+
+import sys
+
+from chainrule.cli import main
+
+sys.exit(main())

@@ -1,0 +1,146 @@
+"""Inputs for prediction, classification metrics, and what predict and evaluate write.
+
+Input files are read by the same readers as the data sources: an npz (arrays ``X`` or ``X_test`` and
+optionally ``y``/``y_test``), a CSV with a header (a ``label`` column, when present, holds the labels),
+an MNIST IDX images file or folder (its t10k files), a CIFAR-10 binary batch or folder (its test_batch.bin).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from chainrule import data as datasets
+from chainrule.checkpoint import atomic_write
+from chainrule.report import pyplot, save_figure
+
+NPZ_KEYS = (("X", "y"), ("X_test", "y_test"), ("X_val", "y_val"), ("X_train", "y_train"))
+
+
+def read_inputs(path: str | Path, label_column: str = "label") -> tuple[NDArray, NDArray | None]:
+    """Inputs X (N, ...) and labels y (N,) or None from a file or folder in one of the supported formats."""
+    p = datasets.existing(path, "input")
+    if p.is_dir():
+        images = first_file(p, "t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte")
+        if images is not None:
+            labels = first_file(p, "t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte")
+            return read_idx_inputs(images), None if labels is None else datasets.read_idx(labels).astype(np.int64)
+        for folder in (p, p / "cifar-10-batches-bin"):
+            if (folder / "test_batch.bin").exists():
+                return datasets.read_cifar_batch(folder / "test_batch.bin")
+        raise ValueError(f"input: {str(p)!r} holds neither MNIST t10k IDX files nor a CIFAR-10 test_batch.bin")
+    name = p.name.lower()
+    if name.endswith(".npz"):
+        return read_npz_inputs(p)
+    if name.endswith(".csv"):
+        return read_csv_inputs(p, label_column)
+    if name.endswith(".bin"):
+        return datasets.read_cifar_batch(p)
+    if "idx" in name or name.endswith("-ubyte") or name.endswith("-ubyte.gz"):
+        return read_idx_inputs(p), None
+    raise ValueError(f"input: {str(p)!r}: expected .npz, .csv, an IDX images file, a CIFAR-10 .bin or a folder")
+
+
+def first_file(folder: Path, *names: str) -> Path | None:
+    try:
+        return datasets.find(folder, *names)
+    except FileNotFoundError:
+        return None
+
+
+def read_idx_inputs(path: Path) -> NDArray:
+    """IDX images scaled to [0, 1] and flattened per image, as the mnist-idx source gives them."""
+    images = datasets.read_idx(path)
+    return images.reshape(len(images), -1) / 255.0
+
+
+def read_npz_inputs(path: Path) -> tuple[NDArray, NDArray | None]:
+    with np.load(path, allow_pickle=False) as f:
+        files = set(f.files)
+        for x_key, y_key in NPZ_KEYS:
+            if x_key in files:
+                return f[x_key], (f[y_key] if y_key in files else None)
+    raise ValueError(f"input: {str(path)!r} has no array X or X_test (it has {', '.join(sorted(files)) or 'none'})")
+
+
+def read_csv_inputs(path: Path, label_column: str) -> tuple[NDArray, NDArray | None]:
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), [])
+    if label_column in header:
+        return datasets.load_csv(str(path), label_column)
+    try:
+        X = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    except ValueError as e:
+        raise ValueError(f"input: {str(path)!r} has a non-numeric value ({e})") from None
+    return X, None
+
+
+def classification_report(y: NDArray, pred: NDArray, classes: int) -> dict[str, Any]:
+    """Accuracy, per-class precision, recall, F1 and support, macro averages, and the confusion matrix
+    (rows are true classes, columns predicted). A class never predicted has precision 0, as scikit-learn's
+    ``zero_division=0`` gives."""
+    if y.ndim != 1 or len(y) != len(pred):
+        raise ValueError(f"evaluate: expected {len(pred)} labels, got an array of shape {y.shape}")
+    if y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= classes)):
+        raise ValueError(f"evaluate: labels must be integers in 0..{classes - 1}")
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(confusion, (y, pred), 1)
+    true_pos = np.diag(confusion).astype(float)
+    predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
+    precision = np.divide(true_pos, predicted, out=np.zeros(classes), where=predicted > 0)
+    recall = np.divide(true_pos, support, out=np.zeros(classes), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(classes), where=denom > 0)
+    return {"accuracy": float(true_pos.sum() / max(len(y), 1)), "examples": int(len(y)),
+            "per_class": [{"class": c, "precision": float(precision[c]), "recall": float(recall[c]),
+                           "f1": float(f1[c]), "support": int(support[c])} for c in range(classes)],
+            "macro_f1": float(f1.mean()), "confusion": confusion.tolist()}
+
+
+def format_report(result: dict[str, Any]) -> str:
+    lines = [f"accuracy {result['accuracy']:.4f} on {result['examples']} examples  (macro F1 {result['macro_f1']:.4f})",
+             "", "class  precision  recall  f1      support"]
+    lines += [f"{r['class']:<5}  {r['precision']:<9.4f}  {r['recall']:<6.4f}  {r['f1']:<6.4f}  {r['support']}"
+              for r in result["per_class"]]
+    confusion = np.array(result["confusion"])
+    width = max(len(str(confusion.max())), 3)
+    lines += ["", "confusion (rows: true class, columns: predicted)",
+              " " * 6 + " ".join(f"{c:>{width}}" for c in range(len(confusion)))]
+    lines += [f"{i:<5} " + " ".join(f"{v:>{width}}" for v in row) for i, row in enumerate(confusion)]
+    return "\n".join(lines)
+
+
+def predictions_csv(labels: NDArray, proba: NDArray) -> bytes:
+    """index, predicted label and one probability column per class."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["index", "label", *(f"p{c}" for c in range(proba.shape[1]))])
+    for i, (label, row) in enumerate(zip(labels, proba, strict=True)):
+        writer.writerow([i, int(label), *(f"{p:.6g}" for p in row)])
+    return out.getvalue().encode()
+
+
+def write_confusion_png(path: Path, confusion: NDArray) -> bool:
+    plt = pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    image = ax.imshow(confusion, cmap="Blues")
+    ax.set(xlabel="predicted class", ylabel="true class", title="confusion matrix")
+    for (i, j), v in np.ndenumerate(confusion):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
+                color="white" if v > confusion.max() / 2 else "black")
+    fig.colorbar(image)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return True
+
+
+def write_predictions(path: Path, labels: NDArray, proba: NDArray) -> None:
+    atomic_write(path, predictions_csv(labels, proba))

@@ -1,0 +1,115 @@
+"""What a run shows: the model summary, history.csv, curves.png, metrics.json and the closing line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.checkpoint import atomic_write
+from layers import Layer, Sequential
+from solver import Solver, eval_mode
+
+HISTORY_FIELDS = ["epoch", "loss", "val_loss", "train_acc", "val_acc", "lr", "seconds"]
+
+
+def model_summary(model: Layer, sample: np.ndarray) -> str:
+    """One line per layer (its output shape for one example, its parameter count) and the total."""
+    layers = list(model) if isinstance(model, Sequential) else [model]
+    rows = [("layer", "output", "parameters")]
+    x = sample[:2]
+    with eval_mode(model):
+        for i, layer in enumerate(layers):
+            x = layer.forward(x)
+            rows.append((f"{i} {layer!r}".replace("\n", " "), str(tuple(np.shape(x)[1:])), f"{count(layer):,}"))
+    rows.append(("total", "", f"{count(model):,}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join(f"{a.ljust(widths[0])}  {b.ljust(widths[1])}  {c.rjust(widths[2])}" for a, b, c in rows)
+
+
+def count(layer: Layer) -> int:
+    return int(sum(p.size for p in layer.params.values()))
+
+
+def history_rows(solver: Solver) -> list[dict[str, Any]]:
+    steps = solver.steps_per_epoch
+    rows = []
+    for e in range(solver.epoch):
+        losses = solver.loss_history[e * steps:(e + 1) * steps]
+        rows.append({"epoch": e + 1, "loss": float(np.mean(losses)), "val_loss": solver.val_loss_history[e],
+                     "train_acc": solver.train_acc_history[e], "val_acc": solver.val_acc_history[e],
+                     "lr": solver.lr_history[e], "seconds": round(solver.epoch_seconds[e], 4)})
+    return rows
+
+
+def write_history(run_dir: Path, solver: Solver) -> None:
+    """history.csv: one row per epoch (epoch, mean step loss, val_loss, train_acc, val_acc, lr, seconds)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS)
+    writer.writeheader()
+    writer.writerows(history_rows(solver))
+    atomic_write(run_dir / "history.csv", out.getvalue().encode())
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    atomic_write(path, buffer.getvalue())
+
+
+def write_curves(run_dir: Path, solver: Solver) -> bool:
+    """curves.png: training loss per step with validation loss per epoch (log axis when it spans two decades
+    or more), accuracies per epoch with the best epoch marked, and the learning rate. False without matplotlib."""
+    plt = pyplot()
+    if plt is None or not solver.epoch:
+        return False
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4))
+    steps = solver.steps_per_epoch
+    epochs = np.arange(1, solver.epoch + 1)
+    ax1.plot(np.arange(1, len(solver.loss_history) + 1) / steps, solver.loss_history, lw=0.6, label="train (step)")
+    ax1.plot(epochs, solver.val_loss_history, "o-", ms=3, label="val (epoch)")
+    losses = np.array([v for v in [*solver.loss_history, *solver.val_loss_history] if np.isfinite(v) and v > 0])
+    if losses.size and losses.max() / losses.min() >= 100:
+        ax1.set_yscale("log")
+    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax1.legend()
+    best = int(np.argmax(solver.val_acc_history)) + 1
+    ax2.plot(epochs, solver.train_acc_history, label="train")
+    ax2.plot(epochs, solver.val_acc_history, label="val")
+    ax2.axvline(best, color="gray", ls="--", lw=0.8, label=f"best epoch {best}")
+    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    ax2.legend()
+    ax3.plot(epochs, solver.lr_history)
+    ax3.set(xlabel="epoch", ylabel="learning rate", title="learning rate")
+    fig.tight_layout()
+    save_figure(fig, run_dir / "curves.png")
+    plt.close(fig)
+    return True
+
+
+def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
+    def show(v: Any) -> str:
+        return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    parts = [f"{k} {show(v)}" for k, v in metrics.items() if k != "stop_reason"]
+    return "  ".join(parts + [f"run {run_dir}"])
