@@ -9,6 +9,7 @@ last state (to continue) and the best epoch's parameters (to use) separately.
 
 from __future__ import annotations
 
+import copy
 import signal
 import sys
 import threading
@@ -87,7 +88,10 @@ def setup(config: str | Path | None, sets: list[str], resume: str | Path | None 
     run_dir = Path(resume)
     meta, arrays = ckpt.read_checkpoint(run_dir)
     saved = meta["config"]
-    cfg = config_from(config, sets) if config is not None else self_contained(resolve(apply_sets(saved, sets)), run_dir)
+    if config is not None:
+        cfg = config_from(config, sets)
+    else:
+        cfg = resolve(apply_sets(copy.deepcopy(saved), sets))  # already self-contained
     diff = differing(cfg, saved)
     if diff:
         raise ConfigError(f"--resume: the config differs from the run's in {', '.join(diff)}")
@@ -169,7 +173,7 @@ def stop_message(solver: Solver, run_dir: Path) -> str:
     """Why training stopped, in words, and what to do next where there is something to do."""
     reason = solver.stop_reason
     if reason is None:
-        return f"solver: finished {solver.epoch} epochs"
+        return f"solver: finished {solver.epoch} epoch{'' if solver.epoch == 1 else 's'}"
     resume = f"python -m solver --resume {run_dir}"
     if reason.startswith(("interrupted", "terminated")):
         return f"solver: {reason}; checkpoint saved; continue with: {resume}"

@@ -1,0 +1,244 @@
+"""The life of a run after training: load, predict, evaluate, continue, interrupt, re-run from anywhere."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chainrule import TrainedModel, load_run, runs
+from chainrule.cli import main as chainrule_main
+from tests.subprocess_runs import ROOT, USER_ENV, cli
+from tests.test_data import write_idx
+
+SPIRAL = """
+[data]
+source = "spiral"
+samples = 100
+standardize = true
+[model]
+layers = [{ type = "Affine", out_features = 20 }, { type = "ReLU" }, { type = "Affine", out_features = 3 }]
+[optim]
+type = "sgd"
+lr = 0.1
+momentum = 0.9
+[solver]
+epochs = 10
+batch_size = 30
+lr_decay = 0.95
+verbose = false
+[output]
+plot = false
+checkpoint_seconds = 0.0
+"""
+
+
+def write(tmp_path, text=SPIRAL, name="cfg.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def trained(tmp_path, text=SPIRAL, sets=()):
+    run = runs.setup(write(tmp_path, text), [f"output.dir='{tmp_path / 'run'}'", *sets])
+    assert runs.train(run) == 0
+    return run
+
+
+def checkpoints_equal(a: Path, b: Path) -> None:
+    with np.load(a / "checkpoint.npz") as x, np.load(b / "checkpoint.npz") as y:
+        assert x.files == y.files
+        for key in x.files:
+            if key != "__meta__":
+                np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+    rows_a = [r.rsplit(",", 1)[0] for r in (a / "history.csv").read_text().splitlines()]
+    rows_b = [r.rsplit(",", 1)[0] for r in (b / "history.csv").read_text().splitlines()]
+    assert rows_a == rows_b  # every column but seconds
+
+
+def test_load_run_in_a_new_process_predicts_as_at_the_end_of_training(tmp_path, capsys):
+    run = trained(tmp_path)
+    X = run.solver.data["X_test"]  # standardized, as the network saw it
+    expected = run.solver.predict(X)
+    raw = run.solver.data["X_test"] * run.preprocessing["std"] + run.preprocessing["mean"]  # what a user has
+    np.save(tmp_path / "raw.npy", raw)
+    code = (f"import numpy as np, chainrule; m = chainrule.load_run({str(run.run_dir)!r}); "
+            f"np.save({str(tmp_path / 'pred.npy')!r}, m.predict(np.load({str(tmp_path / 'raw.npy')!r})))")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+    np.testing.assert_array_equal(np.load(tmp_path / "pred.npy"), expected)
+
+
+def test_trained_model_scores_probabilities_evaluate_and_single_file_save(tmp_path):
+    run = trained(tmp_path)
+    model = load_run(run.run_dir)
+    X, y = run.solver.data["X_val"] * run.preprocessing["std"] + run.preprocessing["mean"], run.solver.data["y_val"]
+    proba = model.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_array_equal(np.argmax(proba, axis=1), model.predict(X))
+    result = model.evaluate(X, y)
+    assert result["accuracy"] == pytest.approx(np.mean(model.predict(X) == y))
+    assert np.array(result["confusion"]).sum() == len(y) and len(result["per_class"]) == 3
+    model.save(tmp_path / "model.npz")
+    with np.load(tmp_path / "model.npz", allow_pickle=False) as f:
+        meta = json.loads(str(f["__meta__"]))
+        assert {"param/0.W", "param/2.b", "pre/mean", "pre/std"} <= set(f.files)
+    assert meta["format"] == 1 and meta["input_shape"] == [2] and meta["classes"] == 3
+    again = TrainedModel.load(tmp_path / "model.npz")
+    np.testing.assert_array_equal(again.scores(X), model.scores(X))
+    with pytest.raises(ValueError, match=r"TrainedModel: X has examples of shape \(3,\), but the model expects \(2,\)"):
+        model.predict(np.zeros((4, 3)))
+
+
+def test_best_and_last_are_kept_apart(tmp_path):
+    run = trained(tmp_path)
+    best, last = load_run(run.run_dir), load_run(run.run_dir, which="last")
+    with np.load(run.run_dir / "checkpoint.npz") as f:
+        np.testing.assert_array_equal(best.network.params["0.W"], f["best/0.W"])
+        np.testing.assert_array_equal(last.network.params["0.W"], f["param/0.W"])
+    np.testing.assert_array_equal(run.solver.model.params["0.W"], best.network.params["0.W"])  # restored at the end
+
+
+def test_continuing_a_finished_run_equals_a_longer_run(tmp_path):
+    cfg = write(tmp_path)
+    assert cli(cfg, "--set", f"output.dir='{tmp_path / 'long'}'").returncode == 0
+    assert cli(cfg, "--set", "solver.epochs=6", "--set", f"output.dir='{tmp_path / 'short'}'").returncode == 0
+    result = cli("--resume", tmp_path / "short", "--set", "solver.epochs=10")  # no config: the run's own
+    assert result.returncode == 0, result.stderr
+    checkpoints_equal(tmp_path / "long", tmp_path / "short")
+
+
+def test_an_early_stopped_run_can_be_extended(tmp_path):
+    cfg = write(tmp_path, SPIRAL.replace("epochs = 10", "epochs = 60\npatience = 1"))
+    assert cli(cfg, "--set", f"output.dir='{tmp_path / 'r'}'").returncode == 0
+    first = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert first["stop_reason"].startswith("early stop") and first["epochs_run"] < 60
+    result = cli("--resume", tmp_path / "r", "--set", "solver.patience=1000")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["epochs_run"] == 60
+    assert "patience = 1000" in (tmp_path / "r" / "config.toml").read_text()
+
+
+def test_ctrl_c_checkpoints_says_how_to_continue_and_resumes_bit_identically(tmp_path):
+    slow = SPIRAL.replace('{ type = "ReLU" }', '{ type = "ReLU" }, { type = "SlowIdentity" }').replace(
+        "[model]", '[model]\nimports = ["slowlayer"]').replace("epochs = 10", "epochs = 12")
+    cfg = write(tmp_path, slow)
+    assert cli(cfg, "--set", f"output.dir='{tmp_path / 'full'}'").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "solver", str(cfg), "--set", f"output.dir='{tmp_path / 'cut'}'"],
+                            env=USER_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (tmp_path / "cut" / "checkpoint.json").exists():
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and f"continue with: python -m solver --resume {tmp_path / 'cut'}" in err
+    assert json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["epoch"] < 12
+    result = cli("--resume", tmp_path / "cut")
+    assert result.returncode == 0, result.stderr
+    checkpoints_equal(tmp_path / "full", tmp_path / "cut")
+
+
+def test_a_run_folder_config_reruns_from_another_directory(tmp_path):
+    result = cli(ROOT / "examples" / "custom" / "custom.toml", "--set", "solver.epochs=2",
+                 "--set", f"output.dir='{tmp_path / 'first'}'", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    again = subprocess.run([sys.executable, "-m", "solver", str(tmp_path / "first" / "config.toml"),
+                            "--set", f"output.dir='{tmp_path / 'second'}'"], capture_output=True, text=True,
+                           cwd=elsewhere)
+    assert again.returncode == 0, again.stderr
+    checkpoints_equal(tmp_path / "first", tmp_path / "second")
+
+
+def make_idx_run(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "mnist"
+    data.mkdir()
+    write_idx(data / "train-images-idx3-ubyte", rng.integers(0, 256, (40, 4, 4)))
+    write_idx(data / "train-labels-idx1-ubyte", np.arange(40) % 3)
+    write_idx(data / "t10k-images-idx3-ubyte", rng.integers(0, 256, (6, 4, 4)))
+    write_idx(data / "t10k-labels-idx1-ubyte", np.arange(6) % 3)
+    text = SPIRAL.replace('source = "spiral"\nsamples = 100', 'source = "mnist-idx"\npath = "mnist"')
+    return trained(tmp_path, text), data
+
+
+def test_predict_and_evaluate_read_every_input_format(tmp_path, capsys):
+    run, data = make_idx_run(tmp_path)
+    X = data / "t10k-images-idx3-ubyte"
+    images = np.fromfile(X, np.uint8, offset=16).reshape(6, 16) / 255.0
+    labels = np.arange(6) % 3
+    np.savez(tmp_path / "in.npz", X=images, y=labels)
+    header = ",".join([*(f"f{i}" for i in range(16)), "label"])
+    np.savetxt(tmp_path / "in.csv", np.c_[images, labels], delimiter=",", header=header, comments="")
+    expected = load_run(run.run_dir).predict(images)
+    for source in (data, X, tmp_path / "in.npz", tmp_path / "in.csv"):
+        out = tmp_path / f"pred-{source.name}.csv"
+        assert chainrule_main(["predict", str(run.run_dir), str(source), "--out", str(out)]) == 0
+        rows = out.read_text().splitlines()
+        assert rows[0] == "index,label,p0,p1,p2"
+        np.testing.assert_array_equal([int(r.split(",")[1]) for r in rows[1:]], expected)
+    for source in (data, tmp_path / "in.npz", tmp_path / "in.csv"):
+        assert chainrule_main(["evaluate", str(run.run_dir), "--data", str(source)]) == 0
+        result = json.loads((run.run_dir / "evaluation.json").read_text())
+        assert result["accuracy"] == pytest.approx(np.mean(expected == labels)) and result["examples"] == 6
+    assert chainrule_main(["evaluate", str(run.run_dir)]) == 0  # the run's own test split
+    assert "the test split of the run" in capsys.readouterr().out
+
+
+def test_predict_reads_cifar10_binary_batches(tmp_path):
+    folder = tmp_path / "cifar"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, n in (("data_batch_1.bin", 30), ("test_batch.bin", 4)):
+        records = rng.integers(0, 256, (n, 3073)).astype(np.uint8)
+        records[:, 0] = np.arange(n) % 3
+        records.tofile(folder / name)
+    text = SPIRAL.replace('source = "spiral"\nsamples = 100', 'source = "cifar10-bin"\npath = "cifar"')
+    run = trained(tmp_path, text)
+    for source in (folder, folder / "test_batch.bin"):
+        assert chainrule_main(["predict", str(run.run_dir), str(source), "--out", str(tmp_path / "p.csv")]) == 0
+        assert len((tmp_path / "p.csv").read_text().splitlines()) == 5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["predict", "nope", "x.npz"], "chainrule: error: 'nope/checkpoint.npz' does not exist"),
+    (["evaluate", "nope"], "chainrule: error: 'nope/checkpoint.npz' does not exist"),
+    (["train"], "chainrule: error: give a config file, or --resume RUN_DIR"),
+])
+def test_command_errors_are_one_line_with_status_2(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert chainrule_main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(message), err
+
+
+def test_an_unknown_command_is_one_line_with_status_2(capsys):
+    with pytest.raises(SystemExit) as caught:
+        chainrule_main(["fly"])
+    assert caught.value.code == 2
+    assert capsys.readouterr().err.strip().startswith("chainrule: error: argument COMMAND: invalid choice: 'fly'")
+
+
+@pytest.mark.parametrize("command", ["train", "predict", "evaluate", "gradcheck"])
+def test_every_command_has_help_with_an_example(command):
+    result = subprocess.run([sys.executable, "-m", "chainrule", command, "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "example" in result.stdout
+
+
+def test_run_files_follow_the_umask_and_a_verbose_run_shows_the_model(tmp_path):
+    old = os.umask(0o022)
+    try:
+        result = cli(write(tmp_path, SPIRAL.replace("verbose = false", "verbose = true")),
+                     "--set", f"output.dir='{tmp_path / 'r'}'")
+    finally:
+        os.umask(old)
+    assert result.returncode == 0
+    assert (tmp_path / "r" / "checkpoint.npz").stat().st_mode & 0o777 == 0o644
+    assert "0 Affine(in_features=2, out_features=20)  (20,)" in result.stderr and "total" in result.stderr and "123" in result.stderr
+    assert "solver: finished 10 epochs" in result.stderr
