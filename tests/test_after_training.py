@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -240,5 +241,6 @@ def test_run_files_follow_the_umask_and_a_verbose_run_shows_the_model(tmp_path):
         os.umask(old)
     assert result.returncode == 0
     assert (tmp_path / "r" / "checkpoint.npz").stat().st_mode & 0o777 == 0o644
-    assert "0 Affine(in_features=2, out_features=20)  (20,)" in result.stderr and "total" in result.stderr and "123" in result.stderr
+    assert "0 Affine(in_features=2, out_features=20)  (20,)" in result.stderr
+    assert re.search(r"^total\s+123$", result.stderr, re.M)
     assert "solver: finished 10 epochs" in result.stderr
