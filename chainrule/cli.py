@@ -16,11 +16,11 @@ import numpy as np
 
 from chainrule import data as datasets
 from chainrule import gradcheck, runs
-from chainrule.argparsing import OneLineParser
 from chainrule.config import ConfigError, read_config, resolve, self_contained
 from chainrule.evaluation import format_report, read_inputs, write_confusion_png, write_predictions
 from chainrule.model import TrainedModel, load_run
 from chainrule.report import write_json
+from chainrule.shell import OneLineParser, quiet_on_broken_pipe
 
 ERRORS = (ConfigError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, KeyError,
           ValueError, TypeError, ImportError)
@@ -139,10 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     """``chainrule COMMAND ...``"""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["gradcheck"]:
-        return gradcheck.main(argv[1:])
+        return quiet_on_broken_pipe(lambda: gradcheck.main(argv[1:]))
     args = parser().parse_args(argv)
     command = {"train": train, "predict": predict, "evaluate": evaluate}[args.command]
-    return run_command(command, args, "chainrule")
+    return quiet_on_broken_pipe(lambda: run_command(command, args, "chainrule"))
 
 
 def solver_main(argv: list[str] | None = None) -> int:
@@ -154,4 +154,4 @@ def solver_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.config is None and args.resume is None:
         p.error("give a config file, or --resume RUN_DIR")
-    return run_command(train, args, "solver")
+    return quiet_on_broken_pipe(lambda: run_command(train, args, "solver"))

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.argparsing import OneLineParser
 from chainrule.build import build_objects, load_data
 from chainrule.config import apply_sets, read_config, resolve, self_contained
+from chainrule.shell import OneLineParser, quiet_on_broken_pipe
 from layers import REGISTRY
 from layers.gradcheck import HEADER, GradReport, format_table, gradcheck
 from losses import LOSSES
@@ -160,4 +160,4 @@ def gradcheck_model(args: argparse.Namespace, rows: int = 4) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(quiet_on_broken_pipe(main))

@@ -216,5 +216,6 @@ if __name__ == "__main__":  # the command line belongs to the application, which
     import sys
 
     from chainrule.gradcheck import main
+    from chainrule.shell import quiet_on_broken_pipe
 
-    sys.exit(main())
+    sys.exit(quiet_on_broken_pipe(main))

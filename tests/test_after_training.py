@@ -244,3 +244,13 @@ def test_run_files_follow_the_umask_and_a_verbose_run_shows_the_model(tmp_path):
     assert "0 Affine(in_features=2, out_features=20)  (20,)" in result.stderr
     assert re.search(r"^total\s+123$", result.stderr, re.M)
     assert "solver: finished 10 epochs" in result.stderr
+
+
+def test_a_closed_output_pipe_ends_the_command_quietly(tmp_path):
+    run = trained(tmp_path)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the command writes anything (as `| head` can be)
+    result = subprocess.run([sys.executable, "-m", "chainrule", "evaluate", str(run.run_dir)], stdout=write_end,
+                            stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    assert result.returncode == 141 and result.stderr == ""
