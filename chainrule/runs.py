@@ -84,6 +84,7 @@ def setup(config: str | Path | None, sets: list[str], resume: str | Path | None 
         cfg = config_from(config, sets)
         data, pre = load_data(cfg)
         _, solver = build_objects(cfg, data)
+        solver.check_labels()  # every check before the run folder exists: a bad label leaves nothing behind
         return Run(cfg, solver, create_run_dir(cfg, Path(config).stem), pre)
     run_dir = Path(resume)
     meta, arrays = ckpt.read_checkpoint(run_dir)

@@ -254,3 +254,12 @@ def test_a_closed_output_pipe_ends_the_command_quietly(tmp_path):
                             stderr=subprocess.PIPE, text=True)
     os.close(write_end)
     assert result.returncode == 141 and result.stderr == ""
+
+
+def test_a_bad_label_is_reported_before_any_folder_is_created(tmp_path):
+    np.savez(tmp_path / "d.npz", X_train=np.zeros((10, 2)), y_train=np.r_[np.arange(9) % 2, -1])
+    text = SPIRAL.replace('source = "spiral"\nsamples = 100', 'source = "npz"\npath = "d.npz"').replace(
+        "out_features = 3", "out_features = 2")
+    result = cli(write(tmp_path, text), "--set", f"output.dir='{tmp_path / 'r'}'")
+    assert result.returncode == 2 and "y_train has labels in [-1, 1]" in result.stderr
+    assert not (tmp_path / "r").exists()
