@@ -144,6 +144,21 @@ def test_ctrl_c_checkpoints_says_how_to_continue_and_resumes_bit_identically(tmp
     checkpoints_equal(tmp_path / "full", tmp_path / "cut")
 
 
+def test_sigterm_stops_after_the_epoch_with_a_checkpoint_and_status_143(tmp_path):
+    slow = SPIRAL.replace('{ type = "ReLU" }', '{ type = "ReLU" }, { type = "SlowIdentity" }').replace(
+        "[model]", '[model]\nimports = ["slowlayer"]').replace("epochs = 10", "epochs = 200")
+    proc = subprocess.Popen([sys.executable, "-m", "solver", str(write(tmp_path, slow)),
+                             "--set", f"output.dir='{tmp_path / 'r'}'"], env=USER_ENV, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (tmp_path / "r" / "checkpoint.json").exists():
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "terminated (SIGTERM) after epoch" in err and "Traceback" not in err
+    meta = json.loads((tmp_path / "r" / "checkpoint.json").read_text())
+    assert meta["stop_reason"].startswith("terminated (SIGTERM)") and meta["epoch"] < 200
+
+
 def test_a_run_folder_config_reruns_from_another_directory(tmp_path):
     result = cli(ROOT / "examples" / "custom" / "custom.toml", "--set", "solver.epochs=2",
                  "--set", f"output.dir='{tmp_path / 'first'}'", cwd=tmp_path)
