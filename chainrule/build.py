@@ -6,13 +6,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from chainrule import data as datasets
-from chainrule.config import ConfigError, close
+from chainrule.config import ConfigError, check_type, close
 from layers import REGISTRY, Layer, Sequential
 from losses import LOSSES, lookup
 from optim import OPTIMIZERS, SCHEDULES
@@ -29,7 +31,35 @@ def kwargs_for(path: str, cls: type, given: dict[str, Any]) -> dict[str, Any]:
         if key not in allowed:
             raise ConfigError(f"unknown key {path}.{key} for {cls.__name__}; {close(key, allowed)}"
                               f"allowed: {', '.join(allowed) or 'none'}")
-    return dict(given)
+    hints = annotations_of(cls)
+    return {key: check_type(f"{path}.{key}", value, plain_types(hints.get(key))) if plain_types(hints.get(key))
+            else value for key, value in given.items()}
+
+
+PLAIN = (bool, int, float, str, list)
+
+
+def annotations_of(cls: type) -> dict[str, Any]:
+    """The constructor's resolved annotations, or {} where they cannot be resolved (a user class's own business)."""
+    try:
+        return typing.get_type_hints(cls.__init__)  # type: ignore[misc]
+    except Exception:
+        return {}
+
+
+def plain_types(annotation: Any) -> tuple[type, ...]:
+    """The config types (bool, int, float, str, list) an annotation allows; () when it allows others (Any, a
+    Generator, a dtype): such arguments are passed through to the constructor's own checks."""
+    if annotation in PLAIN:
+        return (annotation,)
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        return (list,)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        found = [t for a in args for t in plain_types(a)]
+        return tuple(found) if len(found) == len(args) else ()
+    return ()
 
 
 def build(path: str, cls: type, kwargs: dict[str, Any]) -> Any:
@@ -37,6 +67,13 @@ def build(path: str, cls: type, kwargs: dict[str, Any]) -> Any:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{path} ({cls.__name__}): {e}") from None
+    except MemoryError as e:
+        raise ConfigError(f"{path} ({cls.__name__}): not enough memory for {kwargs_text(kwargs)} "
+                          f"({e or 'the arrays are too large'})") from None
+
+
+def kwargs_text(kwargs: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if isinstance(v, (int, float, str)))
 
 
 def import_modules(names: list[str], dirs: list[str]) -> None:
@@ -96,7 +133,11 @@ def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray]) -> tuple[Seq
     model = build_model(cfg["model"], data["X_train"], model_rng(cfg))
     classes = int(max(int(data[k].max()) for k in data if k.startswith("y_") and data[k].size)) + 1
     with eval_mode(model):
-        width = model.forward(data["X_train"][:2]).shape[1]
+        scores = np.asarray(model.forward(data["X_train"][:2]))
+    if scores.ndim != 2:
+        raise ConfigError(f"model.layers: the last layer gives output of shape {scores.shape} for 2 examples; "
+                          "the loss needs scores of shape (N, C), one row per example")
+    width = scores.shape[1]
     if width != classes:
         raise ConfigError(
             f"model.layers: the last layer gives {width} scores per example, but the data has {classes} classes")
@@ -131,6 +172,11 @@ def load_data(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.
     if stats:
         data = datasets.standardize(data, stats)
     dtype = np.dtype(cfg["model"]["dtype"])
+    limit = np.finfo(dtype).max
+    for key in [k for k in data if k.startswith("X_")]:
+        if data[key].size and np.abs(data[key]).max() > limit:
+            raise ValueError(f"data: {key} has values up to {np.abs(data[key]).max():.3g}, beyond model.dtype "
+                             f"{dtype} (largest {limit:.3g}); scale the data or set model.dtype = \"float64\"")
     return {k: v.astype(dtype) if k.startswith("X_") else v for k, v in data.items()}, stats
 
 

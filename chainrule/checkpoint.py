@@ -131,8 +131,41 @@ def load_arrays(kind: str, target: dict[str, np.ndarray], arrays: dict[str, np.n
         value[...] = saved[key]
 
 
+META_KEYS = ("epoch", "base_lr", "optimizer", "rng", "best_val_acc", "bad_epochs", "stop_reason",
+             "train_acc_history", "val_acc_history", "lr_history", "epoch_seconds", "config")
+PER_EPOCH = ("train_acc_history", "val_acc_history", "lr_history", "epoch_seconds")
+
+
+def check_checkpoint(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Everything a resume will use is present and consistent, checked before anything is changed or written:
+    the metadata's keys and per-epoch lists, the loss history's length, and every array's name and shape."""
+    source = "--resume: checkpoint"
+    missing = [k for k in META_KEYS if k not in meta] + [k for k in ("history/loss",) if k not in arrays]
+    if missing:
+        raise ValueError(f"{source} lacks {', '.join(missing)}; it is damaged or not from chainrule")
+    epoch = meta["epoch"]
+    lengths = {k: len(meta[k]) for k in PER_EPOCH if isinstance(meta[k], list)}
+    if not isinstance(epoch, int) or epoch < 0 or len(lengths) < len(PER_EPOCH) or set(lengths.values()) != {epoch}:
+        raise ValueError(f"{source} says epoch {epoch!r} but holds per-epoch lists of lengths {lengths}")
+    if len(arrays["history/loss"]) < epoch * solver.steps_per_epoch:
+        raise ValueError(f"{source} holds {len(arrays['history/loss'])} step losses, fewer than {epoch} epochs "
+                         f"of {solver.steps_per_epoch} steps")
+    model = solver.model
+    expected = (("parameters", "param/", model.params), ("best parameters", "best/", model.params),
+                ("buffers", "buffer/", model.buffers), ("best buffers", "best_buffer/", model.buffers))
+    for kind, prefix, target in expected:
+        saved = with_prefix(arrays, prefix)
+        if set(saved) != set(target) or any(saved[k].shape != v.shape for k, v in target.items()):
+            raise ValueError(f"{source}: its {kind} do not match the model's (names or shapes differ)")
+    for key, value in with_prefix(arrays, "optim/").items():
+        name = key.split("/", 1)[-1]
+        if name not in model.params or value.shape != model.params[name].shape:
+            raise ValueError(f"{source}: optimizer state {key!r} matches no parameter of the model")
+
+
 def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Load a checkpoint into a freshly built solver (same config): parameters and buffers are written in place."""
+    check_checkpoint(solver, meta, arrays)
     load_arrays("parameters", solver.model.params, arrays, "param/", "--resume")
     load_arrays("buffers", solver.model.buffers, arrays, "buffer/", "--resume")
     gens, saved_gens = solver.model.generators(), meta.get("generators", {})

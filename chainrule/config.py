@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,8 @@ def check_type(path: str, value: Any, types: tuple[type, ...]) -> Any:
     """``value`` if it has one of ``types`` (an int is a valid float, a bool is not an int)."""
     if float in types and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(value, float) and float in types and not math.isfinite(value):
+        raise ConfigError(f"{path}: expected a finite number, got {value!r}")
     if isinstance(value, bool) and bool not in types:
         ok = False
     else:
@@ -74,8 +77,11 @@ def check_type(path: str, value: Any, types: tuple[type, ...]) -> Any:
 def read_config(path: str) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {path!r} does not exist")
-    text = p.read_text()
+        raise ConfigError(f"config file {path!r} {'is a directory' if p.is_dir() else 'does not exist'}")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path!r} is not UTF-8 text (byte {e.start}): is it a config?") from None
     try:
         if p.suffix == ".json":
             cfg = json.loads(text)
@@ -148,12 +154,33 @@ def check_values(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"model.dtype: expected one of {', '.join(DTYPES)}, got {cfg['model']['dtype']!r}")
     if "schedule" in cfg and cfg["solver"]["lr_decay"] != 1.0:
         raise ConfigError("solver.lr_decay: give either solver.lr_decay or a [schedule] section, not both")
+    check_ranges(cfg)
     for i, spec in enumerate(cfg["model"]["layers"]):
         if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
             raise ConfigError(f"model.layers[{i}]: expected a table with a string 'type', got {spec!r}")
     for key in ("imports", "import_dirs"):
         for i, name in enumerate(cfg["model"][key]):
             check_type(f"model.{key}[{i}]", name, (str,))
+
+
+RANGES = {  # key path: (lowest allowed, whether the lowest is allowed, highest or None)
+    "data.val_fraction": (0.0, False, 1.0), "data.test_fraction": (0.0, True, 1.0), "data.samples": (1, True, None),
+    "data.classes": (2, True, None), "data.noise": (0.0, True, None), "data.seed": (0, True, None),
+    "solver.seed": (0, True, None), "solver.patience": (0, True, None), "output.checkpoint_seconds": (0.0, True, None),
+}
+
+
+def check_ranges(cfg: dict[str, Any]) -> None:
+    """Numbers inside their ranges; the validation and test fractions leave rows to train on."""
+    for path, (low, inclusive, high) in RANGES.items():
+        section, key = path.split(".")
+        value = cfg[section][key]
+        if value < low or (value == low and not inclusive) or (high is not None and value >= high):
+            bound = f"{'>=' if inclusive else '>'} {low}" + (f" and < {high}" if high is not None else "")
+            raise ConfigError(f"{path}: expected a number {bound}, got {value!r}")
+    if cfg["data"]["val_fraction"] + cfg["data"]["test_fraction"] >= 1:
+        raise ConfigError(f"data.val_fraction + data.test_fraction must be below 1 (rows are left to train on), "
+                          f"got {cfg['data']['val_fraction']} + {cfg['data']['test_fraction']}")
 
 
 def self_contained(cfg: dict[str, Any], config_dir: Path) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import gzip
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +62,16 @@ def existing(path: str | Path, key: str = "data.path") -> Path:
 
 
 def load_npz(path: str) -> Data:
-    with np.load(existing(path), allow_pickle=False) as f:
-        data = {k: f[k] for k in f.files}
+    try:
+        with np.load(existing(path), allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise ValueError(f"data.path: {path!r} holds object arrays (pickled data), which are never loaded; "
+                             "save plain numeric arrays") from None
+        raise ValueError(f"data.path: {path!r} is not a readable npz file ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"data.path: {path!r} is not a readable npz file ({type(e).__name__}: {e})") from None
     for key in ("X_train", "y_train"):
         if key not in data:
             raise ValueError(f"data.path: {path!r} has no array {key!r} (it has {', '.join(sorted(data)) or 'none'})")
@@ -71,10 +81,14 @@ def load_npz(path: str) -> Data:
 def load_csv(path: str, label_column: str | int, delimiter: str = ",") -> tuple[NDArray, NDArray]:
     """A CSV with a header row; ``label_column`` by name or index; other columns are numeric features."""
     with open(existing(path), newline="") as f:
-        rows = list(csv.reader(f, delimiter=delimiter))
+        rows = [row for row in csv.reader(f, delimiter=delimiter) if any(v.strip() for v in row)]  # no blank lines
     if len(rows) < 2:
         raise ValueError(f"data.path: {path!r} needs a header row and at least one data row")
     header, body = rows[0], rows[1:]
+    short = next((i for i, r in enumerate(body) if len(r) != len(header)), None)
+    if short is not None:
+        raise ValueError(f"data.path: {path!r} data row {short + 1} has {len(body[short])} values, "
+                         f"the header has {len(header)} columns")
     if isinstance(label_column, int):
         col = label_column
         if not -len(header) <= col < len(header):
@@ -99,8 +113,11 @@ def load_csv(path: str, label_column: str | int, delimiter: str = ",") -> tuple[
 def read_idx(path: Path) -> NDArray:
     """An IDX file (the MNIST format), optionally gzipped."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"data.path: {str(path)!r} cannot be read ({type(e).__name__}: {e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise ValueError(f"data.path: {str(path)!r} is not an unsigned-byte IDX file")
     ndim = raw[3]
@@ -126,6 +143,10 @@ def load_mnist_idx(path: str) -> Data:
             "X_test": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
             "y_test": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte")}
     data = {key: read_idx(find(folder, *names)) for key, names in pick.items()}
+    for split_name in ("train", "test"):
+        if len(data[f"X_{split_name}"]) != len(data[f"y_{split_name}"]):
+            raise ValueError(f"data.path: {str(folder)!r} has {len(data[f'X_{split_name}'])} {split_name} images "
+                             f"but {len(data[f'y_{split_name}'])} labels")
     for key in ("X_train", "X_test"):
         data[key] = data[key].reshape(len(data[key]), -1) / 255.0
     for key in ("y_train", "y_test"):
@@ -202,21 +223,44 @@ def standardize(data: Data, stats: dict[str, NDArray] | None = None) -> Data:
 def load(cfg: dict[str, Any], base: Path) -> Data:
     """Build the data dict from the ``[data]`` section; relative paths resolve against ``base``.
 
-    ``standardize`` is not applied here: the caller computes the statistics and keeps them with the run."""
+    Every array is checked once, before splitting: real numbers, integer labels, matching lengths, no NaN or
+    inf (the file, the array and the first bad row are named). ``standardize`` is not applied here: the
+    caller computes the statistics and keeps them with the run."""
     source, seed = cfg["source"], cfg["seed"]
     val, test = cfg["val_fraction"], cfg["test_fraction"]
     path = str(base / cfg["path"]) if cfg.get("path") else None
     if source not in ("spiral", "digits", "mnist1d") and path is None:
         raise ValueError(f"data.path: data.source = {source!r} needs a path")
-    if source == "spiral":
-        data = split(*spiral(cfg["samples"], cfg["classes"], cfg["noise"], seed), val, test, seed)
-    elif source == "digits":
-        data = split(*load_digits(), val, test, seed)
-    elif source == "mnist1d":
-        data = hold_out_val(load_mnist1d(seed), val, seed)
-    elif source == "csv":
-        data = split(*load_csv(path, cfg["label_column"], cfg["delimiter"]), val, test, seed)  # type: ignore[arg-type]
-    else:
-        loader = {"npz": load_npz, "mnist-idx": load_mnist_idx, "cifar10-bin": load_cifar10_bin}[source]
-        data = hold_out_val(loader(path), val, seed)  # type: ignore[arg-type]
-    return data
+    where = repr(path) if path else f"data.source {source!r}"
+    if source in ("spiral", "digits", "csv"):
+        if source == "spiral":
+            X, y = spiral(cfg["samples"], cfg["classes"], cfg["noise"], seed)
+        elif source == "digits":
+            X, y = load_digits()
+        else:
+            X, y = load_csv(path, cfg["label_column"], cfg["delimiter"])  # type: ignore[arg-type]
+        check_arrays({"X_train": X, "y_train": y}, where)
+        return split(X, y, val, test, seed)
+    loader = {"npz": load_npz, "mnist-idx": load_mnist_idx, "cifar10-bin": load_cifar10_bin}.get(source)
+    raw = load_mnist1d(seed) if loader is None else loader(path)  # type: ignore[arg-type]
+    check_arrays(raw, where)
+    return hold_out_val(raw, val, seed)
+
+
+def check_arrays(data: Data, where: str) -> None:
+    """X_* real-valued and finite, y_* 1-D integer labels, each X_* as long as its y_*; errors name ``where``."""
+    for key, value in data.items():
+        kind = value.dtype.kind
+        if key.startswith("X_") and kind not in "iuf":
+            what = "complex" if kind == "c" else f"of dtype {value.dtype}"
+            raise ValueError(f"data: {key} in {where} is {what}; expected real numbers")
+        if key.startswith("y_") and (kind not in "iu" or value.ndim != 1):
+            raise ValueError(f"data: {key} in {where} must be 1-D integer class labels, got dtype {value.dtype} "
+                             f"of shape {value.shape}")
+    for key in [k for k in data if k.startswith("X_")]:
+        X, y = data[key], data.get("y_" + key[2:])
+        if y is not None and len(X) != len(y):
+            raise ValueError(f"data: {key} in {where} has {len(X)} rows but y_{key[2:]} has {len(y)}")
+        bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1) if X.dtype.kind == "f" and X.size else None
+        if bad is not None and bad.any():
+            raise ValueError(f"data: {key} in {where} has NaN or inf, first in row {int(np.argmax(bad))}")
