@@ -6,12 +6,12 @@ import io
 import json
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from chainrule.data import read_npz as read_arrays
 from solver import Solver
 
 FORMAT = 4  # 3: buffers and the layers' Generator states; 4: validation loss, the measuring stream, preprocessing
@@ -91,12 +91,11 @@ def read_npz(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not path.is_file():
         what = "does not exist" if not path.exists() else "is not a file"
         raise FileNotFoundError(f"{str(path)!r} {what}")
+    arrays = read_arrays(path, "checkpoint")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            meta = json.loads(str(f["__meta__"]))
-            arrays = {k: f[k] for k in f.files if k != "__meta__"}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{str(path)!r} is not a readable chainrule npz file ({type(e).__name__}: {e})") from None
+        meta = json.loads(str(arrays.pop("__meta__")))
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{str(path)!r} has no readable chainrule metadata ({type(e).__name__}: {e})") from None
     if not isinstance(meta, dict):
         raise ValueError(f"{str(path)!r}: its metadata is not a JSON object")
     return meta, arrays

@@ -22,8 +22,7 @@ from chainrule.model import TrainedModel, load_run
 from chainrule.report import write_json
 from chainrule.shell import OneLineParser, quiet_on_broken_pipe
 
-ERRORS = (ConfigError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, KeyError,
-          ValueError, TypeError, ImportError)
+ERRORS = (ConfigError, OSError, KeyError, ValueError, TypeError, ImportError)  # OSError: files, disk full
 TRAIN_EXAMPLES = """examples:
   {prog} examples/spiral.toml
   {prog} examples/spiral.toml --set optim.lr=0.05 --set solver.epochs=10
@@ -96,6 +95,8 @@ def evaluate(args: argparse.Namespace) -> int:
 def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
     try:
         return command(args)
+    except BrokenPipeError:
+        raise  # the reader went away: quiet_on_broken_pipe ends the command
     except ERRORS as e:
         if args.debug:
             raise

@@ -61,17 +61,27 @@ def existing(path: str | Path, key: str = "data.path") -> Path:
     return p
 
 
-def load_npz(path: str) -> Data:
+def read_npz(path: str | Path, key: str = "data.path") -> Data:
+    """Every array of an npz archive, never unpickling anything; errors name ``key`` and the file."""
+    path = existing(path, key)
     try:
-        with np.load(existing(path), allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
+        with open(path, "rb") as fh:  # our own handle: np.load leaks its file when the content is not an archive
+            archive = np.load(fh, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
+            with archive:
+                return {k: archive[k] for k in archive.files}
     except ValueError as e:
         if "allow_pickle" in str(e):
-            raise ValueError(f"data.path: {path!r} holds object arrays (pickled data), which are never loaded; "
+            raise ValueError(f"{key}: {str(path)!r} holds object arrays (pickled data), which are never loaded; "
                              "save plain numeric arrays") from None
-        raise ValueError(f"data.path: {path!r} is not a readable npz file ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"data.path: {path!r} is not a readable npz file ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{key}: {str(path)!r} is not a readable npz file ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as e:  # zipfile's own errors
+        raise ValueError(f"{key}: {str(path)!r} is not a readable npz file ({type(e).__name__}: {e})") from None
+
+
+def load_npz(path: str) -> Data:
+    data = read_npz(path)
     for key in ("X_train", "y_train"):
         if key not in data:
             raise ValueError(f"data.path: {path!r} has no array {key!r} (it has {', '.join(sorted(data)) or 'none'})")

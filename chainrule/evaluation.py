@@ -60,11 +60,11 @@ def read_idx_inputs(path: Path) -> NDArray:
 
 
 def read_npz_inputs(path: Path) -> tuple[NDArray, NDArray | None]:
-    with np.load(path, allow_pickle=False) as f:
-        files = set(f.files)
-        for x_key, y_key in NPZ_KEYS:
-            if x_key in files:
-                return f[x_key], (f[y_key] if y_key in files else None)
+    arrays = datasets.read_npz(path, "input")
+    files = set(arrays)
+    for x_key, y_key in NPZ_KEYS:
+        if x_key in files:
+            return arrays[x_key], arrays.get(y_key)
     raise ValueError(f"input: {str(path)!r} has no array X or X_test (it has {', '.join(sorted(files)) or 'none'})")
 
 

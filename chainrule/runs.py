@@ -77,30 +77,51 @@ def config_from(path: str | Path, sets: list[str]) -> dict[str, Any]:
 
 def setup(config: str | Path | None, sets: list[str], resume: str | Path | None = None) -> Run:
     """A fresh run of ``config``, or the run in ``resume`` continued (its own config when ``config`` is None;
-    a config given with it must agree except in the keys a resume may change)."""
+    a config given with it must agree except in the keys a resume may change). Everything is checked before
+    anything is created or changed."""
     if resume is None:
         if config is None:
             raise ConfigError("give a config file, or --resume RUN_DIR")
         cfg = config_from(config, sets)
-        data, pre = load_data(cfg)
-        _, solver = build_objects(cfg, data)
-        solver.check_labels()  # every check before the run folder exists: a bad label leaves nothing behind
+        solver, pre = prepare(cfg)
         return Run(cfg, solver, create_run_dir(cfg, Path(config).stem), pre)
     run_dir = Path(resume)
-    meta, arrays = ckpt.read_checkpoint(run_dir)
-    saved = meta["config"]
-    if config is not None:
-        cfg = config_from(config, sets)
+    remove_stale_temporaries(run_dir)
+    meta: dict[str, Any] | None = None
+    arrays: dict[str, np.ndarray] = {}
+    if not (run_dir / "checkpoint.npz").exists() and (run_dir / "config.toml").is_file():
+        saved = resolve(read_config(str(run_dir / "config.toml")))
     else:
-        cfg = resolve(apply_sets(copy.deepcopy(saved), sets))  # already self-contained
+        meta, arrays = ckpt.read_checkpoint(run_dir)
+        saved = meta["config"]
+    cfg = config_from(config, sets) if config is not None else resolve(apply_sets(copy.deepcopy(saved), sets))
     diff = differing(cfg, saved)
     if diff:
         raise ConfigError(f"--resume: the config differs from the run's in {', '.join(diff)}")
+    solver, pre = prepare(cfg)
+    if meta is None:
+        print(f"solver: {run_dir} has no checkpoint (it stopped before its first epoch ended): starting it again "
+              "from the beginning", file=sys.stderr)
+    else:
+        ckpt.restore(solver, meta, arrays)
+        reopen(solver, saved["solver"], cfg["solver"])
+    return Run(cfg, solver, run_dir, pre, resumed_from_epoch=solver.epoch)
+
+
+def prepare(cfg: dict[str, Any]) -> tuple[Solver, dict[str, np.ndarray]]:
+    """Data, model and Solver of a self-contained config, with every label checked: all that can fail, before
+    any file is written."""
     data, pre = load_data(cfg)
     _, solver = build_objects(cfg, data)
-    ckpt.restore(solver, meta, arrays)
-    reopen(solver, saved["solver"], cfg["solver"])
-    return Run(cfg, solver, run_dir, pre, resumed_from_epoch=solver.epoch)
+    solver.check_labels()
+    return solver, pre
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete what a kill during an atomic write left behind (``.NAME.*.tmp``); nothing else is touched."""
+    if run_dir.is_dir():
+        for stale in run_dir.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
 
 
 def reopen(solver: Solver, before: dict[str, Any], now: dict[str, Any]) -> None:

@@ -4,6 +4,9 @@ Each takes x of any shape and floating dtype, returns out of the same shape and
 dtype, and backward returns dx = dout * f'(x) without touching dout.
 Non-finite input propagates as IEEE arithmetic does (NaN in, NaN out);
 Sigmoid maps -inf and +inf to exactly 0 and 1.
+
+Sigmoid, Tanh and ELU cache their output for backward and return it as a read-only view (no copy): writing
+into it raises instead of silently changing the gradient; copy it first (``out.copy()``) to modify it.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .base import Array, Layer, Mask, as_float_array, away_from_zero, check_dout
+from .base import Array, Layer, Mask, as_float_array, away_from_zero, check_dout, read_only
 
 
 def kink_example(cls: type[Layer], rng: np.random.Generator, batch: int) -> tuple[Layer, tuple[Array, ...]]:
@@ -101,13 +104,14 @@ class ELU(Layer):
         out = np.maximum(x, 0)
         out += negative  # x + 0 where x > 0, 0 + alpha (exp(x) - 1) elsewhere
         self.out = out
-        return out
+        return read_only(out)
 
     def backward(self, dout: Array) -> Array:
         out = self.cached(self.out)
         check_dout(self, dout, out.shape)
         positive = out > 0
-        local = out + out.dtype.type(self.alpha)  # f'(x): out + alpha where x <= 0,
+        local = np.minimum(out, 0)               # f'(x): out + alpha where x <= 0 (min: no inf * 0 at x = inf),
+        local += out.dtype.type(self.alpha)
         local *= ~positive
         local += positive                         # 1 where x > 0 (exact: 0 + 1)
         local *= dout
@@ -130,7 +134,7 @@ class Sigmoid(Layer):
 
     def forward(self, x: Array) -> Array:
         self.out = out = expit(as_float_array(self, x))
-        return out
+        return read_only(out)
 
     def backward(self, dout: Array) -> Array:
         out = self.cached(self.out)
@@ -147,7 +151,7 @@ class Tanh(Layer):
 
     def forward(self, x: Array) -> Array:
         self.out = out = np.tanh(as_float_array(self, x))
-        return out
+        return read_only(out)
 
     def backward(self, dout: Array) -> Array:
         out = self.cached(self.out)

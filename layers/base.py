@@ -53,6 +53,16 @@ def as_float_array(layer: object, x: Any, name: str = "x") -> Array:
     return x
 
 
+def read_only(a: Array) -> Array:
+    """A read-only view of ``a``: for outputs a layer also caches for backward, so no caller can change them.
+    (numpy scalars, which ufuncs return for 0-d input, are immutable already.)"""
+    if not isinstance(a, np.ndarray):
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def check_dout(layer: object, dout: Array, shape: tuple[int, ...]) -> None:
     """Raise a ValueError naming the layer unless ``dout`` has the output's shape."""
     if dout.shape != shape:
