@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from chainrule.cli import solver_main
 from chainrule.config import SCHEMA
-from tests.subprocess_runs import USER_ENV
+from tests.subprocess_runs import ROOT, USER_ENV
 
 BASE = {
     "data": {"source": "spiral", "samples": 40},
@@ -383,3 +383,47 @@ def test_a_full_disk_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(ckpt, "atomic_write", no_space)
     code, err = run(write_config(tmp_path, BASE), "--set", f"output.dir='{tmp_path / 'r'}'")
     assert_clean_error(code, err, "No space left on device")
+
+
+def test_paths_of_the_wrong_kind(tmp_path):
+    (tmp_path / "adir.npz").mkdir()
+    cfg = json.loads(json.dumps(BASE))
+    cfg["data"] = {"source": "npz", "path": "adir.npz"}
+    assert_clean_error(*run(write_config(tmp_path, cfg), "--set", f"output.dir='{tmp_path / 'o'}'"), "adir.npz")
+    (tmp_path / "afile").write_text("x")
+    code, err = run(write_config(tmp_path, BASE), "--set", f"output.dir='{tmp_path / 'afile' / 'run'}'")
+    assert_clean_error(code, err, "afile")
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_a_user_module_with_a_syntax_error_is_named_with_its_line(tmp_path):
+    (tmp_path / "badsyntax_xyz.py").write_text("x = 1\ndef f(:\n")
+    code, err = run(write_config(tmp_path, BASE), "--set", 'model.imports=["badsyntax_xyz"]',
+                    "--set", f"output.dir='{tmp_path / 'o'}'")
+    assert_clean_error(code, err, "model.imports[0]: importing 'badsyntax_xyz' raised SyntaxError")
+    assert "line 2" in err
+
+
+def test_modules_next_to_a_config_run_only_when_it_imports_them(tmp_path):
+    (tmp_path / "matplotlib.py").write_text("raise SystemExit('shadowing module ran')\n")
+    (tmp_path / "multiprocessing.py").write_text("raise SystemExit('shadowing module ran')\n")
+    result = subprocess.run([sys.executable, "-m", "solver", str(write_config(tmp_path, {**BASE, "output": {
+        "plot": True, "checkpoint_seconds": 0.0}})), "--set", f"output.dir='{tmp_path / 'o'}'"],
+        capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "shadowing module ran" not in result.stderr
+
+
+def test_elu_at_infinity_and_read_only_outputs():
+    from layers import ELU, Sigmoid, Tanh
+
+    elu = ELU()
+    elu.forward(np.array([np.inf, -np.inf, 1.0]))
+    np.testing.assert_array_equal(elu.backward(np.ones(3)), [1.0, 0.0, 1.0])
+    for layer in (Sigmoid(), Tanh(), ELU()):
+        out = layer.forward(np.array([0.5, -0.5]))
+        with pytest.raises(ValueError, match="read-only"):
+            out[0] = 3.0
+        fresh_layer = type(layer)()
+        fresh_layer.forward(np.array([0.5, -0.5]))
+        np.testing.assert_array_equal(layer.backward(np.ones(2)), fresh_layer.backward(np.ones(2)))
