@@ -188,12 +188,12 @@ class Solver:
                     if not self.run_epoch(bar):
                         break
                     self.end_epoch(time.perf_counter() - t0)
-                    if self.stop_requested and self.stop_reason is None:
-                        self.stop_reason = f"{self.stop_requested} after epoch {self.epoch}"
                     if self.verbose:
                         bar.write(self.epoch_line(), file=sys.stderr)
                     if on_epoch_end is not None:
                         on_epoch_end(self)
+                    if self.stop_requested and self.stop_reason is None:  # a signal, or on_epoch_end asked
+                        self.stop_reason = f"{self.stop_requested} after epoch {self.epoch}"
                 if on_stop is not None:
                     on_stop(self)
                 self.restore_best()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import data as datasets
-from chainrule import gradcheck, runs
+from chainrule import gradcheck, runs, sweeps
 from chainrule.config import ConfigError, read_config, resolve, self_contained
 from chainrule.evaluation import format_report, read_inputs, write_confusion_png, write_predictions
 from chainrule.model import TrainedModel, load_run
@@ -92,6 +92,19 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def sweep(args: argparse.Namespace) -> int:
+    try:
+        rows = sweeps.sweep(args.config, trials=args.trials, workers=args.workers, address=args.address,
+                            resume=args.resume, sets=args.set, verbose=True)
+    except KeyboardInterrupt:  # sweeps.sweep has said where the sweep is and how to continue it
+        return 130
+    ok = [r for r in rows if r["status"] == "ok" and r["metric"] is not None]
+    if ok:
+        best = max(ok, key=lambda r: r["metric"])
+        print(f"best trial {best['trial']}: {best['metric']:.4f}  ({len(ok)} of {len(rows)} trials ok)")
+    return 0 if ok else 1
+
+
 def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
     try:
         return command(args)
@@ -131,6 +144,18 @@ def parser() -> OneLineParser:
         command.add_argument("--which", choices=("best", "last"), default="best",
                              help="the best epoch's parameters (default) or the last ones")
         command.add_argument("--debug", action="store_true", help="show tracebacks")
+    sw = sub.add_parser("sweep", help="a hyperparameter sweep from a config's [sweep] section", formatter_class=fmt,
+                        epilog="examples:\n  chainrule sweep examples/digits_sweep.toml\n"
+                               "  chainrule sweep examples/digits_sweep.toml --workers 2 --trials 8\n"
+                               "  chainrule sweep examples/digits_sweep.toml --address tcp://127.0.0.1:8786\n"
+                               "  chainrule sweep --resume runs/digits_sweep-sweep")
+    sw.add_argument("config", nargs="?", help="a config with a [sweep] section (optional with --resume)")
+    sw.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config key")
+    sw.add_argument("--trials", type=int, help="number of trials (random and tpe samplers)")
+    sw.add_argument("--workers", type=int, help="trials at once (default: the number of cores)")
+    sw.add_argument("--address", help="a Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local process pool)")
+    sw.add_argument("--resume", metavar="SWEEP_DIR", help="continue the sweep in SWEEP_DIR")
+    sw.add_argument("--debug", action="store_true", help="show tracebacks")
     sub.add_parser("gradcheck", help="gradient-check layers and losses (see 'chainrule gradcheck --help')",
                    add_help=False)
     return p
@@ -142,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["gradcheck"]:
         return quiet_on_broken_pipe(lambda: gradcheck.main(argv[1:]))
     args = parser().parse_args(argv)
-    command = {"train": train, "predict": predict, "evaluate": evaluate}[args.command]
+    command = {"train": train, "predict": predict, "evaluate": evaluate, "sweep": sweep}[args.command]
     return quiet_on_broken_pipe(lambda: run_command(command, args, "chainrule"))
 
 

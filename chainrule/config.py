@@ -35,6 +35,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
                "seed": ((int,), 0), "patience": ((int,), 0), "num_train_samples": ((int,), 1000),
                "verbose": ((bool,), True)},
     "output": {"dir": ((str,), ""), "plot": ((bool,), True), "checkpoint_seconds": ((float,), 5.0)},
+    "sweep": {"trials": ((int,), 20), "seed": ((int,), 0), "metric": ((str,), "best_val_acc"),
+              "sampler": ((str,), "random"), "workers": ((int,), 0), "address": ((str,), ""),
+              "params": ((dict,), {}), "points": ((int,), 3), "median_stop": ((bool,), False)},
 }
 OPEN_SECTIONS = {"loss", "optim", "schedule"}  # extra keys are the class's keyword arguments
 SOURCES = ("spiral", "npz", "csv", "mnist-idx", "cifar10-bin", "digits", "mnist1d")
@@ -137,8 +140,9 @@ def resolve(cfg: dict[str, Any]) -> dict[str, Any]:
             if key not in resolved and default is not None:
                 resolved[key] = default
         out[section] = resolved
-    if "schedule" not in cfg:
-        del out["schedule"]
+    for optional in ("schedule", "sweep"):  # sections that exist only when given
+        if optional not in cfg:
+            del out[optional]
     check_values(out)
     return out
 
@@ -167,6 +171,8 @@ RANGES = {  # key path: (lowest allowed, whether the lowest is allowed, highest 
     "data.val_fraction": (0.0, False, 1.0), "data.test_fraction": (0.0, True, 1.0), "data.samples": (1, True, None),
     "data.classes": (2, True, None), "data.noise": (0.0, True, None), "data.seed": (0, True, None),
     "solver.seed": (0, True, None), "solver.patience": (0, True, None), "output.checkpoint_seconds": (0.0, True, None),
+    "sweep.trials": (1, True, None), "sweep.seed": (0, True, None), "sweep.workers": (0, True, None),
+    "sweep.points": (2, True, None),
 }
 
 
@@ -174,6 +180,8 @@ def check_ranges(cfg: dict[str, Any]) -> None:
     """Numbers inside their ranges; the validation and test fractions leave rows to train on."""
     for path, (low, inclusive, high) in RANGES.items():
         section, key = path.split(".")
+        if section not in cfg:
+            continue
         value = cfg[section][key]
         if value < low or (value == low and not inclusive) or (high is not None and value >= high):
             bound = f"{'>=' if inclusive else '>'} {low}" + (f" and < {high}" if high is not None else "")

@@ -14,7 +14,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +43,9 @@ class Run:
     resumed_from_epoch: int | None = None
 
 
-def create_run_dir(cfg: dict[str, Any], name: str) -> Path:
-    """A new folder: ``output.dir`` (default runs/<config name>) or, when that exists and is not empty, the
-    first free numbered sibling. Created with an exclusive mkdir, so runs started at once never share one."""
-    base = Path(cfg["output"]["dir"] or Path("runs") / name)
+def create_run_dir(base: Path) -> Path:
+    """A new folder: ``base`` or, when that exists and is not empty, the first free numbered sibling.
+    Created with an exclusive mkdir, so runs started at once never share one."""
     base.parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 10_000):
         path = base if n == 1 else base.with_name(f"{base.name}-{n}")
@@ -84,7 +83,7 @@ def setup(config: str | Path | None, sets: list[str], resume: str | Path | None 
             raise ConfigError("give a config file, or --resume RUN_DIR")
         cfg = config_from(config, sets)
         solver, pre = prepare(cfg)
-        return Run(cfg, solver, create_run_dir(cfg, Path(config).stem), pre)
+        return Run(cfg, solver, create_run_dir(Path(cfg["output"]["dir"] or Path("runs") / Path(config).stem)), pre)
     run_dir = Path(resume)
     remove_stale_temporaries(run_dir)
     meta: dict[str, Any] | None = None
@@ -159,8 +158,9 @@ def stop_on_signals(solver: Solver) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def train(run: Run) -> int:
-    """Train ``run`` to its end; returns the exit status (0, 1 for a non-finite loss, 130 or 143 for a signal)."""
+def train(run: Run, on_epoch: Callable[[Solver], None] | None = None) -> int:
+    """Train ``run`` to its end; returns the exit status (0, 1 for a non-finite loss, 130 or 143 for a signal).
+    ``on_epoch(solver)`` runs after each epoch (a sweep's median stopping rule, say)."""
     cfg, solver, run_dir = run.cfg, run.solver, run.run_dir
     ckpt.atomic_write(run_dir / "config.toml", tomli_w.dumps(cfg).encode())
     if solver.verbose:
@@ -174,6 +174,8 @@ def train(run: Run) -> int:
 
     def on_epoch_end(s: Solver) -> None:
         nonlocal last_save
+        if on_epoch is not None:
+            on_epoch(s)
         if time.monotonic() - last_save >= cfg["output"]["checkpoint_seconds"]:
             save(s)
             last_save = time.monotonic()
@@ -207,7 +209,7 @@ def stop_message(solver: Solver, run_dir: Path) -> str:
 
 
 def exit_status(reason: str | None) -> int:
-    if reason is None or reason.startswith("early stop"):
+    if reason is None or reason.startswith(("early stop", "median stop")):
         return 0
     return next((code for prefix, code in EXIT_SIGNAL.items() if reason.startswith(prefix)), 1)
 
