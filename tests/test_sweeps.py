@@ -2,8 +2,8 @@
 resume, the folder's files."""
 
 import csv
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,7 +130,7 @@ def test_a_sweep_on_a_dask_local_cluster_with_two_worker_processes(tmp_path):
         pids = {pid for pid in client.run(os.getpid).values()}
     assert len(pids) == 2 and os.getpid() not in pids
     assert all(r["status"] == "ok" for r in rows)
-    local = chainrule.sweep(config(tmp_path), workers=2, sets=[f"output.dir='{tmp_path / 'local'}'"])
+    chainrule.sweep(config(tmp_path), workers=2, sets=[f"output.dir='{tmp_path / 'local'}'"])
     assert table(tmp_path / "dask") == table(tmp_path / "local")  # the same trials, the same results
 
 
