@@ -103,8 +103,13 @@ def distribution(path: str, spec: Any) -> Distribution:
 
 
 def random_trials(dists: list[Distribution], trials: int, seed: int) -> list[dict[str, Any]]:
-    """``trials`` samples, each from its own stream of ``seed``: trial i is the same whatever the count."""
-    return [{d.path: d.sample(np.random.default_rng((seed, i))) for d in dists} for i in range(trials)]
+    """``trials`` samples, each from its own stream of ``seed`` (one stream per trial, drawn from in parameter
+    order): trial i is the same whatever the count."""
+    samples = []
+    for i in range(trials):
+        rng = np.random.default_rng((seed, i))
+        samples.append({d.path: d.sample(rng) for d in dists})
+    return samples
 
 
 def grid_trials(dists: list[Distribution], points: int = 3) -> list[dict[str, Any]]:

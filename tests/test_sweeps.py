@@ -173,3 +173,10 @@ def test_tpe_through_optuna_ask_and_tell(tmp_path):
     rows = chainrule.sweep(path, workers=2, sets=[f"output.dir='{tmp_path / 's'}'"])
     assert len(rows) == 5 and all(r["status"] == "ok" for r in rows)
     assert len({r["optim.lr"] for r in rows}) == 5
+
+
+def test_parameters_of_a_trial_are_drawn_independently():
+    dists = search_space.parse({"optim.lr": {"loguniform": [1e-4, 1e-1]}, "loss.reg": {"loguniform": [1e-4, 1e-1]}})
+    trials = search_space.random_trials(dists, 200, 0)
+    lr, reg = (np.log([t[k] for t in trials]) for k in ("optim.lr", "loss.reg"))
+    assert abs(np.corrcoef(lr, reg)[0, 1]) < 0.2  # the same stream per parameter made them identical
