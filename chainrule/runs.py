@@ -107,10 +107,11 @@ def setup(config: str | Path | None, sets: list[str], resume: str | Path | None 
     return Run(cfg, solver, run_dir, pre, resumed_from_epoch=solver.epoch)
 
 
-def prepare(cfg: dict[str, Any]) -> tuple[Solver, dict[str, np.ndarray]]:
-    """Data, model and Solver of a self-contained config, with every label checked: all that can fail, before
-    any file is written."""
-    data, pre = load_data(cfg)
+def prepare(cfg: dict[str, Any], loaded: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
+            ) -> tuple[Solver, dict[str, np.ndarray]]:
+    """Data (``loaded`` when given: arrays and preprocessing), model and Solver of a self-contained config,
+    with every label checked: all that can fail, before any file is written."""
+    data, pre = load_data(cfg) if loaded is None else loaded
     _, solver = build_objects(cfg, data)
     solver.check_labels()
     return solver, pre

@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import csv
+import functools
 import io
 import json
 import multiprocessing
@@ -116,6 +117,17 @@ def median_rule(medians: list[float]) -> Any:
     return check
 
 
+@functools.lru_cache(maxsize=4)
+def worker_data(key: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A worker's data, loaded once per distinct [data] section and dtype: the trials of a sweep share it
+    (nothing changes the arrays; each Solver indexes copies of its batches)."""
+    return load_data(json.loads(key))
+
+
+def data_key(cfg: dict[str, Any]) -> str:
+    return json.dumps({"data": cfg["data"], "model": {"dtype": cfg["model"]["dtype"]}}, sort_keys=True)
+
+
 def run_trial(cfg: dict[str, Any], trial_dir: str, threads: int, medians: list[float],
               metric: str) -> dict[str, Any]:
     """One trial in a worker process: a full run folder, resumed from its checkpoint when it has one."""
@@ -128,7 +140,7 @@ def run_trial(cfg: dict[str, Any], trial_dir: str, threads: int, medians: list[f
             run = runs.setup(None, [], resume=folder)
         else:
             folder.mkdir(parents=True, exist_ok=True)
-            solver, pre = runs.prepare(cfg)
+            solver, pre = runs.prepare(cfg, worker_data(data_key(cfg)))
             run = runs.Run(cfg, solver, folder, pre)
         code = runs.train(run, median_rule(medians) if medians else None)
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -251,6 +263,10 @@ def execute(sweep: Sweep, executor_factory: Any, workers: int, threads: int, ver
     """Run every unfinished trial, at most ``workers`` at once; retry a failed attempt once."""
     pending = [i for i in range(sweep.sampler.total) if not sweep.finished(i)]
     executor = executor_factory()
+    if pending:  # start every worker now, loading the data they share
+        key = data_key(trial_config(sweep.plan, sweep.sampler.values(pending[0])))
+        for _ in range(workers):
+            executor.submit(worker_data, key)
     in_flight: dict[cf.Future, int] = {}
     bar = tqdm(total=sweep.sampler.total, initial=sweep.sampler.total - len(pending), unit="trial",
                disable=not (verbose and sys.stderr.isatty()), leave=False)
