@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 
 from layers import Affine, Maxout, ReLU, Sequential, Sigmoid, Tanh
 from optim import SGD
@@ -71,7 +70,8 @@ def numpy_step(d_in: int, hidden: list[tuple], classes: int, dtype: Any) -> Step
                 extra = z > 0
                 h = z * extra
             elif spec[0] == "sigmoid":
-                h = extra = expit(z)
+                with np.errstate(over="ignore"):
+                    h = extra = 1 / (1 + np.exp(-z))
             elif spec[0] == "tanh":
                 h = extra = np.tanh(z)
             elif spec[0] == "maxout":

@@ -190,3 +190,15 @@ def test_sequential_input_grad_reaches_only_the_first_layer_and_is_restored(rng)
     assert a1.input_grad and a2.input_grad  # restored after backward
     net.input_grad = True
     assert net.backward(np.ones((5, 2))).shape == (5, 3)
+
+
+def test_sigmoid_has_full_relative_precision_in_both_tails():
+    from scipy.special import expit
+
+    x = np.array([-40.0, -30.0, -20.0, -5.0, 0.0, 5.0, 20.0, 30.0, 40.0])
+    np.testing.assert_allclose(Sigmoid().forward(x), expit(x), rtol=4e-16, atol=0)
+    x32 = np.array([-80.0, -40.0, -10.0, 10.0, 40.0], np.float32)
+    out = Sigmoid().forward(x32)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expit(x32.astype(np.float64)), rtol=2e-7, atol=0)
+    np.testing.assert_array_equal(Sigmoid().forward(np.array([-np.inf, np.inf, -1000.0])), [0.0, 1.0, 0.0])
