@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_info, threadpool_limits
 from tqdm.auto import tqdm
 
 from layers import Layer
@@ -46,6 +47,15 @@ def check_data(data: dict[str, Any]) -> dict[str, NDArray[Any]]:
         if len(X) != len(y):
             raise ValueError(f"Solver data: X_{split} has {len(X)} rows but y_{split} has {len(y)}")
     return out
+
+
+AUTO_MIN_FLOPS = 10e6  # below this per matrix product, a second BLAS thread costs more than it gives (README)
+
+
+def largest_matmul_flops(model: Layer, batch_size: int) -> float:
+    """2 N D M for the largest weight (D, M) of the model at a batch of N: the biggest product of a step."""
+    return max((2.0 * batch_size * w.shape[0] * float(np.prod(w.shape[1:])) for w in model.params.values()
+                if w.ndim >= 2), default=0.0)
 
 
 @contextmanager
@@ -92,6 +102,7 @@ class Solver:
         patience: int | None = None,
         num_train_samples: int = 1000,
         verbose: bool = True,
+        threads: int | str = "auto",
     ) -> None:
         if not isinstance(model, Layer):
             raise TypeError(f"Solver: model must be a Layer, got {type(model).__name__}")
@@ -109,7 +120,10 @@ class Solver:
             raise ValueError(f"Solver: patience must be an integer >= 1 or None, got {patience!r}")
         self.reg, self.batch_size, self.epochs = float(reg), batch_size, epochs
         self.schedule = schedule if schedule is not None else ExponentialDecay(lr_decay)
+        if threads != "auto" and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
+            raise ValueError(f"Solver: threads must be 'auto' or an integer >= 1, got {threads!r}")
         self.seed, self.patience, self.num_train_samples, self.verbose = seed, patience, num_train_samples, verbose
+        self.threads = threads
         self.base_lr = self.optimizer.lr
         self.steps_per_epoch = max(1, math.ceil(len(self.data["X_train"]) / batch_size))
         self.rng = np.random.default_rng(seed)
@@ -167,8 +181,17 @@ class Solver:
         last state still in the model (before the best parameters are restored). ``request_stop`` ends
         training after the current epoch. The model is left in the mode it was in.
         """
-        with in_mode(self.model, True):
+        with in_mode(self.model, True), threadpool_limits(limits=self.blas_threads(), user_api="blas"):
             return self.train_epochs(on_epoch_end, on_stop)
+
+    def blas_threads(self) -> int:
+        """The BLAS threads training uses: ``threads``, or for "auto" one thread when the largest matrix
+        product of a step is under AUTO_MIN_FLOPS and otherwise every thread BLAS may use now (all the cores,
+        or fewer where a sweep worker or the caller limited them). Never more than that limit."""
+        limit = max((p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"), default=1)
+        if self.threads != "auto":
+            return min(int(self.threads), limit)
+        return limit if largest_matmul_flops(self.model, self.batch_size) >= AUTO_MIN_FLOPS else 1
 
     def request_stop(self, reason: str) -> None:
         """Stop at the end of the current epoch (from a signal handler, say), with ``reason`` as the stop reason."""

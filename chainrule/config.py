@@ -33,7 +33,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "schedule": {"type": ((str,), "exponential")},
     "solver": {"epochs": ((int,), 10), "batch_size": ((int,), 100), "lr_decay": ((float,), 1.0),
                "seed": ((int,), 0), "patience": ((int,), 0), "num_train_samples": ((int,), 1000),
-               "verbose": ((bool,), True)},
+               "verbose": ((bool,), True), "threads": ((str, int), "auto")},
     "output": {"dir": ((str,), ""), "plot": ((bool,), True), "checkpoint_seconds": ((float,), 5.0)},
     "sweep": {"trials": ((int,), 20), "seed": ((int,), 0), "metric": ((str,), "best_val_acc"),
               "sampler": ((str,), "random"), "workers": ((int,), 0), "address": ((str,), ""),
@@ -42,7 +42,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
 OPEN_SECTIONS = {"loss", "optim", "schedule"}  # extra keys are the class's keyword arguments
 SOURCES = ("spiral", "npz", "csv", "mnist-idx", "cifar10-bin", "digits", "mnist1d")
 DTYPES = ("float32", "float64")
-RESUMABLE = {"solver.epochs", "solver.verbose", "solver.patience", "output.dir", "output.plot",
+RESUMABLE = {"solver.epochs", "solver.verbose", "solver.patience", "solver.threads", "output.dir", "output.plot",
              "output.checkpoint_seconds"}
 
 
@@ -186,6 +186,9 @@ def check_ranges(cfg: dict[str, Any]) -> None:
         if value < low or (value == low and not inclusive) or (high is not None and value >= high):
             bound = f"{'>=' if inclusive else '>'} {low}" + (f" and < {high}" if high is not None else "")
             raise ConfigError(f"{path}: expected a number {bound}, got {value!r}")
+    threads = cfg["solver"]["threads"]
+    if threads != "auto" and not (isinstance(threads, int) and threads >= 1):
+        raise ConfigError(f"solver.threads: expected \"auto\" or an integer >= 1, got {threads!r}")
     if cfg["data"]["val_fraction"] + cfg["data"]["test_fraction"] >= 1:
         raise ConfigError(f"data.val_fraction + data.test_fraction must be below 1 (rows are left to train on), "
                           f"got {cfg['data']['val_fraction']} + {cfg['data']['test_fraction']}")

@@ -123,3 +123,43 @@ def test_direct_step_still_checks_labels():
     X = solver.data["X_train"][:4]
     with pytest.raises(ValueError, match=r"label -1 is out of range for 3 classes"):
         solver.step(X, np.array([0, 1, -1, 2]))
+
+
+def blas_threads_now():
+    from threadpoolctl import threadpool_info
+
+    return max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+
+@pytest.mark.parametrize("threads", [1, "auto"])
+def test_the_thread_setting_is_applied_during_training_and_restored(threads):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        seen = []
+        data = {k: v.astype(np.float32) if k.startswith("X") else v
+                for k, v in split(*spiral(50, 3), val_fraction=0.2, test_fraction=0.0, seed=0).items()}
+        model = Sequential(Affine(2, 8, rng=0), ReLU(), Affine(8, 3, rng=1))
+        solver = Solver(model, data, epochs=2, batch_size=20, verbose=False, threads=threads)
+        solver.train(on_epoch_end=lambda s: seen.append(blas_threads_now()))
+        assert seen == [1, 1]  # tiny products: "auto" picks one thread
+        assert blas_threads_now() == 2
+
+
+def test_auto_threads_follow_the_largest_product_and_never_exceed_the_limit():
+    from threadpoolctl import threadpool_limits
+
+    from solver import AUTO_MIN_FLOPS, largest_matmul_flops
+
+    data = {"X_train": np.zeros((4, 784), np.float32), "y_train": np.zeros(4, int),
+            "X_val": np.zeros((2, 784), np.float32), "y_val": np.zeros(2, int)}
+    big = Sequential(Affine(784, 512, rng=0), ReLU(), Affine(512, 10, rng=1))
+    assert largest_matmul_flops(big, 128) == 2 * 128 * 784 * 512 >= AUTO_MIN_FLOPS
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert Solver(big, data, batch_size=128, verbose=False).blas_threads() == 2
+        assert Solver(big, data, batch_size=8, verbose=False).blas_threads() == 1  # 6.4 MFLOP
+        assert Solver(big, data, batch_size=128, verbose=False, threads=5).blas_threads() == 2
+    with threadpool_limits(limits=1, user_api="blas"):  # a sweep worker's limit holds
+        assert Solver(big, data, batch_size=128, verbose=False).blas_threads() == 1
+    with pytest.raises(ValueError, match="Solver: threads must be 'auto' or an integer >= 1, got 0"):
+        Solver(big, data, threads=0)
