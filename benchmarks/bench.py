@@ -1,209 +1,187 @@
-"""Benchmark a full training step against hand-written numpy, the matmuls alone and PyTorch.
+"""Benchmarks: a training step against hand-written numpy, the matmuls alone and PyTorch; the limit (GEMM
+throughput); time to accuracy against scikit-learn and PyTorch; each layer.
 
-    python benchmarks/bench.py                 # the full table (a few minutes)
-    python benchmarks/bench.py --quick         # tiny sizes, seconds: checks that everything runs
-    python benchmarks/bench.py --json out.json
+    python benchmarks/bench.py                 # the full tables (about 10 minutes)
+    python benchmarks/bench.py --quick         # tiny sizes, one round: checks that everything runs
+    python benchmarks/bench.py --only small medium --rounds 3 --json out.json
 
-Timings are medians of interleaved blocks in one process (A/B/C/D, shuffled each round),
-with BLAS limited to --threads threads; ratios compare numbers from the same run.
+Every contender runs alone in its own process (benchmarks/solo.py): a thread pool left spinning by one
+library takes the cores from the next (numpy's OpenBLAS workers spin after a call and made PyTorch look
+2.5x slower in one process). Rounds alternate the contenders in a shuffled order; a figure is the median
+of the rounds' medians, with the range of the rounds beside it.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
-import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
-try:
-    import threadpoolctl
-except ImportError:  # optional: the bench extra
-    threadpoolctl = None
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 from layer_bench import layer_rows  # noqa: E402
-from steps import framework_step, matmul_step, numpy_step, torch_step  # noqa: E402
+from solo import TASKS  # noqa: E402
+from steps import CONFIGS, FULL, QUICK, matmul_flops  # noqa: E402
 
-CONFIGS = {  # name: (inputs, hidden layers, classes, batch)
-    "small": (64, [("relu", 100)], 10, 32),
-    "deep-narrow": (100, [("relu", 100)] * 10, 10, 64),
-    "medium": (784, [("relu", 512), ("relu", 512)], 10, 128),
-    "large": (3072, [("relu", 1024), ("relu", 1024)], 10, 256),
-    "maxout": (784, [("maxout", 256, 2)], 10, 128),
-    "sigmoid-tanh": (784, [("sigmoid", 512), ("tanh", 512)], 10, 128),
-}
-# Each timed block runs about this long: OpenBLAS's and PyTorch's worker threads keep spinning for a
-# while after their last op, and long blocks amortise that hand-over between the two thread pools.
-BLOCK_SECONDS = 0.05
-QUICK = {
-    "small": (16, [("relu", 8)], 4, 8),
-    "maxout": (16, [("maxout", 8, 2)], 4, 8),
-    "sigmoid-tanh": (16, [("sigmoid", 8), ("tanh", 8)], 4, 8),
-}
+STEP_CONTENDERS = ("chainrule", "numpy", "matmul", "torch")
+FIT_CONTENDERS = ("chainrule", "sklearn", "torch")
+FORCING = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def batches(d_in: int, classes: int, batch: int, dtype: Any, count: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:
-    rng = np.random.default_rng(2)
-    return [(rng.standard_normal((batch, d_in)).astype(dtype), rng.integers(0, classes, batch)) for _ in range(count)]
+def solo(*args: str) -> dict[str, Any]:
+    """Run benchmarks/solo.py in a fresh process; its one line of JSON."""
+    result = subprocess.run([sys.executable, str(HERE / "solo.py"), *args], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"solo.py {' '.join(args)} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def time_interleaved(steps: dict[str, Any], data: dict[str, list], seconds: float) -> dict[str, float]:
-    """Median seconds per step for each implementation, timed in rotating blocks."""
-    for name, step in steps.items():  # warm up, and size the blocks
-        for X, y in data[name][:3]:
-            step(X, y)
-    t0 = time.perf_counter()
-    step0 = next(iter(steps))
-    for X, y in data[step0]:
-        steps[step0](X, y)
-    per_step = (time.perf_counter() - t0) / len(data[step0])
-    block = max(1, int(BLOCK_SECONDS / max(per_step, 1e-7)))
-    rounds = max(5, int(seconds / (block * per_step * len(steps) + 1e-9)))
-    samples: dict[str, list[float]] = {name: [] for name in steps}
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "low": min(values), "high": max(values)}
+
+
+def step_table(configs: list[str], threads: int, rounds: int, seconds: float) -> list[dict[str, Any]]:
+    cases = [f"{c}:{d}" for c in configs for d in ("float32", "float64")]
+    samples: dict[str, dict[str, list]] = {c: {case: [] for case in cases} for c in STEP_CONTENDERS}
+    peaks: dict[str, dict[str, int]] = {c: {} for c in STEP_CONTENDERS}
     order = np.random.default_rng(0)
     for _ in range(rounds):
-        for name in order.permutation(list(steps)):
-            step, batches_ = steps[name], data[name]
-            start = time.perf_counter()
-            for i in range(block):
-                X, y = batches_[i % len(batches_)]
-                step(X, y)
-            samples[name].append((time.perf_counter() - start) / block)
-    return {name: statistics.median(v) for name, v in samples.items()}
+        for contender in order.permutation(STEP_CONTENDERS):
+            for case, result in solo("step", str(contender), str(threads), str(seconds), *cases).items():
+                samples[contender][case].append(result["seconds"])
+                if "peak" in result:
+                    peaks[contender][case] = result["peak"]
+    gemm = solo("gemm", str(threads), "1024:float32", "2048:float32", "1024:float64", "2048:float64")
+    rows = []
+    for case in cases:
+        name, dtype = case.split(":")
+        t = {c: summary(samples[c][case]) for c in STEP_CONTENDERS if samples[c][case]}
+        peak = max(gemm[f"1024:{dtype}"], gemm[f"2048:{dtype}"])
+        flops = matmul_flops(CONFIGS[name])
+        row: dict[str, Any] = {"config": name, "dtype": dtype, "batch": CONFIGS[name][3], "times": t,
+                               "mflop": flops / 1e6, "gflops": flops / t["chainrule"]["median"] / 1e9,
+                               "peak_gflops": peak}
+        row["of_peak"] = row["gflops"] / peak
+        for other in ("numpy", "matmul", "torch"):
+            if other in t:
+                row[f"vs_{other}"] = t["chainrule"]["median"] / t[other]["median"]
+        if case in peaks["chainrule"] and case in peaks["numpy"]:
+            row["peak_vs_numpy"] = peaks["chainrule"][case] / peaks["numpy"][case]
+        rows.append(row)
+    return rows
 
 
-def peak_memory(make: Any, X: np.ndarray, y: np.ndarray) -> int:
-    """Peak bytes traced during a second step (caches kept from the first count), parameters excluded."""
-    step = make()
-    gc.collect()
-    tracemalloc.start()
-    step(X, y)
-    step(X, y)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak
+def fit_table(threads: int, rounds: int) -> list[dict[str, Any]]:
+    rows = []
+    order = np.random.default_rng(1)
+    results: dict[tuple[str, str], list[dict]] = {}
+    for _ in range(rounds):
+        for task in TASKS:
+            for contender in order.permutation(FIT_CONTENDERS):
+                try:
+                    results.setdefault((task, str(contender)), []).append(
+                        solo("accuracy", str(contender), str(threads), task))
+                except RuntimeError as e:
+                    print(f"note: {contender} on {task} did not run ({str(e).splitlines()[0]})")
+    for (task, contender), runs in results.items():
+        runs = [r for r in runs if r]
+        if runs:
+            rows.append({"task": task, "contender": contender, "times": summary([r["seconds"] for r in runs]),
+                         "test_acc": statistics.median(r["test_acc"] for r in runs)})
+    return rows
 
 
-def bench_config(name: str, spec: tuple, dtype: Any, seconds: float) -> dict[str, Any]:
-    d_in, hidden, classes, batch = spec
-    steps = {"chainrule": framework_step(d_in, hidden, classes, dtype),
-             "numpy": numpy_step(d_in, hidden, classes, dtype),
-             "matmul": matmul_step(d_in, hidden, classes, dtype, batch)}
-    data = {k: batches(d_in, classes, batch, dtype) for k in steps}
-    torch = torch_step(d_in, hidden, classes, dtype)
-    if torch is not None:
-        import torch as th
-
-        steps["torch"] = torch
-        data["torch"] = [(th.from_numpy(X), th.from_numpy(y)) for X, y in data["numpy"]]
-    t = time_interleaved(steps, data, seconds)
-    X, y = data["numpy"][0]
-    mem = {"chainrule": peak_memory(lambda: framework_step(d_in, hidden, classes, dtype), X, y),
-           "numpy": peak_memory(lambda: numpy_step(d_in, hidden, classes, dtype), X, y)}
-    row: dict[str, Any] = {
-        "config": name, "dtype": np.dtype(dtype).name, "batch": batch,
-        "chainrule_us": t["chainrule"] * 1e6, "steps_per_s": 1 / t["chainrule"], "numpy_us": t["numpy"] * 1e6,
-        "matmul_us": t["matmul"] * 1e6, "vs_numpy": t["chainrule"] / t["numpy"],
-        "vs_matmul": t["chainrule"] / t["matmul"],
-        "peak_kib": mem["chainrule"] / 1024, "peak_vs_numpy": mem["chainrule"] / mem["numpy"],
-    }
-    if "torch" in t:
-        row.update(torch_us=t["torch"] * 1e6, vs_torch=t["chainrule"] / t["torch"])
-    return row
+def fmt(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
 
-def fmt_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
-    head = [c[1] for c in columns]
-    body = [[format(r[c[0]], c[2]) if c[0] in r else "-" for c in columns] for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
-    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True))  # noqa: E731
-    return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body)])
+def span(t: dict[str, float], scale: float = 1e6, digits: int = 1) -> str:
+    return f"{t['median'] * scale:.{digits}f} ({t['low'] * scale:.{digits}f}-{t['high'] * scale:.{digits}f})"
 
 
-STEP_COLUMNS = [("config", "config", "s"), ("dtype", "dtype", "s"), ("batch", "batch", "d"),
-                ("chainrule_us", "chainrule µs", ".1f"), ("steps_per_s", "steps/s", ".0f"),
-                ("numpy_us", "numpy µs", ".1f"), ("vs_numpy", "÷numpy", ".2f"),
-                ("matmul_us", "matmul µs", ".1f"), ("vs_matmul", "÷matmul", ".2f"),
-                ("torch_us", "torch µs", ".1f"), ("vs_torch", "÷torch", ".2f"),
-                ("peak_kib", "peak KiB", ".0f"), ("peak_vs_numpy", "peak÷numpy", ".2f")]
-LAYER_COLUMNS = [("layer", "layer", "s"), ("size", "size", "s"), ("forward_us", "forward µs", ".1f"),
-                 ("backward_us", "backward µs", ".1f")]
+def print_steps(rows: list[dict[str, Any]]) -> None:
+    head = ["config", "dtype", "batch", "chainrule µs (range)", "numpy µs", "÷numpy", "matmul µs", "÷matmul",
+            "torch µs (range)", "÷torch", "MFLOP", "GFLOP/s", "÷peak", "peak mem÷numpy"]
+    body = []
+    for r in rows:
+        t = r["times"]
+        body.append([r["config"], r["dtype"], str(r["batch"]), span(t["chainrule"]), span(t["numpy"]),
+                     f"{r['vs_numpy']:.2f}", span(t["matmul"]), f"{r['vs_matmul']:.2f}",
+                     span(t["torch"]) if "torch" in t else "-", f"{r['vs_torch']:.2f}" if "vs_torch" in r else "-",
+                     f"{r['mflop']:.1f}", f"{r['gflops']:.1f}", f"{r['of_peak']:.2f}",
+                     f"{r['peak_vs_numpy']:.2f}" if "peak_vs_numpy" in r else "-"])
+    print(fmt([head, *body]))
 
 
-def blas_limited_to(threads: int) -> Any:
-    """A context that holds BLAS to ``threads`` threads, or does nothing (with a note) without threadpoolctl."""
-    if threadpoolctl is None:
-        print("note: threadpoolctl is not installed (pip install -e '.[bench]'): BLAS threads are neither "
-              "limited nor recorded")
-        return contextlib.nullcontext()
-    return threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
-
-
-def blas_info() -> list[dict[str, Any]]:
-    """The BLAS libraries numpy (and torch) loaded, with their versions and threads, as threadpoolctl sees them."""
-    if threadpoolctl is None:
-        return []
-    return [{k: i.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
-            for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+def print_fits(rows: list[dict[str, Any]]) -> None:
+    head = ["task", "contender", "seconds (range)", "test accuracy"]
+    body = [[r["task"], r["contender"], span(r["times"], 1, 2), f"{r['test_acc']:.3f}"] for r in rows]
+    print(fmt([head, *body]))
 
 
 def environment(threads: int) -> dict[str, Any]:
-    blas = blas_info()
-    env = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
-           "threads": threads, "blas": blas, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
+    blas = [{k: i.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+            for i in threadpool_info() if i["user_api"] == "blas"]
     try:
         import torch
 
-        env["torch"] = torch.__version__
+        torch_version = torch.__version__
     except ImportError:
-        env["torch"] = None
-    return env
+        torch_version = None
+    return {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
+            "cores": os.cpu_count(), "threads": threads, "blas": blas, "torch": torch_version,
+            "forced": {k: os.environ[k] for k in FORCING if k in os.environ}}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes and short timings")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one round, no time-to-accuracy table")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=None, help="timing budget per configuration and dtype")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 5, quick 1)")
+    parser.add_argument("--seconds", type=float, default=None, help="timing per configuration in each round")
     parser.add_argument("--only", nargs="*", help="configurations to run")
-    parser.add_argument("--json", default=str(Path(__file__).with_name("last-run.json")))
+    parser.add_argument("--no-fit", action="store_true", help="skip the time-to-accuracy table")
+    parser.add_argument("--json", default=str(HERE / "last-run.json"))
     args = parser.parse_args(argv)
-    try:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        print("note: PyTorch is not installed (pip install -e '.[bench]'): the torch columns are skipped")
-    configs = QUICK if args.quick else CONFIGS
-    seconds = args.seconds or (0.2 if args.quick else 4.0)
-    rows = []
-    with blas_limited_to(args.threads):
+    configs = [c for c in (QUICK if args.quick else FULL) if not args.only or c in args.only]
+    rounds = args.rounds or (1 if args.quick else 5)
+    seconds = args.seconds or (0.05 if args.quick else 0.6)
+    with threadpool_limits(limits=args.threads, user_api="blas"):
         env = environment(args.threads)
-        print(f"BLAS: {env['blas'] or 'unknown'}, threads {args.threads}, numpy {env['numpy']}, torch {env['torch']}")
-        for name, spec in configs.items():
-            if args.only and name not in args.only:
-                continue
-            for dtype in (np.float32, np.float64):
-                rows.append(bench_config(name, spec, dtype, seconds))
-                print(fmt_table(rows[-1:], STEP_COLUMNS).splitlines()[-1], flush=True)
         layers = layer_rows(quick=args.quick)
-    print("\nTraining step, median per step (÷x: chainrule's time over x's; peak: traced bytes of a step)")
-    print(fmt_table(rows, STEP_COLUMNS))
-    print("\nPer layer, float32, median")
-    print(fmt_table(layers, LAYER_COLUMNS))
-    Path(args.json).write_text(json.dumps({"environment": env, "steps": rows, "layers": layers}, indent=1))
+    blas = ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']})" for b in env["blas"]) or "unknown"
+    forced = ", ".join(f"{k}={v}" for k, v in env["forced"].items()) or "none"
+    print(f"BLAS: {blas}; {args.threads} threads of {env['cores']} cores; numpy {env['numpy']}, "
+          f"torch {env['torch'] or 'not installed (pip install -e .[bench]): its columns are empty'}; "
+          f"variables forcing a kernel or threads: {forced}")
+    steps = step_table(configs, args.threads, rounds, seconds)
+    print(f"\nTraining step, each contender in its own process, median of {rounds} rounds (range of rounds);"
+          "\n÷x: chainrule's time over x's; GFLOP/s: the step's matmul FLOPs over chainrule's time; ÷peak: that "
+          "over square GEMM throughput")
+    print_steps(steps)
+    fits = [] if args.quick or args.no_fit else fit_table(args.threads, max(1, rounds // 2 + 1))
+    if fits:
+        print("\nTime to accuracy: the same network, data, batch size, Adam and epochs, each in its own process "
+              "(training only, imports excluded)")
+        print_fits(fits)
+    print("\nPer layer, float32, in this process, median")
+    print(fmt([["layer", "size", "forward µs", "backward µs"],
+               *[[r["layer"], r["size"], f"{r['forward_us']:.1f}", f"{r['backward_us']:.1f}"] for r in layers]]))
+    Path(args.json).write_text(json.dumps({"environment": env, "steps": steps, "fits": fits, "layers": layers},
+                                          indent=1))
     print(f"\nwrote {args.json}")
     return 0
 

@@ -18,6 +18,31 @@ from solver import Solver
 
 LR = 1e-3
 Step = Callable[[np.ndarray, np.ndarray], Any]
+CONFIGS = {  # name: (inputs, hidden layers, classes, batch)
+    "small": (64, [("relu", 100)], 10, 32),
+    "deep-narrow": (100, [("relu", 100)] * 10, 10, 64),
+    "medium": (784, [("relu", 512), ("relu", 512)], 10, 128),
+    "large": (3072, [("relu", 1024), ("relu", 1024)], 10, 256),
+    "maxout": (784, [("maxout", 256, 2)], 10, 128),
+    "sigmoid-tanh": (784, [("sigmoid", 512), ("tanh", 512)], 10, 128),
+    # --quick: tiny sizes that check everything runs
+    "tiny": (16, [("relu", 8)], 4, 8),
+    "tiny-maxout": (16, [("maxout", 8, 2)], 4, 8),
+    "tiny-sigmoid-tanh": (16, [("sigmoid", 8), ("tanh", 8)], 4, 8),
+}
+FULL = ["small", "deep-narrow", "medium", "large", "maxout", "sigmoid-tanh"]
+QUICK = ["tiny", "tiny-maxout", "tiny-sigmoid-tanh"]
+
+
+def matmul_flops(spec: tuple) -> float:
+    """The matrix products of one step: x W forward, x.T dz and dz W.T backward (no dx for the first layer)."""
+    d, hidden, classes, batch = spec
+    flops = 0.0
+    for i, layer in enumerate([*hidden, ("linear", classes)]):
+        cols = layer[1] * (layer[2] if layer[0] == "maxout" else 1)
+        flops += 2 * batch * d * cols * (2 if i == 0 else 3)
+        d = layer[1]
+    return flops
 
 
 def init_weights(d_in: int, hidden: list[tuple], classes: int, dtype: Any, seed: int = 0) -> list[tuple]:

@@ -18,11 +18,23 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     configs = {(r["config"], r["dtype"]) for r in report["steps"]}
-    assert ("small", "float32") in configs and ("maxout", "float64") in configs
+    assert ("tiny", "float32") in configs and ("tiny-maxout", "float64") in configs
     for row in report["steps"]:
-        assert row["chainrule_us"] > 0 and row["numpy_us"] > 0 and row["peak_kib"] > 0
+        for contender in ("chainrule", "numpy", "matmul"):
+            t = row["times"][contender]
+            assert 0 < t["low"] <= t["median"] <= t["high"]
+        assert row["peak_gflops"] > 0 and row["mflop"] > 0 and row["peak_vs_numpy"] > 0
     assert {r["layer"] for r in report["layers"]} >= {"Affine", "ReLU", "Maxout", "Max"}
-    assert "÷numpy" in result.stdout and "blas" in report["environment"]
+    assert "÷numpy" in result.stdout and "each contender in its own process" in result.stdout
+    assert "blas" in report["environment"] and "forced" in report["environment"]
+
+
+def test_matmul_flops_counts_forward_and_both_backward_products():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from steps import matmul_flops
+
+    # 64-100-10 at a batch of 32: x W (both layers), x.T dz (both), dz W.T (the second only)
+    assert matmul_flops((64, [("relu", 100)], 10, 32)) == 2 * 32 * (64 * 100 * 2 + 100 * 10 * 3)
 
 
 def test_hand_written_step_matches_the_framework_step():
