@@ -111,11 +111,15 @@ class Sampler:
         return dict(self.asked[i].params)
 
     def tell(self, i: int, value: float | None) -> None:
-        if self.study is not None and i in self.asked:
-            if value is None:
-                self.study.tell(self.asked[i], state=__import__("optuna").trial.TrialState.FAIL)
-            else:
-                self.study.tell(self.asked[i], value)
+        """Report a finished trial's metric to TPE (None: the trial failed)."""
+        if self.study is None or i not in self.asked:
+            return
+        from optuna.trial import TrialState
+
+        if value is None:
+            self.study.tell(self.asked[i], state=TrialState.FAIL)
+        else:
+            self.study.tell(self.asked[i], value)
 
 
 def optuna_distribution(d: search_space.Distribution) -> Any:
