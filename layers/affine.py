@@ -28,14 +28,28 @@ def check_dtype(layer: Layer, x: Array, w: Array) -> None:
         )
 
 
+def input_rows(layer: Layer, x: Array, W: Array, in_features: int) -> tuple[Array, tuple[int, ...]]:
+    """``x`` as (N, D) rows of W's dtype, and its own shape; each check's failure is a clear error.
+
+    The common case, an ndarray of rows already, costs one test instead of the three checks.
+    """
+    if type(x) is np.ndarray and x.dtype == W.dtype and x.ndim == 2 and x.shape[1] == in_features:
+        return x, x.shape
+    x = as_float_array(layer, x)
+    check_dtype(layer, x, W)
+    return check_features(layer, x, in_features), x.shape
+
+
 def affine_backward(layer: Layer, x2d: Array, dz: Array, x_shape: tuple[int, ...]) -> Array | None:
     """For z = x2d W + b: write dW = x2d.T dz and db into ``layer.grads`` (in place, no new arrays) and
     return dx = dz W.T in ``x_shape``, or None when ``layer.input_grad`` is False."""
-    np.matmul(x2d.T, dz, out=layer.grads["W"])
-    np.add.reduce(dz, axis=0, out=layer.grads["b"])
+    grads = layer.grads
+    np.matmul(x2d.T, dz, out=grads["W"])
+    np.add.reduce(dz, axis=0, out=grads["b"])
     if not layer.input_grad:
         return None
-    return (dz @ layer.params["W"].T).reshape(x_shape)
+    dx = dz @ layer.params["W"].T
+    return dx if len(x_shape) == 2 else dx.reshape(x_shape)
 
 
 class Affine(Layer):
@@ -74,13 +88,10 @@ class Affine(Layer):
         return f"Affine(in_features={self.in_features}, out_features={self.out_features})"
 
     def forward(self, x: Array) -> Array:
-        x = as_float_array(self, x)
-        W = self.params["W"]
-        check_dtype(self, x, W)
-        self.x_shape = x.shape
-        self.x2d = x2d = check_features(self, x, self.in_features)
-        out = x2d @ W
-        out += self.params["b"]
+        params = self.params
+        self.x2d, self.x_shape = input_rows(self, x, params["W"], self.in_features)
+        out = self.x2d @ params["W"]
+        out += params["b"]
         return out
 
     def backward(self, dout: Array) -> Array | None:

@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from .affine import affine_backward, check_dtype, check_features
-from .base import Array, Layer, as_float_array, check_dout
+from .affine import affine_backward, input_rows
+from .base import Array, Layer, check_dout
 from .init import float_dtype, init_weight, make_rng
 
 
@@ -51,10 +51,7 @@ class Maxout(Layer):
         return f"Maxout(in_features={self.in_features}, out_features={self.out_features}, pieces={self.pieces})"
 
     def forward(self, x: Array) -> Array:
-        x = as_float_array(self, x)
-        check_dtype(self, x, self.params["W"])
-        self.x_shape = x.shape
-        x2d = check_features(self, x, self.in_features)
+        x2d, self.x_shape = input_rows(self, x, self.params["W"], self.in_features)
         z = x2d @ self.params["W"]
         z += self.params["b"]
         z = z.reshape(len(x2d), self.pieces, self.out_features)

@@ -60,8 +60,20 @@ class Loss:
         return cls(), (rng.standard_normal((batch, 4)), rng.integers(0, 4, size=batch))
 
     def check(self, scores: Any, y: Any) -> tuple[NDArray[np.floating], NDArray[np.intp]]:
-        """Validate scores (N, C) floating and y (N,) integer labels in range."""
-        scores = as_float_array(self, scores, "scores")
+        """Validate scores (N, C) floating and y (N,) integer labels in range (unless ``check_labels`` is False)."""
+        scores, y = self.check_shapes(scores, y)
+        # One reduction checks both bounds: viewed as unsigned, a negative label is huge.
+        if self.check_labels and y.size and np.maximum.reduce(y.view(f"u{y.dtype.itemsize}")) >= scores.shape[1]:
+            raise self.label_error(y, scores.shape[1])
+        return scores, y
+
+    def check_shapes(self, scores: Any, y: Any) -> tuple[NDArray[np.floating], NDArray[np.intp]]:
+        """Validate scores (N, C) floating and y (N,) integer labels, but not the labels' range.
+
+        Scores come back C-contiguous (copied only if they are not), so arrays computed from them are too and
+        ``label_index`` addresses their ``ravel()`` views.
+        """
+        scores = np.ascontiguousarray(as_float_array(self, scores, "scores"))
         if scores.ndim != 2:
             raise ValueError(f"{self!r}: expected scores of shape (N, C), got {scores.shape}")
         y = np.asarray(y)
@@ -69,9 +81,16 @@ class Loss:
             raise ValueError(f"{self!r}: expected integer class labels, got dtype {y.dtype}")
         if y.shape != scores.shape[:1]:
             raise ValueError(f"{self!r}: expected labels of shape ({scores.shape[0]},) to match scores, got {y.shape}")
-        # One reduction checks both bounds: viewed as unsigned, a negative label is huge.
-        if self.check_labels and y.size and np.maximum.reduce(y.view(f"u{y.dtype.itemsize}")) >= scores.shape[1]:
-            bad = y[(y < 0) | (y >= scores.shape[1])][0]
-            C = scores.shape[1]
-            raise ValueError(f"{self!r}: label {bad} is out of range for {C} classes (0..{C - 1})")
         return scores, y
+
+    def label_index(self, scores: NDArray[np.floating], y: NDArray[np.integer]) -> NDArray[np.intp]:
+        """Each row's label as an index into ``scores.ravel()`` (i * C + y[i]), checking every label is in
+        [0, C): ``ravel_multi_index`` refuses one outside, so the check costs nothing beyond the index."""
+        try:
+            return np.ravel_multi_index((np.arange(len(y)), y), scores.shape)
+        except ValueError:
+            raise self.label_error(y, scores.shape[1]) from None
+
+    def label_error(self, y: NDArray[np.integer], C: int) -> ValueError:
+        bad = y[(y < 0) | (y >= C)][0]
+        return ValueError(f"{self!r}: label {bad} is out of range for {C} classes (0..{C - 1})")

@@ -12,7 +12,7 @@ class SVMLoss(Loss):
     """L = mean_i sum_{j != y_i} max(0, s_j - s_{y_i} + margin), margin 1 by default.
 
     dscores[i, j] = 1/N for each violated margin, dscores[i, y_i] = -(count of violations)/N.
-    Caches the violation mask, shape (N, C), y and the dtype.
+    Caches the violation mask, shape (N, C), and the labels' flat indices.
     """
 
     aliases = ("svm", "hinge")
@@ -24,22 +24,22 @@ class SVMLoss(Loss):
         self.cache: tuple[NDArray[np.bool_], NDArray[np.intp], np.dtype] | None = None
 
     def forward(self, scores: NDArray[np.floating], y: NDArray[np.integer]) -> float:
-        scores, y = self.check(scores, y)
-        rows = np.arange(len(y))
-        margins = scores - scores[rows, y][:, None]
+        scores, y = self.check_shapes(scores, y)
+        at_label = self.label_index(scores, y)  # checks the labels' range
+        margins = scores - scores.take(at_label)[:, None]
         margins += scores.dtype.type(self.margin)
-        margins[rows, y] = 0
+        margins.ravel()[at_label] = 0
         np.maximum(margins, 0, out=margins)
-        self.cache = (margins > 0, y, scores.dtype)
+        self.cache = (margins > 0, at_label, scores.dtype)
         return float(np.add.reduce(margins, axis=None) / len(y))
 
     def backward(self) -> NDArray[np.floating]:
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
-        mask, y, dtype = self.cache
+        mask, at_label, dtype = self.cache
         dscores = mask.astype(dtype)
-        dscores[np.arange(len(y)), y] = -np.add.reduce(dscores, axis=1)
-        dscores /= dtype.type(len(y))
+        dscores.ravel()[at_label] = -np.add.reduce(dscores, axis=1)
+        dscores /= dtype.type(len(at_label))
         return dscores
 
 
@@ -48,7 +48,7 @@ class SoftmaxCrossEntropy(Loss):
 
     With z = s - max(s), log softmax(s)[y] = z[y] - log(sum(exp(z))). Written in numpy rather than
     with scipy.special.log_softmax, which costs three times as much on a minibatch.
-    dscores = (softmax(s) - onehot(y)) / N. Caches the probabilities, shape (N, C), and y.
+    dscores = (softmax(s) - onehot(y)) / N. Caches the probabilities, shape (N, C), and the labels' flat indices.
     """
 
     aliases = ("softmax", "cross_entropy")
@@ -57,21 +57,22 @@ class SoftmaxCrossEntropy(Loss):
         self.cache: tuple[NDArray[np.floating], NDArray[np.intp]] | None = None
 
     def forward(self, scores: NDArray[np.floating], y: NDArray[np.integer]) -> float:
-        scores, y = self.check(scores, y)
+        scores, y = self.check_shapes(scores, y)
+        at_label = self.label_index(scores, y)  # checks the labels' range
         # ufunc reductions called directly: ndarray.max/sum add a Python-level wrapper per call
         shifted = scores - np.maximum.reduce(scores, axis=1, keepdims=True)
         probs = np.exp(shifted)
         sums = np.add.reduce(probs, axis=1, keepdims=True)
         probs /= sums
-        loss = (np.add.reduce(np.log(sums), axis=None) - np.add.reduce(shifted[np.arange(len(y)), y])) / len(y)
-        self.cache = (probs, y)
+        loss = (np.add.reduce(np.log(sums), axis=None) - np.add.reduce(shifted.take(at_label))) / len(y)
+        self.cache = (probs, at_label)
         return float(loss)
 
     def backward(self) -> NDArray[np.floating]:
         if self.cache is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
-        probs, y = self.cache
-        n = probs.dtype.type(len(y))
+        probs, at_label = self.cache
+        n = probs.dtype.type(len(at_label))
         dscores = probs / n
-        dscores[np.arange(len(y)), y] -= 1 / n
+        dscores.ravel()[at_label] -= 1 / n
         return dscores

@@ -35,8 +35,9 @@ class SGD(Optimizer):
             super().step(params, grads)
             return
         self.t += 1
+        lr = self.lr  # a Python float takes each array's dtype (float32 stays float32), as p.dtype.type(lr) would
         for name, p in params.items():  # plain SGD keeps no state: one in-place update per tensor
-            p -= p.dtype.type(self.lr) * grads[name]
+            p -= lr * grads[name]
 
     def update(self, p: Array, g: Array, state: dict[str, Any]) -> None:
         lr, mu = p.dtype.type(self.lr), p.dtype.type(self.momentum)

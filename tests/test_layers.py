@@ -136,6 +136,56 @@ def test_sequential_chains_and_names_parameters(rng):
     np.testing.assert_allclose(net.grads["2.0.b"], dout.sum(0), rtol=1e-12)
 
 
+def small_net(rng):
+    return Sequential(Affine(4, 3, rng=rng, dtype=np.float64), ReLU(), Affine(3, 2, rng=rng, dtype=np.float64))
+
+
+def test_sequential_view_sees_a_replaced_layer(rng):
+    net = small_net(rng)
+    assert net.params["2.W"].shape == (3, 2)  # cached now
+    new = Affine(3, 5, rng=rng, dtype=np.float64)
+    net.layers[2] = new
+    assert net.params["2.W"] is new.params["W"] and net.grads["2.W"] is new.grads["W"]
+    net.layers[1] = Sigmoid()  # no parameters: the names stay, the view must too
+    assert list(net.params) == ["0.W", "0.b", "2.W", "2.b"]
+
+
+def test_sequential_view_sees_a_rebound_parameter_or_gradient_array(rng):
+    net = small_net(rng)
+    old_W, old_g = net.params["0.W"], net.grads["0.b"]
+    net[0].params["W"] = np.zeros((4, 3))
+    net[0].grads["b"] = np.ones(3)
+    assert net.params["0.W"] is net[0].params["W"] and net.params["0.W"] is not old_W
+    assert net.grads["0.b"] is net[0].grads["b"] and net.grads["0.b"] is not old_g
+    net[2].params["V"] = net[2].params.pop("W")  # a renamed key
+    assert list(net.params) == ["0.W", "0.b", "2.b", "2.V"]
+
+
+def test_sequential_view_sees_appended_and_removed_layers(rng):
+    net = small_net(rng)
+    assert len(net.params) == 4
+    extra = Affine(2, 2, rng=rng, dtype=np.float64)
+    net.layers.append(extra)
+    assert list(net.params)[-2:] == ["3.W", "3.b"] and net.params["3.W"] is extra.params["W"]
+    del net.layers[0]
+    assert list(net.params) == ["1.W", "1.b", "2.W", "2.b"]
+    net.layers.insert(0, ReLU())  # no new arrays, but every position moves
+    assert list(net.params) == ["2.W", "2.b", "3.W", "3.b"]
+    inner = Sequential(Affine(2, 2, rng=rng, dtype=np.float64))
+    net.layers.append(inner)
+    assert net.params["4.0.W"] is inner[0].params["W"]
+    inner.layers.append(Affine(2, 2, rng=rng, dtype=np.float64))  # inside a nested container
+    assert net.params["4.1.W"] is inner[1].params["W"]
+
+
+def test_sequential_view_is_a_copy_so_writing_into_it_changes_nothing(rng):
+    net = small_net(rng)
+    view = net.params
+    view["0.W"] = np.zeros((4, 3))
+    del view["2.b"]
+    assert net.params["0.W"] is net[0].params["W"] and "2.b" in net.params
+
+
 def test_backward_overwrites_gradients(rng):
     layer = Affine(3, 2, rng=rng, dtype=np.float64)
     x = rng.standard_normal((4, 3))

@@ -105,6 +105,29 @@ def test_bad_labels_are_value_errors(y, match):
         SVMLoss().forward(np.zeros((2, 3)), y)
 
 
+@pytest.mark.parametrize("loss", [SVMLoss, SoftmaxCrossEntropy])
+@pytest.mark.parametrize("layout", ["fortran", "strided"])
+def test_scores_in_any_memory_layout_give_the_same_loss_and_gradient(loss, layout, rng):
+    scores, y = rng.standard_normal((6, 4)), rng.integers(0, 4, 6)
+    other = np.asfortranarray(scores) if layout == "fortran" else np.repeat(scores, 2, axis=0)[::2]
+    assert not other.flags.c_contiguous
+    first = loss()
+    expected, expected_grad = first.forward(scores, y), first.backward()
+    second = loss()
+    assert second.forward(other, y) == expected
+    np.testing.assert_array_equal(second.backward(), expected_grad)
+
+
+@pytest.mark.parametrize("loss", [SVMLoss, SoftmaxCrossEntropy])
+@pytest.mark.parametrize("dtype, bad", [(np.int8, -1), (np.int8, 4), (np.uint8, 4), (np.uint8, 200), (np.int32, -1),
+                                        (np.int32, 200), (np.uint64, 4), (np.int64, -7)])
+def test_labels_out_of_range_are_refused_whatever_their_integer_dtype(loss, dtype, bad):
+    y = np.array([0, 1, 2], dtype=np.int64)
+    y[1] = bad
+    with pytest.raises(ValueError, match=rf"{loss.__name__}\(\): label {bad} is out of range for 4 classes"):
+        loss().forward(np.zeros((3, 4)), y.astype(dtype))
+
+
 def test_loss_backward_before_forward():
     with pytest.raises(RuntimeError, match=r"SoftmaxCrossEntropy\(\): backward\(\) called before forward"):
         SoftmaxCrossEntropy().backward()
