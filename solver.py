@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import math
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from tqdm.auto import tqdm
 
 from layers import Layer
-from losses import LOSSES, Loss, add_l2_grad, l2_penalty, lookup
+from losses import LOSSES, Loss, Objective, is_weight, l2_penalty
 from optim import OPTIMIZERS, ExponentialDecay, Optimizer, Schedule
 
 DATA_KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
@@ -49,13 +51,64 @@ def check_data(data: dict[str, Any]) -> dict[str, NDArray[Any]]:
     return out
 
 
+def check_labels(data: dict[str, NDArray[Any]], classes: int) -> None:
+    """Every label in [0, C), C being the model's number of scores."""
+    for key in ("y_train", "y_val", "y_test"):
+        y = data.get(key)
+        if y is not None and y.size and (y.min() < 0 or y.max() >= classes):
+            raise ValueError(f"Solver data: {key} has labels in [{y.min()}, {y.max()}], "
+                             f"but the model gives {classes} scores (labels 0..{classes - 1})")
+
+
+class Stop(enum.Enum):
+    """Why training ended before its last epoch, with the exit status a command reports for it."""
+
+    EARLY = "early stop"
+    MEDIAN = "median stop"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+    TERMINATED = "terminated"
+
+    @property
+    def exit_code(self) -> int:
+        return {Stop.DIVERGED: 1, Stop.INTERRUPTED: 130, Stop.TERMINATED: 143}.get(self, 0)
+
+    @property
+    def by_signal(self) -> bool:
+        return self in (Stop.INTERRUPTED, Stop.TERMINATED)
+
+
+@dataclass(frozen=True)
+class StopReason:
+    """A stop's kind and its message in words ("early stop: no better validation accuracy for 5 epochs")."""
+
+    kind: Stop
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+    def as_json(self) -> dict[str, str]:
+        return {"kind": self.kind.value, "message": self.message}
+
+    @classmethod
+    def from_json(cls, value: Any) -> StopReason | None:
+        """The saved form back: a dict from ``as_json``, or the message alone as checkpoints of format 4 kept it."""
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            return cls(Stop(value["kind"]), str(value["message"]))
+        kind = next((k for k in Stop if str(value).startswith(k.value)), Stop.DIVERGED)  # format 4 kept words only
+        return cls(kind, str(value))
+
+
 AUTO_MIN_FLOPS = 10e6  # below this per matrix product, a second BLAS thread costs more than it gives (README)
 
 
 def largest_matmul_flops(model: Layer, batch_size: int) -> float:
     """2 N D M for the largest weight (D, M) of the model at a batch of N: the biggest product of a step."""
     return max((2.0 * batch_size * w.shape[0] * float(np.prod(w.shape[1:])) for w in model.params.values()
-                if w.ndim >= 2), default=0.0)
+                if is_weight(w)), default=0.0)
 
 
 @contextmanager
@@ -84,6 +137,9 @@ class Solver:
     (per epoch), keeps the parameters of the best validation accuracy and
     restores them at the end. ``patience`` stops after that many epochs without
     improvement. A non-finite loss stops training and sets ``stop_reason``.
+
+    The data is checked here, once: the arrays, their lengths, and every label against the
+    model's number of scores. A dtype other than the model's is an error from its first layer.
     """
 
     def __init__(
@@ -108,16 +164,17 @@ class Solver:
             raise TypeError(f"Solver: model must be a Layer, got {type(model).__name__}")
         self.model = model
         self.data = check_data(data)
-        self.loss = lookup(LOSSES, loss, "loss")() if isinstance(loss, str) else loss
-        self.optimizer = lookup(OPTIMIZERS, optimizer, "optimizer")() if isinstance(optimizer, str) else optimizer
+        self.loss = LOSSES.lookup(loss)() if isinstance(loss, str) else loss
+        self.optimizer = OPTIMIZERS.lookup(optimizer)() if isinstance(optimizer, str) else optimizer
         counts = (("batch_size", batch_size, 1), ("epochs", epochs, 0), ("num_train_samples", num_train_samples, 1))
         for key, value, low in counts:
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"Solver: {key} must be an integer >= {low}, got {value!r}")
-        if not (isinstance(reg, (int, float)) and reg >= 0):
+        if not (isinstance(reg, (int, float)) and not isinstance(reg, bool) and reg >= 0):
             raise ValueError(f"Solver: reg must be a number >= 0, got {reg!r}")
         if patience is not None and (not isinstance(patience, int) or patience < 1):
             raise ValueError(f"Solver: patience must be an integer >= 1 or None, got {patience!r}")
+        self.objective = Objective(self.loss, reg)
         self.reg, self.batch_size, self.epochs = float(reg), batch_size, epochs
         self.schedule = schedule if schedule is not None else ExponentialDecay(lr_decay)
         if threads != "auto" and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
@@ -128,7 +185,7 @@ class Solver:
         self.steps_per_epoch = max(1, math.ceil(len(self.data["X_train"]) / batch_size))
         self.rng = np.random.default_rng(seed)
         self.sample_rng = np.random.default_rng((seed, 2))  # measuring draws from its own stream, not training's
-        self.stop_requested: str | None = None
+        self.stop_requested: tuple[Stop, str] | None = None
         self.epoch = 0
         self.loss_history: list[float] = []
         self.train_acc_history: list[float] = []
@@ -139,24 +196,28 @@ class Solver:
         self.best_val_acc = -1.0
         self.snapshot_best()
         self.bad_epochs = 0
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
+        check_labels(self.data, self.classes())
+
+    def classes(self) -> int:
+        """The number of scores the model gives for one example."""
+        with eval_mode(self.model):
+            scores = np.asarray(self.model.forward(self.data["X_train"][:1]))
+        if scores.ndim != 2:
+            raise ValueError(f"Solver: the model gives output of shape {scores.shape} for one example; "
+                             "the loss needs scores of shape (N, C)")
+        return int(scores.shape[1])
 
     def step(self, X: NDArray[np.floating], y: NDArray[np.integer]) -> float:
         """One forward, loss plus L2 penalty, backward and update. Returns the total loss."""
         model = self.model
         if not model.training:
             model.train()
-        scores = model.forward(X)
-        loss = self.loss.forward(scores, y)
-        wanted, model.input_grad = model.input_grad, False  # nobody needs d loss / d X: skip that product
-        try:
-            model.backward(self.loss.backward())
-        finally:
-            model.input_grad = wanted
-        params, grads = model.params, model.grads
-        if self.reg:
-            loss += l2_penalty(params, self.reg)
-            add_l2_grad(params, grads, self.reg)
+        params = model.params
+        loss = self.objective.forward(model.forward(X), y, params)
+        model.backward_params(self.objective.backward())  # nobody needs d loss / d X: that product is skipped
+        grads = model.grads
+        self.objective.add_penalty_grad(params, grads)
         self.optimizer.step(params, grads)
         return loss
 
@@ -193,36 +254,32 @@ class Solver:
             return min(int(self.threads), limit)
         return limit if largest_matmul_flops(self.model, self.batch_size) >= AUTO_MIN_FLOPS else 1
 
-    def request_stop(self, reason: str) -> None:
-        """Stop at the end of the current epoch (from a signal handler, say), with ``reason`` as the stop reason."""
-        self.stop_requested = reason
+    def request_stop(self, kind: Stop, message: str) -> None:
+        """Stop at the end of the current epoch (from a signal handler, say), for ``kind``, said in ``message``."""
+        self.stop_requested = (kind, message)
 
     def train_epochs(self, on_epoch_end: Callable[[Solver], None] | None,
                      on_stop: Callable[[Solver], None] | None) -> dict[str, Any]:
-        self.check_labels()
         start = time.perf_counter()
         bar = tqdm(total=(self.epochs - self.epoch) * self.steps_per_epoch, unit="step", leave=False,
                    disable=not (self.verbose and sys.stderr.isatty()), dynamic_ncols=True)
-        checked, self.loss.check_labels = self.loss.check_labels, False  # every label was checked above
-        try:
-            with bar, np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported instead
-                while self.epoch < self.epochs and self.stop_reason is None:
-                    t0 = time.perf_counter()
-                    if not self.run_epoch(bar):
-                        break
-                    self.end_epoch(time.perf_counter() - t0)
-                    if self.verbose:
-                        bar.write(self.epoch_line(), file=sys.stderr)
-                    if on_epoch_end is not None:
-                        on_epoch_end(self)
-                    if self.stop_requested and self.stop_reason is None:  # a signal, or on_epoch_end asked
-                        self.stop_reason = f"{self.stop_requested} after epoch {self.epoch}"
-                if on_stop is not None:
-                    on_stop(self)
-                self.restore_best()
-                return self.metrics(time.perf_counter() - start)
-        finally:
-            self.loss.check_labels = checked
+        with bar, np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported instead
+            while self.epoch < self.epochs and self.stop_reason is None:
+                t0 = time.perf_counter()
+                if not self.run_epoch(bar):
+                    break
+                self.end_epoch(time.perf_counter() - t0)
+                if self.verbose:
+                    bar.write(self.epoch_line(), file=sys.stderr)
+                if on_epoch_end is not None:
+                    on_epoch_end(self)
+                if self.stop_requested and self.stop_reason is None:  # a signal, or on_epoch_end asked
+                    kind, message = self.stop_requested
+                    self.stop_reason = StopReason(kind, f"{message} after epoch {self.epoch}")
+            if on_stop is not None:
+                on_stop(self)
+            self.restore_best()
+            return self.metrics(time.perf_counter() - start)
 
     def run_epoch(self, bar: tqdm) -> bool:
         """One shuffled pass over the training set; False if the loss became NaN or inf."""
@@ -234,23 +291,14 @@ class Solver:
             loss = self.step(X[idx], y[idx])
             self.loss_history.append(loss)
             if not math.isfinite(loss):
-                self.stop_reason = (f"loss became {loss} at epoch {self.epoch + 1}, iteration {it + 1}: "
-                                    f"training stopped; try a lower learning rate (lr is {self.optimizer.lr:g})")
+                self.stop_reason = StopReason(Stop.DIVERGED, (
+                    f"loss became {loss} at epoch {self.epoch + 1}, iteration {it + 1}: "
+                    f"training stopped; try a lower learning rate (lr is {self.optimizer.lr:g})"))
                 return False
             bar.update()
             if it % 10 == 0:
                 bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.4f}")
         return True
-
-    def check_labels(self) -> None:
-        """Every label in [0, C), C being the model's number of scores: checked once, not every step."""
-        with eval_mode(self.model):
-            classes = self.model.forward(self.data["X_train"][:1]).shape[1]
-        for key in ("y_train", "y_val", "y_test"):
-            y = self.data.get(key)
-            if y is not None and y.size and (y.min() < 0 or y.max() >= classes):
-                raise ValueError(f"Solver data: {key} has labels in [{y.min()}, {y.max()}], "
-                                 f"but the model gives {classes} scores (labels 0..{classes - 1})")
 
     def loss_and_accuracy(self, X: NDArray[np.floating], y: NDArray[np.integer],
                           batch_size: int = 1000) -> tuple[float, float]:
@@ -280,7 +328,8 @@ class Solver:
         else:
             self.bad_epochs += 1
             if self.patience is not None and self.bad_epochs >= self.patience:
-                self.stop_reason = f"early stop: no better validation accuracy for {self.patience} epochs"
+                self.stop_reason = StopReason(
+                    Stop.EARLY, f"early stop: no better validation accuracy for {self.patience} epochs")
 
     def epoch_line(self) -> str:
         loss = float(np.mean(self.loss_history[-self.steps_per_epoch:]))
@@ -308,7 +357,7 @@ class Solver:
             result["test_acc"] = self.check_accuracy(self.data["X_test"], self.data["y_test"])
         result.update(epochs_run=self.epoch, seconds=round(seconds, 3))
         if self.stop_reason is not None:
-            result["stop_reason"] = self.stop_reason
+            result["stop_reason"] = self.stop_reason.message
         return result
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from chainrule import data as datasets
 from chainrule.config import ConfigError, check_type, close
 from layers import REGISTRY, Layer, Sequential
-from losses import LOSSES, lookup
+from layers.registry import Registry
+from losses import LOSSES
 from optim import OPTIMIZERS, SCHEDULES
 from solver import Solver, eval_mode
 
@@ -108,10 +109,7 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
     for i, spec in enumerate(cfg["layers"]):
         path = f"model.layers[{i}]"
         name = spec["type"]
-        if name not in REGISTRY:
-            raise ConfigError(f"{path}.type: unknown layer {name!r}; {close(name, list(REGISTRY))}"
-                              f"known: {', '.join(sorted(REGISTRY))}")
-        cls = REGISTRY[name]
+        cls = registered(REGISTRY, name, f"{path}.type")
         kwargs = kwargs_for(path, cls, {k: v for k, v in spec.items() if k != "type"})
         accepts = inspect.signature(cls).parameters
         features = int(np.prod(x.shape[1:]))
@@ -131,25 +129,20 @@ def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray]) -> tuple[Seq
     """Model, loss, optimizer, schedule and Solver from a self-contained config (``config.self_contained``)."""
     import_modules(cfg["model"]["imports"], cfg["model"]["import_dirs"])
     model = build_model(cfg["model"], data["X_train"], model_rng(cfg))
-    classes = int(max(int(data[k].max()) for k in data if k.startswith("y_") and data[k].size)) + 1
     with eval_mode(model):
         scores = np.asarray(model.forward(data["X_train"][:2]))
     if scores.ndim != 2:
         raise ConfigError(f"model.layers: the last layer gives output of shape {scores.shape} for 2 examples; "
                           "the loss needs scores of shape (N, C), one row per example")
-    width = scores.shape[1]
-    if width != classes:
-        raise ConfigError(
-            f"model.layers: the last layer gives {width} scores per example, but the data has {classes} classes")
+    classes = int(max(int(data[k].max()) for k in data if k.startswith("y_") and data[k].size)) + 1
+    if scores.shape[1] != classes:
+        raise ConfigError(f"model.layers: the last layer gives {scores.shape[1]} scores per example, "
+                          f"but the data has {classes} classes")
 
-    def make(section: str, registry: dict[str, type], kind: str) -> Any:
+    def make(section: str, registry: Registry) -> Any:
         spec = dict(cfg[section])
-        name = spec.pop("type")
         spec.pop("reg", None)
-        try:
-            cls = lookup(registry, name, kind)
-        except KeyError as e:
-            raise ConfigError(f"{section}.type: {e.args[0]}") from None
+        cls = registered(registry, spec.pop("type"), f"{section}.type")
         kwargs = kwargs_for(section, cls, spec)
         if section == "schedule" and "epochs" in inspect.signature(cls).parameters:
             kwargs.setdefault("epochs", cfg["solver"]["epochs"])  # a schedule over the run's length (cosine)
@@ -157,10 +150,22 @@ def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray]) -> tuple[Seq
 
     solver_cfg = dict(cfg["solver"])
     solver_cfg["patience"] = solver_cfg["patience"] or None
-    schedule = make("schedule", SCHEDULES, "schedule") if "schedule" in cfg else None
-    solver = Solver(model, data, loss=make("loss", LOSSES, "loss"), optimizer=make("optim", OPTIMIZERS, "optimizer"),
-                    reg=cfg["loss"]["reg"], schedule=schedule, **solver_cfg)
+    schedule = make("schedule", SCHEDULES) if "schedule" in cfg else None
+    loss, optimizer = make("loss", LOSSES), make("optim", OPTIMIZERS)
+    try:  # the Solver checks the data and the settings once, for configs and Python callers alike
+        solver = Solver(model, data, loss=loss, optimizer=optimizer, reg=cfg["loss"]["reg"], schedule=schedule,
+                        **solver_cfg)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"solver: {e}") from None
     return model, solver
+
+
+def registered(registry: Registry, name: str, path: str) -> type:
+    """The class a config names, or a ConfigError with close matches and the known names."""
+    try:
+        return registry.lookup(name)
+    except KeyError as e:
+        raise ConfigError(f"{path}: {e.args[0]}") from None
 
 
 def load_data(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

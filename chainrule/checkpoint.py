@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from chainrule.data import read_npz as read_arrays
-from solver import Solver
+from solver import Solver, StopReason
 
-FORMAT = 4  # 3: buffers and the layers' Generator states; 4: validation loss, the measuring stream, preprocessing
-READABLE = (3, 4)
+FORMAT = 5  # 3: buffers and Generator states; 4: validation loss, measuring stream, preprocessing; 5: stop kind
+READABLE = (3, 4, 5)
 
 
 def file_mode() -> int:
@@ -56,7 +56,8 @@ def solver_state(solver: Solver, config: dict[str, Any],
         "rng": solver.rng.bit_generator.state, "sample_rng": solver.sample_rng.bit_generator.state,
         "val_loss_history": solver.val_loss_history, "best_val_acc": solver.best_val_acc,
         "bad_epochs": solver.bad_epochs,
-        "stop_reason": solver.stop_reason, "train_acc_history": solver.train_acc_history,
+        "stop_reason": None if solver.stop_reason is None else solver.stop_reason.as_json(),
+        "train_acc_history": solver.train_acc_history,
         "val_acc_history": solver.val_acc_history, "lr_history": solver.lr_history,
         "epoch_seconds": solver.epoch_seconds, "config": config,
         "generators": {k: g.bit_generator.state for k, g in solver.model.generators().items()},
@@ -181,7 +182,7 @@ def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray])
         solver.sample_rng.bit_generator.state = meta["sample_rng"]
     solver.epoch, solver.base_lr = meta["epoch"], meta["base_lr"]
     solver.best_val_acc, solver.bad_epochs = meta["best_val_acc"], meta["bad_epochs"]
-    solver.stop_reason = meta["stop_reason"]
+    solver.stop_reason = StopReason.from_json(meta["stop_reason"])
     solver.loss_history = arrays["history/loss"].tolist()
     for key in ("train_acc_history", "val_acc_history", "lr_history", "epoch_seconds"):
         setattr(solver, key, list(meta[key]))

@@ -21,6 +21,7 @@ from chainrule.evaluation import format_report, read_inputs, write_confusion_png
 from chainrule.model import TrainedModel, load_run
 from chainrule.report import write_json
 from chainrule.shell import OneLineParser, quiet_on_broken_pipe
+from chainrule.sweep_folder import TrialStatus
 
 ERRORS = (ConfigError, OSError, KeyError, ValueError, TypeError, ImportError)  # OSError: files, disk full
 TRAIN_EXAMPLES = """examples:
@@ -98,7 +99,7 @@ def sweep(args: argparse.Namespace) -> int:
                             resume=args.resume, sets=args.set, verbose=True)
     except KeyboardInterrupt:  # sweeps.sweep has said where the sweep is and how to continue it
         return 130
-    ok = [r for r in rows if r["status"] == "ok" and r["metric"] is not None]
+    ok = [r for r in rows if r["status"] is TrialStatus.OK and r["metric"] is not None]
     if ok:
         best = max(ok, key=lambda r: r["metric"])
         print(f"best trial {best['trial']}: {best['metric']:.4f}  ({len(ok)} of {len(rows)} trials ok)")

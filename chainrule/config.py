@@ -186,9 +186,6 @@ def check_ranges(cfg: dict[str, Any]) -> None:
         if value < low or (value == low and not inclusive) or (high is not None and value >= high):
             bound = f"{'>=' if inclusive else '>'} {low}" + (f" and < {high}" if high is not None else "")
             raise ConfigError(f"{path}: expected a number {bound}, got {value!r}")
-    threads = cfg["solver"]["threads"]
-    if threads != "auto" and not (isinstance(threads, int) and threads >= 1):
-        raise ConfigError(f"solver.threads: expected \"auto\" or an integer >= 1, got {threads!r}")
     if cfg["data"]["val_fraction"] + cfg["data"]["test_fraction"] >= 1:
         raise ConfigError(f"data.val_fraction + data.test_fraction must be below 1 (rows are left to train on), "
                           f"got {cfg['data']['val_fraction']} + {cfg['data']['test_fraction']}")

@@ -18,17 +18,24 @@ HISTORY_FIELDS = ["epoch", "loss", "val_loss", "train_acc", "val_acc", "lr", "se
 
 
 def model_summary(model: Layer, sample: np.ndarray) -> str:
-    """One line per layer (its output shape for one example, its parameter count) and the total."""
+    """One line per layer (its output shape for one example, its parameter count), the layers inside each
+    indented under it, and the total."""
     layers = list(model) if isinstance(model, Sequential) else [model]
     rows = [("layer", "output", "parameters")]
     x = sample[:2]
     with eval_mode(model):
         for i, layer in enumerate(layers):
             x = layer.forward(x)
-            rows.append((f"{i} {layer!r}".replace("\n", " "), str(tuple(np.shape(x)[1:])), f"{count(layer):,}"))
+            rows.append((f"{i} {one_line(layer)}", str(tuple(np.shape(x)[1:])), f"{count(layer):,}"))
+            rows += [(f"  {i}.{name} {one_line(inner)}", "", f"{count(inner):,}")
+                     for name, inner in layer.named_layers()[1:]]
     rows.append(("total", "", f"{count(model):,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join(f"{a.ljust(widths[0])}  {b.ljust(widths[1])}  {c.rjust(widths[2])}" for a, b, c in rows)
+
+
+def one_line(layer: Layer) -> str:
+    return repr(layer).replace("\n", " ") if not layer.children() else f"{type(layer).__name__}(...)"
 
 
 def count(layer: Layer) -> int:

@@ -27,9 +27,7 @@ from chainrule import checkpoint as ckpt
 from chainrule import report
 from chainrule.build import build_objects, load_data
 from chainrule.config import RESUMABLE, ConfigError, apply_sets, read_config, resolve, self_contained
-from solver import Solver
-
-EXIT_SIGNAL = {"interrupted (Ctrl-C)": 130, "terminated (SIGTERM)": 143}
+from solver import Solver, Stop
 
 
 @dataclass
@@ -110,10 +108,9 @@ def setup(config: str | Path | None, sets: list[str], resume: str | Path | None 
 def prepare(cfg: dict[str, Any], loaded: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
             ) -> tuple[Solver, dict[str, np.ndarray]]:
     """Data (``loaded`` when given: arrays and preprocessing), model and Solver of a self-contained config,
-    with every label checked: all that can fail, before any file is written."""
+    the data checked by the Solver: all that can fail, before any file is written."""
     data, pre = load_data(cfg) if loaded is None else loaded
     _, solver = build_objects(cfg, data)
-    solver.check_labels()
     return solver, pre
 
 
@@ -127,10 +124,12 @@ def remove_stale_temporaries(run_dir: Path) -> None:
 def reopen(solver: Solver, before: dict[str, Any], now: dict[str, Any]) -> None:
     """Let a stopped run go on: an interrupted one always; an early-stopped one when ``solver.patience`` was
     raised (its count of epochs without improvement goes on) or ``solver.epochs`` was (a fresh count)."""
-    reason = solver.stop_reason or ""
-    if reason.startswith(("interrupted", "terminated")):
+    stop = solver.stop_reason
+    if stop is None:
+        return
+    if stop.kind.by_signal:
         solver.stop_reason = None
-    elif reason.startswith("early stop"):
+    elif stop.kind is Stop.EARLY:
         if (now["patience"] or 0) > (before["patience"] or 0) or now["patience"] == 0:
             solver.stop_reason = None
         elif now["epochs"] > before["epochs"]:
@@ -146,8 +145,9 @@ def stop_on_signals(solver: Solver) -> Iterator[None]:
         return
 
     def handler(signum: int, _frame: Any) -> None:
-        reason = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated (SIGTERM)"
-        solver.request_stop(reason)
+        kind, reason = ((Stop.INTERRUPTED, "interrupted (Ctrl-C)") if signum == signal.SIGINT
+                        else (Stop.TERMINATED, "terminated (SIGTERM)"))
+        solver.request_stop(kind, reason)
         print(f"\n{reason}: stopping after this epoch (Ctrl-C again to stop now)", file=sys.stderr)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -191,7 +191,7 @@ def train(run: Run, on_epoch: Callable[[Solver], None] | None = None) -> int:
         report.write_curves(run_dir, solver)
     print(stop_message(solver, run_dir), file=sys.stderr)
     print(report.summary_line(metrics, run_dir))
-    return exit_status(solver.stop_reason)
+    return 0 if solver.stop_reason is None else solver.stop_reason.kind.exit_code
 
 
 def stop_message(solver: Solver, run_dir: Path) -> str:
@@ -200,17 +200,10 @@ def stop_message(solver: Solver, run_dir: Path) -> str:
     if reason is None:
         return f"solver: finished {solver.epoch} epoch{'' if solver.epoch == 1 else 's'}"
     resume = f"python -m solver --resume {run_dir}"
-    if reason.startswith(("interrupted", "terminated")):
+    if reason.kind.by_signal:
         return f"solver: {reason}; checkpoint saved; continue with: {resume}"
-    if reason.startswith("early stop"):
+    if reason.kind is Stop.EARLY:
         return f"solver: {reason} (epoch {solver.epoch}); to go on: {resume} --set solver.patience=N"
     kept = ("the best parameters so far are saved" if solver.val_acc_history
             else "no epoch completed, so no parameters improved")
     return f"solver: {reason}; {kept} in {run_dir}"
-
-
-def exit_status(reason: str | None) -> int:
-    if reason is None or reason.startswith(("early stop", "median stop")):
-        return 0
-    return next((code for prefix, code in EXIT_SIGNAL.items() if reason.startswith(prefix)), 1)
-

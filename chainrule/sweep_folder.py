@@ -4,6 +4,7 @@ validation histories the median rule needs, best.toml and sweep.png."""
 from __future__ import annotations
 
 import csv
+import enum
 import io
 import json
 from dataclasses import dataclass, field
@@ -16,8 +17,28 @@ import tomli_w
 from chainrule.checkpoint import atomic_write
 from chainrule.report import pyplot, save_figure
 from chainrule.sweep_plan import Plan, Sampler, trial_config
+from solver import Stop, StopReason
 
 MEDIAN_AFTER = 3  # finished trials needed before the median stopping rule applies
+
+
+class TrialStatus(str, enum.Enum):
+    """How a trial ended (its value is what sweep.csv says); ``finished`` ones are not run again on resume."""
+
+    OK = "ok"  # trained to its end, or stopped early by patience or the median rule
+    DIVERGED = "diverged"  # its loss became NaN or inf
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM: resumed with the sweep
+    FAILED = "failed"  # raised, or its worker died, on every attempt
+
+    @classmethod
+    def after(cls, stop: StopReason | None) -> TrialStatus:
+        if stop is None or stop.kind in (Stop.EARLY, Stop.MEDIAN):
+            return cls.OK
+        return cls.INTERRUPTED if stop.kind.by_signal else cls.DIVERGED
+
+    @property
+    def finished(self) -> bool:
+        return self is not TrialStatus.INTERRUPTED
 
 
 @dataclass
@@ -35,10 +56,10 @@ class Sweep:
 
     def finished(self, i: int) -> bool:
         row = self.rows.get(i)
-        return row is not None and (row["status"] in ("ok", "diverged") or row["status"].startswith("failed"))
+        return row is not None and row["status"].finished
 
     def medians(self) -> list[float]:
-        done = [r["val_acc_history"] for r in self.rows.values() if r["status"] == "ok" and r.get("val_acc_history")]
+        done = [r["val_acc_history"] for r in self.rows.values() if r["status"] is TrialStatus.OK and r.get("val_acc_history")]
         if not self.plan.settings["median_stop"] or len(done) < MEDIAN_AFTER:
             return []
         longest = max(len(h) for h in done)
@@ -47,7 +68,7 @@ class Sweep:
     def record(self, i: int, result: dict[str, Any]) -> None:
         self.rows[i] = {"trial": i, **self.sampler.values(i), **result, "attempts": self.attempts.get(i, 1)}
         if self.finished(i):
-            self.sampler.tell(i, result.get("metric") if result["status"] == "ok" else None)
+            self.sampler.tell(i, result.get("metric") if result["status"] is TrialStatus.OK else None)
         write_csv(self)
 
 
@@ -59,7 +80,8 @@ def write_csv(sweep: Sweep) -> None:
     writer.writeheader()
     for i in sorted(sweep.rows):
         row = sweep.rows[i]
-        writer.writerow({**row, sweep.plan.metric: row.get("metric"), "error": row.get("error", "")})
+        writer.writerow({**row, sweep.plan.metric: row.get("metric"), "status": row["status"].value,
+                         "error": row.get("error", "")})
     atomic_write(sweep.folder / "sweep.csv", out.getvalue().encode())
     hist = {i: r.get("val_acc_history", []) for i, r in sweep.rows.items()}
     atomic_write(sweep.folder / "histories.json", json.dumps(hist).encode())
@@ -76,13 +98,13 @@ def read_rows(folder: Path, plan: Plan) -> dict[int, dict[str, Any]]:
         for row in csv.DictReader(f):
             i = int(row["trial"])
             value = row.get(plan.metric) or None
-            rows[i] = {**row, "trial": i, "metric": float(value) if value else None,
+            rows[i] = {**row, "trial": i, "metric": float(value) if value else None, "status": TrialStatus(row["status"]),
                        "attempts": int(row["attempts"]), "val_acc_history": hist.get(str(i), [])}
     return rows
 
 
 def best_trial(sweep: Sweep) -> int | None:
-    scored = [(r["metric"], -i) for i, r in sweep.rows.items() if r["status"] == "ok" and r["metric"] is not None]
+    scored = [(r["metric"], -i) for i, r in sweep.rows.items() if r["status"] is TrialStatus.OK and r["metric"] is not None]
     return -max(scored)[1] if scored else None
 
 
@@ -99,7 +121,7 @@ def write_picture(sweep: Sweep) -> bool:
     """sweep.png: for two continuous parameters the scatter of one against the other (log axes where the
     distribution is log) coloured by the metric; otherwise the metric against each parameter."""
     plt = pyplot()
-    rows = [r for r in sweep.rows.values() if r["status"] == "ok" and r["metric"] is not None]
+    rows = [r for r in sweep.rows.values() if r["status"] is TrialStatus.OK and r["metric"] is not None]
     if plt is None or not rows:
         return False
     dists, metric = sweep.plan.dists, [r["metric"] for r in rows]

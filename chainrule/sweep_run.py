@@ -19,9 +19,9 @@ from tqdm.auto import tqdm
 
 from chainrule import runs
 from chainrule.build import load_data
-from chainrule.sweep_folder import Sweep
+from chainrule.sweep_folder import Sweep, TrialStatus
 from chainrule.sweep_plan import describe, trial_config
-from solver import Solver
+from solver import Solver, Stop
 
 RETRIES = 1
 
@@ -32,7 +32,7 @@ def median_rule(medians: list[float]) -> Any:
     def check(solver: Solver) -> None:
         k = solver.epoch
         if 1 <= k <= len(medians) and solver.val_acc_history[-1] < medians[k - 1]:
-            solver.request_stop(f"median stop: val_acc {solver.val_acc_history[-1]:.4f} below the median "
+            solver.request_stop(Stop.MEDIAN, f"median stop: val_acc {solver.val_acc_history[-1]:.4f} below the median "
                                 f"{medians[k - 1]:.4f} of finished trials at epoch {k}")
     return check
 
@@ -62,12 +62,12 @@ def run_trial(cfg: dict[str, Any], trial_dir: str, threads: int, medians: list[f
             folder.mkdir(parents=True, exist_ok=True)
             solver, pre = runs.prepare(cfg, worker_data(data_key(cfg)))
             run = runs.Run(cfg, solver, folder, pre)
-        code = runs.train(run, median_rule(medians) if medians else None)
+        runs.train(run, median_rule(medians) if medians else None)
     metrics = json.loads((folder / "metrics.json").read_text())
-    status = {0: "ok", 1: "diverged", 130: "interrupted", 143: "interrupted"}.get(code, f"exit {code}")
-    return {"status": status, "metric": metrics.get(metric), "epochs": metrics["epochs_run"],
-            "seconds": metrics["seconds"], "stop_reason": metrics.get("stop_reason", ""),
-            "val_acc_history": list(run.solver.val_acc_history)}
+    stop = run.solver.stop_reason
+    return {"status": TrialStatus.after(stop), "metric": metrics.get(metric), "epochs": metrics["epochs_run"],
+            "seconds": metrics["seconds"], "stop": None if stop is None else stop.kind,
+            "stop_reason": "" if stop is None else stop.message, "val_acc_history": list(run.solver.val_acc_history)}
 
 
 def local_executor(workers: int) -> cf.Executor:
@@ -108,7 +108,7 @@ def execute(sweep: Sweep, executor_factory: Any, workers: int, threads: int, ver
                         pending.insert(0, i)
                         say(bar, verbose, f"trial {i}: {error}; retrying")
                         continue
-                    result = {"status": "failed", "metric": None, "epochs": "", "seconds": "", "error": error}
+                    result = {"status": TrialStatus.FAILED, "metric": None, "epochs": "", "seconds": "", "error": error}
                 sweep.record(i, result)
                 bar.update()
                 say(bar, verbose, trial_line(sweep, i))
@@ -133,6 +133,6 @@ def say(bar: tqdm, verbose: bool, line: str) -> None:
 def trial_line(sweep: Sweep, i: int) -> str:
     row = sweep.rows[i]
     metric = "-" if row.get("metric") is None else f"{row['metric']:.4f}"
-    extra = f"  ({row['stop_reason']})" if row.get("stop_reason", "").startswith("median stop") else ""
+    extra = f"  ({row['stop_reason']})" if row.get("stop") is Stop.MEDIAN else ""
     return (f"trial {i:4d}  {describe(sweep.sampler.values(i))}  {sweep.plan.metric} {metric}  "
-            f"{row['status']}{extra}")
+            f"{row['status'].value}{extra}")

@@ -20,7 +20,7 @@ import tomli_w
 from chainrule import runs
 from chainrule.checkpoint import atomic_write
 from chainrule.config import ConfigError, apply_sets, read_config, resolve
-from chainrule.sweep_folder import Sweep, read_rows, write_summary
+from chainrule.sweep_folder import Sweep, TrialStatus, read_rows, write_summary
 from chainrule.sweep_plan import Sampler, cores, make_plan
 from chainrule.sweep_run import execute, local_executor
 
@@ -42,7 +42,7 @@ def open_sweep(config: str | Path | None, sets: list[str], resume: str | Path | 
         for i in sorted(sweep.rows):  # an ask-and-tell sampler learns the finished trials again
             sweep.sampler.values(i)
             if sweep.finished(i):
-                sweep.sampler.tell(i, sweep.rows[i]["metric"] if sweep.rows[i]["status"] == "ok" else None)
+                sweep.sampler.tell(i, sweep.rows[i]["metric"] if sweep.rows[i]["status"] is TrialStatus.OK else None)
         return sweep
     if config is None:
         raise ConfigError("give a config file with a [sweep] section, or --resume SWEEP_DIR")

@@ -21,7 +21,7 @@ def kink_example(cls: type[Layer], rng: np.random.Generator, batch: int) -> tupl
     return cls(), (away_from_zero(rng, (batch, 2, 3)),)
 
 
-class ReLU(Layer):
+class ReLU(Layer, leaf=True):
     """out = max(0, x); the gradient passes where x > 0 (0 at x == 0). Caches the mask x > 0."""
 
     def __init__(self) -> None:
@@ -43,7 +43,7 @@ class ReLU(Layer):
         return kink_example(cls, rng, batch)
 
 
-class LeakyReLU(Layer):
+class LeakyReLU(Layer, leaf=True):
     """out = x where x > 0 else negative_slope * x (the lecture draws max(0.1x, x)).
 
     The slope at x == 0 is taken as negative_slope. Caches the mask x > 0.
@@ -63,23 +63,22 @@ class LeakyReLU(Layer):
         x = as_float_array(self, x)
         self.mask = x > 0
         out = x * x.dtype.type(self.negative_slope)
-        # max(x, slope x) for slope <= 1, min for slope > 1: branch-free, unlike np.where on a random mask
+        # max(x, slope x) for slope <= 1, min for slope > 1: np.where on a random mask took 13x as long
+        # (1740 against 130 µs at 256x1024 float32)
         return (np.maximum if self.negative_slope <= 1 else np.minimum)(out, x, out=out)
 
     def backward(self, dout: Array) -> Array:
         mask = self.cached(self.mask)
         check_dout(self, dout, mask.shape)
-        local = ~mask * dout.dtype.type(self.negative_slope)  # f'(x): slope where x <= 0,
-        local += mask                                        # 1 where x > 0 (exact: 0 + 1, slope + 0)
-        local *= dout
-        return local
+        slope = dout.dtype.type(self.negative_slope)
+        return dout * (mask + ~mask * slope)  # f'(x): 1 where x > 0, slope elsewhere
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
         return cls(0.1), (away_from_zero(rng, (batch, 2, 3)),)
 
 
-class ELU(Layer):
+class ELU(Layer, leaf=True):
     """out = x where x > 0 else alpha * (exp(x) - 1); alpha >= 0.
 
     f'(x) = 1 where x > 0 else out + alpha. Caches out (out > 0 exactly where x > 0).
@@ -121,12 +120,11 @@ class ELU(Layer):
         return cls(1.5), (away_from_zero(rng, (batch, 2, 3)),)
 
 
-class Sigmoid(Layer):
+class Sigmoid(Layer, leaf=True):
     """out = 1 / (1 + exp(-x)), computed as written, in place: full relative precision in both tails (for
     x = -40, exp(40) is exact to rounding and so is its reciprocal; for x = 40 the result rounds to 1), and
     -inf and +inf give exactly 0 and 1. Where exp(-x) overflows (x below about -88 in float32, -709 in
-    float64) the result is 0 instead of a subnormal. Four passes of numpy ufuncs, about 3x faster than
-    scipy's expit on float32 batches.
+    float64) the result is 0 instead of a subnormal.
 
     f'(x) = out * (1 - out). Caches out.
     """
@@ -137,7 +135,9 @@ class Sigmoid(Layer):
 
     def forward(self, x: Array) -> Array:
         x = as_float_array(self, x)
-        out = np.negative(x, out=np.empty_like(x))  # an array even for 0-d input, so every step is in place
+        # In place, one array for every step (an array even for 0-d input): 1.3x faster than
+        # 1 / (1 + np.exp(-x)) at 256x1024 float32 (284-344 against 428-431 µs)
+        out = np.negative(x, out=np.empty_like(x))
         with np.errstate(over="ignore"):  # exp(-x) = inf for very negative x: 1 / inf = 0, as it should be
             np.exp(out, out=out)
         out += x.dtype.type(1)
@@ -151,7 +151,7 @@ class Sigmoid(Layer):
         return dout * out * (1 - out)
 
 
-class Tanh(Layer):
+class Tanh(Layer, leaf=True):
     """out = tanh(x); f'(x) = 1 - out**2. Caches out."""
 
     def __init__(self) -> None:

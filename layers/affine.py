@@ -40,19 +40,19 @@ def input_rows(layer: Layer, x: Array, W: Array, in_features: int) -> tuple[Arra
     return check_features(layer, x, in_features), x.shape
 
 
-def affine_backward(layer: Layer, x2d: Array, dz: Array, x_shape: tuple[int, ...]) -> Array | None:
-    """For z = x2d W + b: write dW = x2d.T dz and db into ``layer.grads`` (in place, no new arrays) and
-    return dx = dz W.T in ``x_shape``, or None when ``layer.input_grad`` is False."""
+def affine_backward(layer: Layer, x2d: Array, dz: Array, x_shape: tuple[int, ...],
+                    input_grad: bool = True) -> Array | None:
+    """For z = x2d W + b: write dW = x2d.T dz and db = the column sums of dz into ``layer.grads``, and
+    return dx = dz W.T in ``x_shape`` (None when ``input_grad`` is False)."""
     grads = layer.grads
-    np.matmul(x2d.T, dz, out=grads["W"])
-    np.add.reduce(dz, axis=0, out=grads["b"])
-    if not layer.input_grad:
+    np.matmul(x2d.T, dz, out=grads["W"])  # into the existing array: no new (D, M) array each step
+    dz.sum(axis=0, out=grads["b"])
+    if not input_grad:
         return None
-    dx = dz @ layer.params["W"].T
-    return dx if len(x_shape) == 2 else dx.reshape(x_shape)
+    return (dz @ layer.params["W"].T).reshape(x_shape)
 
 
-class Affine(Layer):
+class Affine(Layer, leaf=True):
     """out = x W + b, with x of shape (N, d1, ..., dk) flattened to (N, D).
 
     Parameters: ``W`` of shape (D, M) drawn by ``init`` ("he", "xavier" or
@@ -98,6 +98,11 @@ class Affine(Layer):
         x2d = self.cached(self.x2d)
         check_dout(self, dout, (x2d.shape[0], self.out_features))
         return affine_backward(self, x2d, dout, self.x_shape)
+
+    def backward_params(self, dout: Array) -> None:
+        x2d = self.cached(self.x2d)
+        check_dout(self, dout, (x2d.shape[0], self.out_features))
+        affine_backward(self, x2d, dout, self.x_shape, input_grad=False)
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:

@@ -1,45 +1,51 @@
-"""The Layer contract and the registry that subclassing fills.
+"""The Layer contract, and the one walk over a tree of layers.
 
-A layer holds ``params`` and ``grads`` (same keys, shapes and dtypes), computes
-``forward(*inputs)`` while caching only what ``backward`` needs, and
-``backward(dout)`` returns the input gradient (a tuple for several inputs)
-after overwriting ``grads``.  Defining a subclass registers it by class name,
-so configs and ``python -m layers.gradcheck`` can find it.
+What a layer must define:
 
-State that is not trained lives in ``buffers`` (a dict of arrays, like
-``params``: BatchNorm's running statistics). Optimizers and the L2 penalty
-never see buffers; checkpoints, the Solver's best-parameter snapshot and
-resume save and restore them with the parameters, bit for bit. Update a
-buffer in place (``buf *= ...``), as optimizers do parameters. A layer that
-draws randomness keeps its own ``numpy.random.Generator`` as an attribute;
-``generators()`` finds it, so checkpoints restore its state and gradient
-checks hold it fixed. ``training`` (set by ``train()``/``eval()``) says which
-behaviour forward has.
+- ``forward(*inputs)``: compute the output, caching only what ``backward`` needs;
+- ``backward(dout)``: return the gradient of each input (a tuple for several inputs) and overwrite
+  ``grads``; it never changes ``dout``, its inputs or its parameters;
+- ``params`` and ``grads``, set in ``__init__`` after ``super().__init__()``: dicts of arrays with the same
+  keys, shapes and dtypes. Optimizers update ``params`` in place, so a layer never rebinds them.
+
+What a layer may define:
+
+- ``buffers``: arrays that are state but are not trained (BatchNorm's running statistics). Optimizers and
+  the L2 penalty never see them; checkpoints and the best-epoch snapshot keep them. Update them in place.
+- behaviour per mode: ``self.training`` is True after ``train()`` and False after ``eval()``.
+- sub-layers: any Layer held in an attribute, or in a list, tuple or dict held in one, is part of the tree.
+  Its parameters, gradients and buffers appear in the holder's under qualified names (``"fc.W"``,
+  ``"parts.0.b"``); ``train()``, ``eval()``, ``astype``, ``generators()``, gradient checks and checkpoints
+  reach it. One instance may hold one place in a tree. A container whose order matters declares its
+  sub-layers by overriding ``children()`` (Sequential, Graph).
+- randomness: a ``numpy.random.Generator`` held in an attribute (``self.rng``); ``generators()`` finds it,
+  so checkpoints restore it and gradient checks hold it fixed.
+- ``example(rng, batch)``: a small float64 instance and inputs, for ``python -m layers.gradcheck``.
+- ``backward_params(dout)``: fill ``grads`` without the input gradient, where skipping it saves work.
+
+Defining a subclass registers it by class name (``register=False`` keeps a helper base out), so configs
+and the gradient checker find it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .registry import Registry
+
 Array = NDArray[np.floating]
 Mask = NDArray[np.bool_]
 
-REGISTRY: dict[str, type[Layer]] = {}
-
-
-def add_to_registry(registry: dict[str, type], cls: type, kind: str) -> None:
-    """Add ``cls`` to ``registry`` by class name; a different class may not take a used name."""
-    name = cls.__name__
-    old = registry.get(name)
-    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ValueError(
-            f"{kind} name {name!r} is already registered by {old.__module__}.{old.__qualname__}; "
-            f"rename {cls.__module__}.{cls.__qualname__} or pass register=False"
-        )
-    registry[name] = cls
+REGISTRY = Registry("layer")
+#: Built-in classes whose instances hold no sub-layers (``leaf=True`` in the class statement). Only these
+#: exact classes skip the search of their attributes, which costs about a microsecond per call on a
+#: layer's ``params``; a subclass is searched like any other layer.
+LEAVES: set[type] = set()
+TENSOR_KINDS = ("params", "grads", "buffers")
 
 
 def as_float_array(layer: object, x: Any, name: str = "x") -> Array:
@@ -75,43 +81,33 @@ def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...], margin: flo
     return np.where(x >= 0, x + margin, x - margin)
 
 
-def held_generators(name: str, value: Any, seen: set[int]) -> dict[str, np.random.Generator]:
-    """Generators in an attribute's value: a Generator, a Layer not in ``seen``, or a list, tuple or dict of them."""
-    if isinstance(value, np.random.Generator):
-        return {name: value}
-    if isinstance(value, Layer):
-        if id(value) in seen:
-            return {}
-        seen.add(id(value))
-        return {f"{name}.{k}": g for k, g in value.generators().items()}
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
-    found: dict[str, np.random.Generator] = {}
-    for key, item in items:
-        found.update(held_generators(f"{name}.{key}", item, seen))
-    return found
+def held(name: str, value: Any, kind: type) -> Iterator[tuple[str, Any]]:
+    """(qualified name, item) for ``value`` itself when it is a ``kind``, or for each ``kind`` inside it when
+    it is a list, tuple or dict (nested ones too), named by index or key: ``parts.0``, ``heads.a``."""
+    if isinstance(value, kind):
+        yield name, value
+    elif isinstance(value, (list, tuple, dict)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            yield from held(f"{name}.{key}", item, kind)
 
 
 class Layer:
-    """Base class of every gate, layer and container.
+    """Base class of every gate, layer and container; the contract is in this module's docstring.
 
-    Subclass it, create parameters in ``__init__`` after ``super().__init__()``,
-    and define ``forward`` and ``backward``.  ``params`` arrays are updated in
-    place by optimizers, so a layer must never rebind them; ``grads`` entries
-    are overwritten by each ``backward``.  ``register=False`` in the class
-    statement keeps a helper base class out of the registry.
+    ``params``, ``grads`` and ``buffers`` of a layer with sub-layers merge its own arrays with theirs under
+    qualified names. Each read is a new dict over the same arrays; assigning an entry (``net.params["0.W"] =
+    W``, or ``self.grads["alpha"] = d`` inside a block) rebinds it in the layer that owns it.
     """
 
-    params: dict[str, Array]
-    grads: dict[str, Array]
-    buffers: dict[str, Array]
     training: bool
-    #: False lets backward skip the input gradient and return None (the Solver's first layer needs none).
-    input_grad: bool = True
 
-    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
+    def __init_subclass__(cls, register: bool = True, leaf: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if register:
-            add_to_registry(REGISTRY, cls, "Layer")
+            REGISTRY.add(cls)
+        if leaf:
+            LEAVES.add(cls)
 
     def __init__(self) -> None:
         self.params = {}
@@ -125,48 +121,121 @@ class Layer:
     def backward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must define backward()")
 
+    def backward_params(self, dout: Array) -> None:
+        """Fill ``grads`` for ``dout``; the input gradient is not needed (the first layer of a model).
+        By default this is ``backward``; a layer overrides it where skipping the input gradient saves work."""
+        self.backward(dout)
+
     def __call__(self, *inputs: Array) -> Array:
         return self.forward(*inputs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+    # The tree ------------------------------------------------------------------------------------------
+
     def children(self) -> list[tuple[str, Layer]]:
-        """Named sub-layers; containers override this."""
-        return []
+        """The sub-layers this layer holds, by name: every Layer in its attributes (and in lists, tuples and
+        dicts held in them), in the order the attributes were first set. Containers override this to give
+        their own order and names."""
+        if type(self) in LEAVES:
+            return []
+        found: list[tuple[str, Layer]] = []
+        for name, value in vars(self).items():
+            if name not in ("_params", "_grads", "_buffers"):
+                found += held(name, value, Layer)
+        return found
+
+    def named_layers(self) -> list[tuple[str, Layer]]:
+        """This layer and every layer below it, as (qualified name, layer) in a stable order, this one first
+        as "". One instance in two places, or a layer holding one above it, is a ValueError naming both."""
+        found: list[tuple[str, Layer]] = []
+        places: dict[int, str] = {}
+
+        def visit(prefix: str, layer: Layer) -> None:
+            where = prefix[:-1]
+            if id(layer) in places:
+                raise ValueError(
+                    f"{type(self).__name__}: the instance {layer!r} is at both {places[id(layer)] or '(top)'!r} "
+                    f"and {where!r}; one instance is one place in a network: create a new one for each place")
+            places[id(layer)] = where
+            found.append((where, layer))
+            for name, child in layer.children():
+                visit(f"{prefix}{name}.", child)
+
+        visit("", self)
+        return found
+
+    def merged(self, kind: str) -> dict[str, Array]:
+        """The ``kind`` arrays ("params", "grads" or "buffers") of the whole tree under qualified names."""
+        own: dict[str, Array] = self.__dict__.setdefault("_" + kind, {})
+        if type(self) in LEAVES:
+            return own
+        layers = self.named_layers()
+        if len(layers) == 1:
+            return own
+        merged = {f"{name}.{k}" if name else k: v for name, layer in layers
+                  for k, v in layer.__dict__.get("_" + kind, {}).items()}
+        return TreeDict(merged, self, kind)
+
+    @property
+    def params(self) -> dict[str, Array]:
+        return self.merged("params")
+
+    @params.setter
+    def params(self, value: dict[str, Array]) -> None:
+        self._params = value
+
+    @property
+    def grads(self) -> dict[str, Array]:
+        return self.merged("grads")
+
+    @grads.setter
+    def grads(self, value: dict[str, Array]) -> None:
+        self._grads = value
+
+    @property
+    def buffers(self) -> dict[str, Array]:
+        return self.merged("buffers")
+
+    @buffers.setter
+    def buffers(self, value: dict[str, Array]) -> None:
+        self._buffers = value
+
+    def owner(self, key: str) -> tuple[Layer, str]:
+        """The layer below (or at) this one that owns the qualified name ``key``, and the name there."""
+        for name, layer in reversed(self.named_layers()):
+            prefix = f"{name}." if name else ""
+            if key.startswith(prefix) and "." not in key[len(prefix):]:
+                return layer, key[len(prefix):]
+        raise KeyError(f"{type(self).__name__}: no layer owns {key!r}; "
+                       f"layers: {', '.join(repr(n) for n, _ in self.named_layers())}")
 
     def train(self, mode: bool = True) -> Layer:
-        self.training = mode
-        for _, child in self.children():
-            child.train(mode)
+        """Set training mode (``mode=True``) or evaluation mode on this layer and every layer below it."""
+        for _, layer in self.named_layers():
+            layer.training = mode
         return self
 
     def eval(self) -> Layer:
         return self.train(False)
 
     def generators(self) -> dict[str, np.random.Generator]:
-        """The Generators this layer holds, by qualified name: its own attributes ("rng"), its children's under
-        their names ("3.rng"), and those of layers it keeps in other attributes, lists or dicts ("block.rng")."""
+        """The Generators of the whole tree by qualified name: "rng" of this layer, "3.rng", "block.drop.rng"."""
         found: dict[str, np.random.Generator] = {}
-        children = self.children()
-        seen = {id(child) for _, child in children}
-        for name, child in children:
-            found.update({f"{name}.{k}": g for k, g in child.generators().items()})
-        for name, value in vars(self).items():
-            found.update(held_generators(name, value, seen))
+        for name, layer in self.named_layers():
+            for attr, value in vars(layer).items():
+                found.update({f"{name}.{k}" if name else k: g for k, g in held(attr, value, np.random.Generator)})
         return found
 
     def astype(self, dtype: Any) -> Layer:
-        """Cast parameters, gradients and floating buffers to ``dtype`` (e.g. float64 for a gradient check)."""
-        for key in list(self.__dict__.get("params", {})):
-            self.params[key] = self.params[key].astype(dtype, copy=False)
-            self.grads[key] = self.grads[key].astype(dtype, copy=False)
-        buffers = self.__dict__.get("buffers", {})
-        for key, value in buffers.items():
-            if value.dtype.kind == "f":
-                buffers[key] = value.astype(dtype, copy=False)
-        for _, child in self.children():
-            child.astype(dtype)
+        """Cast parameters, gradients and floating buffers of the whole tree to ``dtype`` (float64 for checks)."""
+        for _, layer in self.named_layers():
+            for kind in TENSOR_KINDS:
+                own = layer.__dict__.get("_" + kind, {})
+                for key, value in own.items():
+                    if value.dtype.kind == "f":
+                        own[key] = value.astype(dtype, copy=False)
         return self
 
     def cached(self, value: Any) -> Any:
@@ -183,3 +252,26 @@ class Layer:
         which suits shape-agnostic elementwise layers; override it otherwise.
         """
         return cls(), (rng.standard_normal((batch, 2, 3)),)
+
+
+class TreeDict(dict):  # type: ignore[type-arg]
+    """A merged view of a tree's arrays: a plain dict to read; assigning an entry rebinds it in its owner."""
+
+    def __init__(self, items: dict[str, Array], root: Layer, kind: str) -> None:
+        super().__init__(items)
+        self.root, self.kind = root, kind
+
+    def __setitem__(self, key: str, value: Array) -> None:
+        layer, name = self.root.owner(key)
+        layer.__dict__.setdefault("_" + self.kind, {})[name] = value
+        super().__setitem__(key, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def readonly(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(f"{type(self.root).__name__}.{self.kind} is a merged view of its layers' arrays: "
+                        "assign entries, or remove them from the layer that owns them")
+
+    __delitem__ = pop = popitem = clear = setdefault = readonly  # type: ignore[assignment]

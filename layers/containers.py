@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -26,28 +27,19 @@ def check_layers(owner: str, layers: list[Layer]) -> None:
         seen.add(id(layer))
 
 
-#: A cached merged view: the (position, key, id(array)) entries it was made from, and the dict.
-View = tuple[list[tuple[int, str, int]], dict[str, Array]]
-
-
 class Sequential(Layer):
     """Chains layers: forward runs them in order, backward in reverse.
 
-    ``params``, ``grads`` and ``buffers`` are views keyed by qualified names
-    such as ``"0.W"`` (``"1.0.W"`` when nested), so an optimizer can walk every
-    tensor. They are cached and checked against the layers on every call, and
-    each call returns a new dict, so assigning into it changes nothing: assign
-    into the layer's own dict (``net[0].params["W"]``). ``layers`` is a plain list
-    you may append to or assign into. An error inside a layer gets a note with
-    its position.
+    ``params``, ``grads`` and ``buffers`` merge the layers' arrays under qualified
+    names such as ``"0.W"`` (``"1.fc.W"`` for a block's sub-layer), so an optimizer
+    can walk every tensor. ``layers`` is a plain list you may append to or assign
+    into. An error inside a layer gets a note with its position.
     """
 
     def __init__(self, *layers: Layer) -> None:
-        # No Layer.__init__: params and grads are properties over the children.
+        super().__init__()
         check_layers("Sequential", list(layers))
         self.layers = list(layers)
-        self.training = True
-        self.views: dict[str, View] = {}
 
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({i}) {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers))
@@ -65,33 +57,6 @@ class Sequential(Layer):
     def children(self) -> list[tuple[str, Layer]]:
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
 
-    @property
-    def params(self) -> dict[str, Array]:  # type: ignore[override]
-        return self.view("params")
-
-    @property
-    def grads(self) -> dict[str, Array]:  # type: ignore[override]
-        return self.view("grads")
-
-    @property
-    def buffers(self) -> dict[str, Array]:  # type: ignore[override]
-        return self.view("buffers")
-
-    def view(self, kind: str) -> dict[str, Array]:
-        """The layers' ``kind`` dicts (params, grads or buffers) merged under "position.key" names.
-
-        The merged dict is cached and checked on every call against (position, key, id(array)) for every
-        entry, so replacing, adding or removing a layer, adding or renaming a key, or rebinding an array
-        makes a new one; the cached dict keeps its arrays alive, so no id can be reused while it is cached.
-        Each caller gets its own copy.
-        """
-        key = [(i, k, id(v)) for i, layer in enumerate(self.layers) for k, v in getattr(layer, kind).items()]
-        hit = self.views.get(kind)
-        if hit is None or hit[0] != key:
-            merged = {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in getattr(layer, kind).items()}
-            hit = self.views[kind] = (key, merged)
-        return hit[1].copy()
-
     def forward(self, x: Array) -> Array:
         layer = None
         try:
@@ -102,22 +67,23 @@ class Sequential(Layer):
             raise
         return x
 
-    def backward(self, dout: Array) -> Array | None:
-        """Backward through every layer in reverse; with ``input_grad`` False the first layer may skip dx."""
+    def backward(self, dout: Array) -> Array:
+        return self.backward_through(dout, input_grad=True)
+
+    def backward_params(self, dout: Array) -> None:
+        """Backward through every layer, the first one without its input gradient."""
+        self.backward_through(dout, input_grad=False)
+
+    def backward_through(self, dout: Array, input_grad: bool) -> Any:
+        """Backward in reverse order; the first layer computes dx only when ``input_grad`` is True."""
         if not self.layers:
             return dout
-        first, layer = self.layers[0], None
+        layer = None
         try:
             for layer in self.layers[:0:-1]:
                 dout = layer.backward(dout)
-            layer = first
-            if self.input_grad or not first.input_grad:
-                return first.backward(dout)
-            first.input_grad = False
-            try:
-                return first.backward(dout)
-            finally:
-                first.input_grad = True
+            layer = self.layers[0]
+            return layer.backward(dout) if input_grad else layer.backward_params(dout)
         except (ValueError, TypeError, RuntimeError) as e:
             self.note_position(e, layer, "backward")
             raise

@@ -11,7 +11,7 @@ import numpy as np
 from .base import Array, Layer, as_float_array, check_dout
 
 
-class Exp(Layer):
+class Exp(Layer, leaf=True):
     """out = exp(x); local gradient exp(x) = out. Caches out."""
 
     def __init__(self) -> None:
@@ -28,7 +28,7 @@ class Exp(Layer):
         return dout * out
 
 
-class Reciprocal(Layer):
+class Reciprocal(Layer, leaf=True):
     """out = 1 / x; local gradient -1 / x**2 = -out**2. Caches out."""
 
     def __init__(self) -> None:
@@ -51,7 +51,7 @@ class Reciprocal(Layer):
         return cls(), (x,)
 
 
-class Scale(Layer):
+class Scale(Layer, leaf=True):
     """out = c * x for a constant c; local gradient c. Caches the input shape."""
 
     def __init__(self, c: float = 1.0) -> None:
@@ -76,7 +76,7 @@ class Scale(Layer):
         return cls(-1.5), (rng.standard_normal((batch, 2, 3)),)
 
 
-class AddConst(Layer):
+class AddConst(Layer, leaf=True):
     """out = x + c for a constant c; local gradient 1 (dout passes through). Caches the input shape."""
 
     def __init__(self, c: float = 0.0) -> None:
@@ -101,7 +101,7 @@ class AddConst(Layer):
         return cls(1.0), (rng.standard_normal((batch, 2, 3)),)
 
 
-class Square(Layer):
+class Square(Layer, leaf=True):
     """out = x**2; local gradient 2x. Caches x."""
 
     def __init__(self) -> None:
@@ -118,7 +118,7 @@ class Square(Layer):
         return 2 * dout * x
 
 
-class Sum(Layer):
+class Sum(Layer, leaf=True):
     """out = x.sum(axis) (all elements, a 0-d array, when axis is None); local gradient 1:
     dout is copied back to every summed element. Caches the input shape.
     """

@@ -42,7 +42,7 @@ class TwoInputGate(Layer, register=False):
         return cls(), (rng.standard_normal((batch, 2, 3)), rng.standard_normal(3))
 
 
-class Add(TwoInputGate):
+class Add(TwoInputGate, leaf=True):
     """out = x + y. Gradient distributor: dx = dy = dout (reduced to each shape). Caches the shapes."""
 
     def __init__(self) -> None:
@@ -60,7 +60,7 @@ class Add(TwoInputGate):
         return unbroadcast(dout, x_shape), unbroadcast(dout, y_shape)
 
 
-class Mul(TwoInputGate):
+class Mul(TwoInputGate, leaf=True):
     """out = x * y. Gradient switcher: dx = dout * y, dy = dout * x. Caches x and y."""
 
     def __init__(self) -> None:
@@ -78,7 +78,7 @@ class Mul(TwoInputGate):
         return unbroadcast(dout * y, x.shape), unbroadcast(dout * x, y.shape)
 
 
-class Max(TwoInputGate):
+class Max(TwoInputGate, leaf=True):
     """out = max(x, y). Gradient router: dout goes to the larger input, the other gets 0.
 
     Ties (x == y) route the whole gradient to x. Caches the winner mask x >= y and the shapes.
@@ -107,7 +107,7 @@ class Max(TwoInputGate):
 
 
 
-class MatMul(Layer):
+class MatMul(Layer, leaf=True):
     """out = x @ y for x of shape (N, K) or (K,) and y of shape (K, M) or (K,).
 
     dx = dout @ y.T and dy = x.T @ dout, with vectors treated as a row (x) or a

@@ -37,8 +37,7 @@ class Graph(Layer):
         nodes: Mapping[str, tuple[Layer, Sequence[str]]] | None = None,
         output: str | None = None,
     ) -> None:
-        # No Layer.__init__: params and grads are properties over the nodes.
-        self.training = True
+        super().__init__()
         self.input_names = tuple(inputs)
         for name in self.input_names:
             self.check_name(name)
@@ -101,18 +100,6 @@ class Graph(Layer):
 
     def children(self) -> list[tuple[str, Layer]]:
         return [(name, layer) for name, (layer, _) in self.nodes.items()]
-
-    @property
-    def params(self) -> dict[str, Array]:  # type: ignore[override]
-        return {f"{n}.{k}": v for n, (layer, _) in self.nodes.items() for k, v in layer.params.items()}
-
-    @property
-    def grads(self) -> dict[str, Array]:  # type: ignore[override]
-        return {f"{n}.{k}": v for n, (layer, _) in self.nodes.items() for k, v in layer.grads.items()}
-
-    @property
-    def buffers(self) -> dict[str, Array]:  # type: ignore[override]
-        return {f"{n}.{k}": v for n, (layer, _) in self.nodes.items() for k, v in layer.buffers.items()}
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Array]:
         if len(args) > len(self.input_names):

@@ -11,7 +11,7 @@ from .base import Array, Layer, check_dout
 from .init import float_dtype, init_weight, make_rng
 
 
-class Maxout(Layer):
+class Maxout(Layer, leaf=True):
     """out[n, m] = max_k (x W + b)[n, k*M + m], with x of shape (N, d1, ..., dk) flattened to (N, D).
 
     Parameters: ``W`` of shape (D, K*M) and ``b`` of shape (K*M,), where column
@@ -60,12 +60,21 @@ class Maxout(Layer):
         return np.take_along_axis(z, idx, axis=1)[:, 0, :]
 
     def backward(self, dout: Array) -> Array | None:
+        x2d, dz = self.piece_gradient(dout)
+        return affine_backward(self, x2d, dz, self.x_shape)
+
+    def backward_params(self, dout: Array) -> None:
+        x2d, dz = self.piece_gradient(dout)
+        affine_backward(self, x2d, dz, self.x_shape, input_grad=False)
+
+    def piece_gradient(self, dout: Array) -> tuple[Array, Array]:
+        """The cached rows, and dz (N, K*M): dout routed to the winning piece of each unit, zero elsewhere."""
         x2d, idx = self.cached(self.cache)
         N = len(x2d)
         check_dout(self, dout, (N, self.out_features))
         dz = np.zeros((N, self.pieces, self.out_features), dtype=dout.dtype)
         np.put_along_axis(dz, idx, dout[:, None, :], axis=1)
-        return affine_backward(self, x2d, dz.reshape(N, -1), self.x_shape)
+        return x2d, dz.reshape(N, -1)
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:

@@ -35,8 +35,8 @@ def normalized_backward(dout: Array, xhat: Array, inv_std: Array, gamma: Array, 
     """
     g = dout * gamma
     n = g.dtype.type(g.shape[axis])
-    sum_g = np.add.reduce(g, axis=axis, keepdims=True)
-    sum_gx = np.add.reduce(g * xhat, axis=axis, keepdims=True)
+    sum_g = g.sum(axis=axis, keepdims=True)
+    sum_gx = (g * xhat).sum(axis=axis, keepdims=True)
     return (inv_std / n) * (n * g - sum_g - xhat * sum_gx)
 
 
@@ -48,7 +48,7 @@ def normalization_example(cls: Any, rng: np.random.Generator, rows: int) -> tupl
     return layer, (rng.standard_normal((rows, 4)),)
 
 
-class Dropout(Layer):
+class Dropout(Layer, leaf=True):
     """Inverted dropout: in training, out = x * mask / (1 - p) with mask ~ Bernoulli(1 - p); in eval, out = x.
 
     x : any shape, floating; out has x's shape and dtype. The mask comes from the layer's own
@@ -91,7 +91,7 @@ class Dropout(Layer):
         return cls(0.3, rng=rng), (rng.standard_normal((batch, 2, 3)),)
 
 
-class BatchNorm(Layer):
+class BatchNorm(Layer, leaf=True):
     """Batch normalization over the batch of x (N, D): out = gamma * (x - mean) / sqrt(var + eps) + beta.
 
     Training mode uses the batch's mean and (biased) variance and updates the buffers
@@ -148,8 +148,8 @@ class BatchNorm(Layer):
     def backward(self, dout: Array) -> Array:
         xhat, inv_std, batch_stats = self.cached(self.cache)
         check_dout(self, dout, xhat.shape)
-        self.grads["gamma"] = np.add.reduce(dout * xhat, axis=0)
-        self.grads["beta"] = np.add.reduce(dout, axis=0)
+        self.grads["gamma"] = (dout * xhat).sum(axis=0)
+        self.grads["beta"] = dout.sum(axis=0)
         if not batch_stats:  # eval: the statistics are constants
             return dout * (self.params["gamma"] * inv_std)
         return normalized_backward(dout, xhat, inv_std, self.params["gamma"], axis=0)
@@ -159,7 +159,7 @@ class BatchNorm(Layer):
         return normalization_example(cls, rng, max(batch, 2))  # a batch needs 2 rows for a variance
 
 
-class LayerNorm(Layer):
+class LayerNorm(Layer, leaf=True):
     """Normalization over the features of each row of x (N, D): out = gamma * (x - mean) / sqrt(var + eps) + beta.
 
     The same in training and eval. Parameters ``gamma`` (ones) and ``beta`` (zeros), shape (D,).
@@ -192,8 +192,8 @@ class LayerNorm(Layer):
     def backward(self, dout: Array) -> Array:
         xhat, inv_std = self.cached(self.cache)
         check_dout(self, dout, xhat.shape)
-        self.grads["gamma"] = np.add.reduce(dout * xhat, axis=0)
-        self.grads["beta"] = np.add.reduce(dout, axis=0)
+        self.grads["gamma"] = (dout * xhat).sum(axis=0)
+        self.grads["beta"] = dout.sum(axis=0)
         return normalized_backward(dout, xhat, inv_std, self.params["gamma"], axis=1)
 
     @classmethod

@@ -1,7 +1,8 @@
-"""chainrule losses: multiclass SVM, softmax cross-entropy and the L2 penalty."""
+"""chainrule losses: multiclass SVM, softmax cross-entropy, and the objective with L2 regularization."""
 
-from .base import LOSSES, Loss, lookup
+from .base import LOSSES, Loss
 from .classification import SoftmaxCrossEntropy, SVMLoss
-from .l2 import add_l2_grad, l2_penalty
+from .objective import Objective, add_l2_grad, is_weight, l2_penalty
 
-__all__ = ["LOSSES", "Loss", "lookup", "SVMLoss", "SoftmaxCrossEntropy", "l2_penalty", "add_l2_grad"]
+__all__ = ["LOSSES", "Loss", "SVMLoss", "SoftmaxCrossEntropy", "Objective", "is_weight", "l2_penalty",
+           "add_l2_grad"]

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from layers.base import add_to_registry, as_float_array
+from layers.base import as_float_array
+from layers.registry import Registry
 
-LOSSES: dict[str, type[Loss]] = {}
-
-
-def lookup(registry: dict[str, type], name: str, kind: str) -> type:
-    """A class by class name or short alias, or a KeyError listing the close and the known names."""
-    by_alias = {alias: cls for cls in registry.values() for alias in getattr(cls, "aliases", ())}
-    cls = registry.get(name) or by_alias.get(name)
-    if cls is None:
-        known = sorted({*registry, *by_alias})
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
-        raise KeyError(f"unknown {kind} {name!r}; {hint}known: {', '.join(known)}")
-    return cls
+LOSSES = Registry("loss")
 
 
 class Loss:
     """A data loss: ``forward(scores, y) -> float`` caches, ``backward() -> dscores``.
+
+    A subclass validates its inputs with ``check_shapes`` and gathers each row's label score with
+    ``label_index``, which also refuses labels outside [0, C).
 
     scores : ndarray, shape (N, C), floating; y : ndarray, shape (N,), integer class indices in [0, C).
     The loss is averaged over the batch; dscores has the shape and dtype of scores.
@@ -34,13 +25,11 @@ class Loss:
     """
 
     aliases: tuple[str, ...] = ()
-    #: False skips the per-call label range check (the Solver checks its data once, before training).
-    check_labels: bool = True
 
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if register:
-            add_to_registry(LOSSES, cls, "Loss")
+            LOSSES.add(cls)
 
     def forward(self, scores: NDArray[np.floating], y: NDArray[np.integer]) -> float:
         raise NotImplementedError
@@ -58,14 +47,6 @@ class Loss:
         Builds ``cls()``; override it when ``__init__`` needs arguments.
         """
         return cls(), (rng.standard_normal((batch, 4)), rng.integers(0, 4, size=batch))
-
-    def check(self, scores: Any, y: Any) -> tuple[NDArray[np.floating], NDArray[np.intp]]:
-        """Validate scores (N, C) floating and y (N,) integer labels in range (unless ``check_labels`` is False)."""
-        scores, y = self.check_shapes(scores, y)
-        # One reduction checks both bounds: viewed as unsigned, a negative label is huge.
-        if self.check_labels and y.size and np.maximum.reduce(y.view(f"u{y.dtype.itemsize}")) >= scores.shape[1]:
-            raise self.label_error(y, scores.shape[1])
-        return scores, y
 
     def check_shapes(self, scores: Any, y: Any) -> tuple[NDArray[np.floating], NDArray[np.intp]]:
         """Validate scores (N, C) floating and y (N,) integer labels, but not the labels' range.

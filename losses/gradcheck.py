@@ -14,7 +14,7 @@ from layers import Layer
 from layers.gradcheck import GradReport, gradcheck
 
 from .base import Loss
-from .l2 import l2_penalty
+from .objective import Objective
 
 
 class LossLayer(Layer, register=False):
@@ -36,48 +36,27 @@ class LossLayer(Layer, register=False):
         return self.loss.backward() * dout
 
 
-class Objective(Layer, register=False):
-    """What the Solver minimises: loss(model(X), y) + reg * sum(W**2) over weight tensors, as a one-input layer.
-
-    ``params`` are the model's (qualified names); ``grads`` add 2 * reg * W to the model's own.
-    """
+class ObjectiveLayer(Layer, register=False):
+    """The training objective J(X) = objective(model(X), y) for fixed labels y, as a one-input layer whose
+    parameters are the model's (under "model."): backward fills the model's gradients with the penalty's added."""
 
     input_names = ("X",)
 
-    def __init__(self, model: Layer, loss: Loss, y: NDArray[np.integer], reg: float) -> None:
-        # No Layer.__init__: params and grads are views of the model's, as in Sequential.
-        self.model, self.loss, self.y, self.reg = model, loss, np.asarray(y), float(reg)
-        self.training, self.dout = True, 1.0
+    def __init__(self, model: Layer, objective: Objective, y: NDArray[np.integer]) -> None:
+        super().__init__()
+        self.model, self.objective, self.y = model, objective, np.asarray(y)
 
     def __repr__(self) -> str:
-        return f"Objective({type(self.model).__name__}, {self.loss!r}, reg={self.reg:g})"
-
-    def children(self) -> list[tuple[str, Layer]]:
-        return [("model", self.model)]
-
-    @property
-    def params(self) -> dict[str, Any]:  # type: ignore[override]
-        return self.model.params
-
-    @property
-    def buffers(self) -> dict[str, Any]:  # type: ignore[override]
-        return self.model.buffers
-
-    @property
-    def grads(self) -> dict[str, Any]:  # type: ignore[override]
-        grads = dict(self.model.grads)
-        for key, w in self.model.params.items():
-            if w.ndim >= 2 and self.reg:
-                grads[key] = grads[key] + self.dout * 2 * self.reg * w
-        return grads
+        return f"ObjectiveLayer({type(self.model).__name__}, {self.objective!r})"
 
     def forward(self, X: NDArray[np.floating]) -> NDArray[np.floating]:
         scores = self.model.forward(X)
-        return np.asarray(self.loss.forward(scores, self.y) + l2_penalty(self.model.params, self.reg))
+        return np.asarray(self.objective.forward(scores, self.y, self.model.params))
 
     def backward(self, dout: NDArray[np.floating]) -> NDArray[np.floating]:
-        self.dout = float(dout)
-        return self.model.backward(self.loss.backward() * dout)
+        dX = self.model.backward(self.objective.backward() * dout)
+        self.objective.add_penalty_grad(self.model.params, self.model.grads, scale=float(dout))
+        return dX
 
 
 def check_loss(loss: Loss, scores: Any, y: Any, **kwargs: Any) -> GradReport:
@@ -88,7 +67,10 @@ def check_loss(loss: Loss, scores: Any, y: Any, **kwargs: Any) -> GradReport:
 
 
 def check_objective(model: Layer, loss: Loss, X: Any, y: Any, reg: float = 0.0, **kwargs: Any) -> GradReport:
-    """Gradient-check the whole training objective against the input and every parameter of ``model``."""
-    report = gradcheck(Objective(model, loss, y, reg), X, **kwargs)
+    """Gradient-check the whole training objective against the input and every parameter of ``model``;
+    the rows name the model's parameters as ``model.params`` does ("0.W", "1.fc.b")."""
+    report = gradcheck(ObjectiveLayer(model, Objective(loss, reg), y), X, **kwargs)
     report.layer = f"{type(model).__name__} + {type(loss).__name__} + L2({reg:g})"
+    for check in report.checks:
+        check.name = check.name.removeprefix("model.")
     return report

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from layers.base import add_to_registry
+from layers.registry import Registry
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {}
+OPTIMIZERS = Registry("optimizer")
 Params = dict[str, NDArray[np.floating]]
 
 
@@ -27,7 +27,7 @@ class Optimizer:
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if register:
-            add_to_registry(OPTIMIZERS, cls, "Optimizer")
+            OPTIMIZERS.add(cls)
 
     def __init__(self, lr: float) -> None:
         check_positive(self, lr=lr)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from layers.base import add_to_registry
+from layers.registry import Registry
 
-SCHEDULES: dict[str, type[Schedule]] = {}
+SCHEDULES = Registry("schedule")
 
 
 class Schedule:
@@ -18,7 +18,7 @@ class Schedule:
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if register:
-            add_to_registry(SCHEDULES, cls, "Schedule")
+            SCHEDULES.add(cls)
 
     def __call__(self, base_lr: float, epoch: int) -> float:
         raise NotImplementedError

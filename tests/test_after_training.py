@@ -155,7 +155,8 @@ def test_sigterm_stops_after_the_epoch_with_a_checkpoint_and_status_143(tmp_path
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "terminated (SIGTERM) after epoch" in err and "Traceback" not in err
     meta = json.loads((tmp_path / "r" / "checkpoint.json").read_text())
-    assert meta["stop_reason"].startswith("terminated (SIGTERM)") and meta["epoch"] < 200
+    assert meta["stop_reason"]["kind"] == "terminated" and meta["epoch"] < 200
+    assert meta["stop_reason"]["message"].startswith("terminated (SIGTERM) after epoch")
 
 
 def test_a_run_folder_config_reruns_from_another_directory(tmp_path):

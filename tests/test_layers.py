@@ -178,12 +178,17 @@ def test_sequential_view_sees_appended_and_removed_layers(rng):
     assert net.params["4.1.W"] is inner[1].params["W"]
 
 
-def test_sequential_view_is_a_copy_so_writing_into_it_changes_nothing(rng):
+def test_assigning_into_a_merged_view_rebinds_the_owner_and_removing_is_refused(rng):
     net = small_net(rng)
     view = net.params
-    view["0.W"] = np.zeros((4, 3))
-    del view["2.b"]
-    assert net.params["0.W"] is net[0].params["W"] and "2.b" in net.params
+    W = np.zeros((4, 3))
+    view["0.W"] = W
+    assert net[0].params["W"] is W and net.params["0.W"] is W
+    with pytest.raises(TypeError, match="merged view"):
+        del view["2.b"]
+    with pytest.raises(KeyError, match="no layer owns '7.W'"):
+        view["7.W"] = W
+    assert "2.b" in net.params and net[2].params["b"] is view["2.b"]
 
 
 def test_backward_overwrites_gradients(rng):
@@ -219,27 +224,45 @@ def test_normal_init_scale():
     assert abs(W.std() - 0.5) < 0.01
 
 
-def test_input_grad_false_skips_dx_but_fills_parameter_grads(rng):
-    layer = Affine(3, 2, rng=rng, dtype=np.float64)
-    x, dout = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
-    layer.forward(x)
-    expected = layer.backward(dout)
-    W_grad = layer.grads["W"].copy()
-    layer.input_grad = False
-    assert layer.backward(dout) is None
-    np.testing.assert_array_equal(layer.grads["W"], W_grad)
-    assert expected.shape == (4, 3)
+def test_backward_params_fills_the_same_grads_as_backward_and_returns_nothing(rng):
+    for layer in (Affine(3, 2, rng=rng, dtype=np.float64), Maxout(3, 2, pieces=2, rng=rng, dtype=np.float64)):
+        x, dout = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+        layer.forward(x)
+        assert layer.backward(dout).shape == (4, 3)
+        expected = {k: v.copy() for k, v in layer.grads.items()}
+        layer.grads["W"][...] = 0
+        assert layer.backward_params(dout) is None
+        for key, value in expected.items():
+            np.testing.assert_array_equal(layer.grads[key], value)
 
 
-def test_sequential_input_grad_reaches_only_the_first_layer_and_is_restored(rng):
-    a1, a2 = Affine(3, 4, rng=rng, dtype=np.float64), Affine(4, 2, rng=rng, dtype=np.float64)
-    net = Sequential(a1, ReLU(), a2)
-    net.forward(rng.standard_normal((5, 3)))
-    net.input_grad = False
-    assert net.backward(np.ones((5, 2))) is None
-    assert a1.input_grad and a2.input_grad  # restored after backward
-    net.input_grad = True
-    assert net.backward(np.ones((5, 2))).shape == (5, 3)
+class Spy(ReLU, register=False):
+    """ReLU that records which backward was asked of it."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def backward(self, dout):
+        self.calls.append("backward")
+        return super().backward(dout)
+
+    def backward_params(self, dout):
+        self.calls.append("backward_params")
+        ReLU.backward(self, dout)
+
+
+def test_sequential_backward_params_skips_only_the_first_layers_input_gradient(rng):
+    first, inner = Spy(), Spy()
+    net = Sequential(first, Affine(3, 4, rng=rng, dtype=np.float64), inner, Affine(4, 2, rng=rng, dtype=np.float64))
+    x, dout = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    net.forward(x)
+    dx = net.backward(dout)
+    full = {k: v.copy() for k, v in net.grads.items()}
+    assert net.backward_params(dout) is None and dx.shape == (5, 3)
+    assert first.calls == ["backward", "backward_params"] and inner.calls == ["backward", "backward"]
+    for key, value in full.items():
+        np.testing.assert_array_equal(net.grads[key], value)
 
 
 def test_sigmoid_has_full_relative_precision_in_both_tails():

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from layers import Layer
 from layers.gradcheck import gradcheck
-from losses import LOSSES, SoftmaxCrossEntropy, SVMLoss, add_l2_grad, l2_penalty, lookup
+from losses import LOSSES, SoftmaxCrossEntropy, SVMLoss, add_l2_grad, l2_penalty
 
 
 class LossAsLayer(Layer, register=False):
@@ -134,10 +134,10 @@ def test_loss_backward_before_forward():
 
 
 def test_lookup_by_alias_and_close_matches():
-    assert lookup(LOSSES, "svm", "loss") is SVMLoss
-    assert lookup(LOSSES, "SoftmaxCrossEntropy", "loss") is SoftmaxCrossEntropy
+    assert LOSSES.lookup("svm") is SVMLoss
+    assert LOSSES.lookup("SoftmaxCrossEntropy") is SoftmaxCrossEntropy
     with pytest.raises(KeyError, match="unknown loss 'softmx'; did you mean 'softmax'"):
-        lookup(LOSSES, "softmx", "loss")
+        LOSSES.lookup("softmx")
 
 
 @settings(deadline=None, max_examples=40)

@@ -17,6 +17,8 @@ import chainrule
 from chainrule import search_space
 from chainrule.cli import main as chainrule_main
 from chainrule.config import ConfigError
+from chainrule.sweep_folder import TrialStatus
+from solver import Stop
 from tests.subprocess_runs import ROOT, USER_ENV
 
 SWEEP = """
@@ -102,7 +104,7 @@ def test_every_sampled_config_is_validated_before_any_trial(line, message, tmp_p
 def test_a_sweep_on_a_process_pool_writes_its_folder(tmp_path):
     rows = chainrule.sweep(config(tmp_path), workers=2, sets=[f"output.dir='{tmp_path / 's'}'"])
     folder = tmp_path / "s"
-    assert [r["trial"] for r in rows] == [0, 1, 2, 3] and all(r["status"] == "ok" for r in rows)
+    assert [r["trial"] for r in rows] == [0, 1, 2, 3] and all(r["status"] is TrialStatus.OK for r in rows)
     assert {"sweep.csv", "best.toml", "sweep.png", "trial-0000", "trial-0003"} <= set(os.listdir(folder))
     assert (folder / "trial-0002" / "checkpoint.npz").exists() and (folder / "trial-0002" / "history.csv").exists()
     best = max(rows, key=lambda r: (r["metric"], -r["trial"]))
@@ -119,7 +121,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_the_sweep_completes(tmp_path, 
     path = config(tmp_path, trials=3, extra='{ type = "KillOnce" }, ', imports='"killonce"')
     rows = chainrule.sweep(path, workers=2, sets=[f"output.dir='{tmp_path / 's'}'"])
     assert (tmp_path / "killed-once").exists()
-    assert all(r["status"] == "ok" for r in rows) and max(r["attempts"] for r in rows) == 2
+    assert all(r["status"] is TrialStatus.OK for r in rows) and max(r["attempts"] for r in rows) == 2
 
 
 def test_a_sweep_on_a_dask_local_cluster_with_two_worker_processes(tmp_path):
@@ -129,7 +131,7 @@ def test_a_sweep_on_a_dask_local_cluster_with_two_worker_processes(tmp_path):
         rows = chainrule.sweep(config(tmp_path), client=client, sets=[f"output.dir='{tmp_path / 'dask'}'"])
         pids = {pid for pid in client.run(os.getpid).values()}
     assert len(pids) == 2 and os.getpid() not in pids
-    assert all(r["status"] == "ok" for r in rows)
+    assert all(r["status"] is TrialStatus.OK for r in rows)
     chainrule.sweep(config(tmp_path), workers=2, sets=[f"output.dir='{tmp_path / 'local'}'"])
     assert table(tmp_path / "dask") == table(tmp_path / "local")  # the same trials, the same results
 
@@ -161,9 +163,9 @@ def test_the_median_rule_stops_trials_below_the_median(tmp_path):
     path = config(tmp_path, trials=8, epochs=5)
     path.write_text(path.read_text().replace("workers = 2", "workers = 1\nmedian_stop = true"))
     rows = chainrule.sweep(path, sets=[f"output.dir='{tmp_path / 's'}'"])
-    stopped = [r for r in rows if str(r.get("stop_reason", "")).startswith("median stop")]
+    stopped = [r for r in rows if r.get("stop") is Stop.MEDIAN]
     assert stopped and all(r["epochs"] < 5 for r in stopped)
-    assert all(r["status"] == "ok" for r in rows)
+    assert all(r["status"] is TrialStatus.OK for r in rows)
 
 
 def test_tpe_through_optuna_ask_and_tell(tmp_path):
@@ -171,7 +173,7 @@ def test_tpe_through_optuna_ask_and_tell(tmp_path):
     path = config(tmp_path, trials=5)
     path.write_text(path.read_text().replace("seed = 3", 'seed = 3\nsampler = "tpe"'))
     rows = chainrule.sweep(path, workers=2, sets=[f"output.dir='{tmp_path / 's'}'"])
-    assert len(rows) == 5 and all(r["status"] == "ok" for r in rows)
+    assert len(rows) == 5 and all(r["status"] is TrialStatus.OK for r in rows)
     assert len({r["optim.lr"] for r in rows}) == 5
 
 
