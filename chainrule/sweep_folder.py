@@ -59,7 +59,8 @@ class Sweep:
         return row is not None and row["status"].finished
 
     def medians(self) -> list[float]:
-        done = [r["val_acc_history"] for r in self.rows.values() if r["status"] is TrialStatus.OK and r.get("val_acc_history")]
+        done = [r["val_acc_history"] for r in self.rows.values()
+                if r["status"] is TrialStatus.OK and r.get("val_acc_history")]
         if not self.plan.settings["median_stop"] or len(done) < MEDIAN_AFTER:
             return []
         longest = max(len(h) for h in done)
@@ -98,13 +99,15 @@ def read_rows(folder: Path, plan: Plan) -> dict[int, dict[str, Any]]:
         for row in csv.DictReader(f):
             i = int(row["trial"])
             value = row.get(plan.metric) or None
-            rows[i] = {**row, "trial": i, "metric": float(value) if value else None, "status": TrialStatus(row["status"]),
-                       "attempts": int(row["attempts"]), "val_acc_history": hist.get(str(i), [])}
+            rows[i] = {**row, "trial": i, "metric": float(value) if value else None,
+                       "status": TrialStatus(row["status"]), "attempts": int(row["attempts"]),
+                       "val_acc_history": hist.get(str(i), [])}
     return rows
 
 
 def best_trial(sweep: Sweep) -> int | None:
-    scored = [(r["metric"], -i) for i, r in sweep.rows.items() if r["status"] is TrialStatus.OK and r["metric"] is not None]
+    scored = [(r["metric"], -i) for i, r in sweep.rows.items()
+              if r["status"] is TrialStatus.OK and r["metric"] is not None]
     return -max(scored)[1] if scored else None
 
 

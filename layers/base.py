@@ -254,7 +254,7 @@ class Layer:
         return cls(), (rng.standard_normal((batch, 2, 3)),)
 
 
-class TreeDict(dict):  # type: ignore[type-arg]
+class TreeDict(dict[str, Array]):
     """A merged view of a tree's arrays: a plain dict to read; assigning an entry rebinds it in its owner."""
 
     def __init__(self, items: dict[str, Array], root: Layer, kind: str) -> None:
