@@ -64,6 +64,7 @@ def checkpoints_equal(a: Path, b: Path) -> None:
     assert rows_a == rows_b  # every column but seconds
 
 
+@pytest.mark.slow
 def test_load_run_in_a_new_process_predicts_as_at_the_end_of_training(tmp_path, capsys):
     run = trained(tmp_path)
     X = run.solver.data["X_test"]  # standardized, as the network saw it
@@ -106,6 +107,7 @@ def test_best_and_last_are_kept_apart(tmp_path):
     np.testing.assert_array_equal(run.solver.model.params["0.W"], best.network.params["0.W"])  # restored at the end
 
 
+@pytest.mark.slow
 def test_continuing_a_finished_run_equals_a_longer_run(tmp_path):
     cfg = write(tmp_path)
     assert cli(cfg, "--set", f"output.dir='{tmp_path / 'long'}'").returncode == 0
@@ -115,6 +117,7 @@ def test_continuing_a_finished_run_equals_a_longer_run(tmp_path):
     checkpoints_equal(tmp_path / "long", tmp_path / "short")
 
 
+@pytest.mark.slow
 def test_an_early_stopped_run_can_be_extended(tmp_path):
     cfg = write(tmp_path, SPIRAL.replace("epochs = 10", "epochs = 60\npatience = 1"))
     assert cli(cfg, "--set", f"output.dir='{tmp_path / 'r'}'").returncode == 0
@@ -126,6 +129,7 @@ def test_an_early_stopped_run_can_be_extended(tmp_path):
     assert "patience = 1000" in (tmp_path / "r" / "config.toml").read_text()
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_says_how_to_continue_and_resumes_bit_identically(tmp_path):
     cfg = write(tmp_path, SLOW.replace("epochs = 10", "epochs = 12"))
     assert cli(cfg, "--set", f"output.dir='{tmp_path / 'full'}'").returncode == 0
@@ -144,6 +148,7 @@ def test_ctrl_c_checkpoints_says_how_to_continue_and_resumes_bit_identically(tmp
     checkpoints_equal(tmp_path / "full", tmp_path / "cut")
 
 
+@pytest.mark.slow
 def test_sigterm_stops_after_the_epoch_with_a_checkpoint_and_status_143(tmp_path):
     cfg = write(tmp_path, SLOW.replace("epochs = 10", "epochs = 200"))
     proc = subprocess.Popen([sys.executable, "-m", "solver", str(cfg), "--set", f"output.dir='{tmp_path / 'r'}'"],
@@ -159,6 +164,7 @@ def test_sigterm_stops_after_the_epoch_with_a_checkpoint_and_status_143(tmp_path
     assert meta["stop_reason"]["message"].startswith("terminated (SIGTERM) after epoch")
 
 
+@pytest.mark.slow
 def test_a_run_folder_config_reruns_from_another_directory(tmp_path):
     result = cli(ROOT / "examples" / "custom" / "custom.toml", "--set", "solver.epochs=2",
                  "--set", f"output.dir='{tmp_path / 'first'}'", cwd=tmp_path)

@@ -208,6 +208,7 @@ def test_a_block_from_a_config_is_killed_resumed_bit_identical_and_loads_back(tm
     assert model.network[1].training is False
 
 
+@pytest.mark.slow
 def test_a_config_block_is_checked_whole_by_the_gradcheck_flag(tmp_path):
     cfg = tmp_path / "block.toml"
     cfg.write_text(BLOCK_CONFIG.format(block="ListBlock"))

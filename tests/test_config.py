@@ -43,6 +43,7 @@ def write(tmp_path, text, name="cfg.toml"):
     return path
 
 
+@pytest.mark.slow
 def test_spiral_example_trains_and_writes_the_run_directory(tmp_path, capsys):
     run_dir = tmp_path / "run"
     code, out, _ = run_main(capsys, EXAMPLES / "spiral.toml", "--set", f"output.dir='{run_dir}'")
@@ -179,6 +180,7 @@ RESUMABLE = SMALL.replace("epochs = 3", "epochs = 12").replace(
     "[model]", '[model]\nimports = ["slowlayer"]')
 
 
+@pytest.mark.slow
 def test_kill_and_resume_reproduces_the_uninterrupted_run(tmp_path):
     cfg = write(tmp_path, RESUMABLE)
     full, killed = tmp_path / "full", tmp_path / "killed"

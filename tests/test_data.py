@@ -98,6 +98,7 @@ def test_standardize_uses_training_statistics_only():
     np.testing.assert_allclose(out["X_val"], [[3.0, 1.0]])  # constant feature: divided by 1
 
 
+@pytest.mark.slow
 def test_digits_example_reaches_97_percent_test_accuracy(tmp_path, capsys):
     pytest.importorskip("sklearn")
     from pathlib import Path

@@ -142,7 +142,7 @@ def small_net(rng):
 
 def test_sequential_view_sees_a_replaced_layer(rng):
     net = small_net(rng)
-    assert net.params["2.W"].shape == (3, 2)  # cached now
+    assert net.params["2.W"].shape == (3, 2)
     new = Affine(3, 5, rng=rng, dtype=np.float64)
     net.layers[2] = new
     assert net.params["2.W"] is new.params["W"] and net.grads["2.W"] is new.grads["W"]

@@ -325,6 +325,7 @@ def test_config_files_that_are_not_configs(tmp_path):
     assert_clean_error(*run(tmp_path / "dir.toml"), "is a directory")
 
 
+@pytest.mark.slow
 def test_four_processes_on_one_output_folder_get_four_folders(tmp_path):
     procs = []
     for seed in range(4):

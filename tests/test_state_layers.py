@@ -170,6 +170,7 @@ def test_config_builder_leaves_every_buffer_at_its_initial_value():
     assert model.training
 
 
+@pytest.mark.slow
 def test_kill_and_resume_with_batchnorm_and_dropout_equals_the_uninterrupted_run(tmp_path):
     cfg = tmp_path / "bn.toml"
     cfg.write_text(BN_CONFIG)
@@ -205,6 +206,7 @@ def test_a_finished_run_rebuilt_from_its_folder_predicts_as_at_the_end_of_traini
     np.testing.assert_array_equal(model.scores(X), expected)
 
 
+@pytest.mark.slow
 def test_mnist1d_example_with_batchnorm_and_dropout_reaches_the_papers_mlp(tmp_path, capsys):
     pytest.importorskip("mnist1d")
     from chainrule.cli import solver_main as main

@@ -21,6 +21,8 @@ from chainrule.sweep_folder import TrialStatus
 from solver import Stop
 from tests.subprocess_runs import ROOT, USER_ENV
 
+pytestmark = pytest.mark.slow  # sweeps start worker processes or a Dask cluster
+
 SWEEP = """
 [data]
 source = "spiral"
