@@ -88,7 +88,7 @@ class TrainedModel:
         arrays.update({f"buffer/{k}": v for k, v in self.network.buffers.items()})
         arrays.update({f"pre/{k}": v for k, v in self.preprocessing.items()})
         buffer = io.BytesIO()
-        np.savez(buffer, __meta__=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
+        np.savez(buffer, __meta__=np.array(json.dumps(meta)), **arrays)
         ckpt.atomic_write(Path(path), buffer.getvalue())
 
     @classmethod

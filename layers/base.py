@@ -92,6 +92,16 @@ def held(name: str, value: Any, kind: type) -> Iterator[tuple[str, Any]]:
             yield from held(f"{name}.{key}", item, kind)
 
 
+def tree_view(kind: str) -> Any:
+    """The ``params``/``grads``/``buffers`` property: reading merges the tree's arrays (``Layer.merged``);
+    assigning sets the layer's own dict."""
+
+    def own(layer: Layer, value: dict[str, Array]) -> None:
+        layer.__dict__[kind] = value
+
+    return property(lambda layer: layer.merged(kind), own, doc=f"The tree's {kind} under qualified names.")
+
+
 class Layer:
     """Base class of every gate, layer and container; the contract is in this module's docstring.
 
@@ -193,29 +203,9 @@ class Layer:
         merged.root, merged.kind = self, kind
         return merged
 
-    @property
-    def params(self) -> dict[str, Array]:
-        return self.merged("params")
-
-    @params.setter
-    def params(self, value: dict[str, Array]) -> None:
-        self.__dict__["params"] = value
-
-    @property
-    def grads(self) -> dict[str, Array]:
-        return self.merged("grads")
-
-    @grads.setter
-    def grads(self, value: dict[str, Array]) -> None:
-        self.__dict__["grads"] = value
-
-    @property
-    def buffers(self) -> dict[str, Array]:
-        return self.merged("buffers")
-
-    @buffers.setter
-    def buffers(self, value: dict[str, Array]) -> None:
-        self.__dict__["buffers"] = value
+    params = tree_view("params")
+    grads = tree_view("grads")
+    buffers = tree_view("buffers")
 
     def owner(self, key: str) -> tuple[Layer, str]:
         """The layer below (or at) this one that owns the qualified name ``key``, and the name there."""
