@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from tqdm.auto import tqdm
 
 from layers import Layer
-from losses import LOSSES, Loss, Objective, is_weight, l2_penalty
+from losses import LOSSES, Loss, Objective, is_weight
 from optim import OPTIMIZERS, ExponentialDecay, Optimizer, Schedule
 
 DATA_KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
@@ -175,7 +175,7 @@ class Solver:
         if patience is not None and (not isinstance(patience, int) or patience < 1):
             raise ValueError(f"Solver: patience must be an integer >= 1 or None, got {patience!r}")
         self.objective = Objective(self.loss, reg)
-        self.reg, self.batch_size, self.epochs = float(reg), batch_size, epochs
+        self.batch_size, self.epochs = batch_size, epochs
         self.schedule = schedule if schedule is not None else ExponentialDecay(lr_decay)
         if threads != "auto" and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
             raise ValueError(f"Solver: threads must be 'auto' or an integer >= 1, got {threads!r}")
@@ -311,7 +311,7 @@ class Solver:
                 correct += int(np.sum(np.argmax(scores, axis=1) == y[i:i + batch_size]))
         if not len(y):
             return 0.0, 0.0
-        return total / len(y) + l2_penalty(self.model.params, self.reg), correct / len(y)
+        return total / len(y) + self.objective.penalty(self.model.params), correct / len(y)
 
     def end_epoch(self, seconds: float) -> None:
         train_acc = self.check_accuracy(self.data["X_train"], self.data["y_train"], self.num_train_samples)

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from chainrule import data as datasets
-from chainrule.config import ConfigError, check_type, close
+from chainrule.config import ConfigError, check_type
 from layers import REGISTRY, Layer, Sequential
-from layers.registry import Registry
+from layers.registry import Registry, did_you_mean
 from losses import LOSSES
 from optim import OPTIMIZERS, SCHEDULES
 from solver import Solver, eval_mode
@@ -30,7 +30,7 @@ def kwargs_for(path: str, cls: type, given: dict[str, Any]) -> dict[str, Any]:
     allowed = list(params)
     for key in given:
         if key not in allowed:
-            raise ConfigError(f"unknown key {path}.{key} for {cls.__name__}; {close(key, allowed)}"
+            raise ConfigError(f"unknown key {path}.{key} for {cls.__name__}; {did_you_mean(key, allowed)}"
                               f"allowed: {', '.join(allowed) or 'none'}")
     hints = annotations_of(cls)
     return {key: check_type(f"{path}.{key}", value, plain_types(hints.get(key))) if plain_types(hints.get(key))

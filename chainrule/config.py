@@ -6,11 +6,12 @@ overrides a key, the value parsed as TOML. ``chainrule.build`` turns a resolved 
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from pathlib import Path
 from typing import Any
+
+from layers.registry import did_you_mean
 
 try:
     import tomllib
@@ -49,11 +50,6 @@ RESUMABLE = {"solver.epochs", "solver.verbose", "solver.patience", "solver.threa
 
 class ConfigError(Exception):
     """A bad config, file or command line: reported as one line, exit status 2."""
-
-
-def close(name: str, known: list[str]) -> str:
-    match = difflib.get_close_matches(name, known, n=3)
-    return f"did you mean {' or '.join(map(repr, match))}? " if match else ""
 
 
 def type_name(value: Any) -> str:
@@ -122,7 +118,7 @@ def resolve(cfg: dict[str, Any]) -> dict[str, Any]:
     unknown = [s for s in cfg if s not in SCHEMA]
     if unknown:
         name = unknown[0]
-        raise ConfigError(f"unknown section [{name}]; {close(name, list(SCHEMA))}sections: {', '.join(SCHEMA)}")
+        raise ConfigError(f"unknown section [{name}]; {did_you_mean(name, list(SCHEMA))}sections: {', '.join(SCHEMA)}")
     out: dict[str, Any] = {}
     for section, spec in SCHEMA.items():
         given = cfg.get(section, {})
@@ -135,7 +131,8 @@ def resolve(cfg: dict[str, Any]) -> dict[str, Any]:
             elif section in OPEN_SECTIONS:
                 resolved[key] = value
             else:
-                raise ConfigError(f"unknown key {section}.{key}; {close(key, list(spec))}allowed: {', '.join(spec)}")
+                raise ConfigError(f"unknown key {section}.{key}; {did_you_mean(key, list(spec))}"
+                                  f"allowed: {', '.join(spec)}")
         for key, (_, default) in spec.items():
             if key not in resolved and default is not None:
                 resolved[key] = default
@@ -152,7 +149,7 @@ def check_values(cfg: dict[str, Any]) -> None:
         raise ConfigError("model.layers: missing; give a list such as [{ type = \"Affine\", out_features = 100 }]")
     if cfg["data"]["source"] not in SOURCES:
         src = cfg["data"]["source"]
-        hint = close(src, list(SOURCES))
+        hint = did_you_mean(src, list(SOURCES))
         raise ConfigError(f"data.source: unknown source {src!r}; {hint}sources: {', '.join(SOURCES)}")
     if cfg["model"]["dtype"] not in DTYPES:
         raise ConfigError(f"model.dtype: expected one of {', '.join(DTYPES)}, got {cfg['model']['dtype']!r}")

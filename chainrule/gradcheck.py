@@ -150,7 +150,7 @@ def gradcheck_model(args: argparse.Namespace, rows: int = 4) -> int:
     data, _ = load_data(cfg)
     model, solver = build_objects(cfg, data)
     X, y = data["X_train"][:rows], data["y_train"][:rows]
-    report = check_objective(model, solver.loss, X, y, reg=solver.reg, rng=cfg["solver"]["seed"])
+    report = check_objective(model, solver.loss, X, y, reg=solver.objective.reg, rng=cfg["solver"]["seed"])
     print(format_table([HEADER, *report.rows()]))
     for note in report.notes:
         print(f"note: {note}")
