@@ -44,7 +44,8 @@ class Objective:
     """J = ``loss``(scores, y) + ``reg`` * sum(W**2) over the weights of ``params``.
 
     ``forward(scores, y, params)`` returns J and caches the loss's gradient; ``backward()`` returns
-    dJ/dscores; ``add_penalty_grad(params, grads)`` adds the penalty's gradient to the model's.
+    dJ/dscores; ``penalty(params)`` is the L2 term alone; ``add_penalty_grad(params, grads)`` adds the
+    penalty's gradient to the model's.
     """
 
     def __init__(self, loss: Loss, reg: float = 0.0) -> None:
@@ -56,10 +57,15 @@ class Objective:
         return f"{self.loss!r} + L2({self.reg:g})"
 
     def forward(self, scores: NDArray[np.floating], y: NDArray[np.integer], params: Params) -> float:
-        return self.loss.forward(scores, y) + l2_penalty(params, self.reg)
+        loss = self.loss.forward(scores, y)
+        return loss + l2_penalty(params, self.reg) if self.reg else loss
+
+    def penalty(self, params: Params) -> float:
+        return l2_penalty(params, self.reg)
 
     def backward(self) -> NDArray[np.floating]:
         return self.loss.backward()
 
     def add_penalty_grad(self, params: Params, grads: Params, scale: float = 1.0) -> None:
-        add_l2_grad(params, grads, self.reg, scale)
+        if self.reg:
+            add_l2_grad(params, grads, self.reg, scale)
