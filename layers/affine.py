@@ -49,7 +49,8 @@ def affine_backward(layer: Layer, x2d: Array, dz: Array, x_shape: tuple[int, ...
     dz.sum(axis=0, out=grads["b"])
     if not input_grad:
         return None
-    return (dz @ layer.params["W"].T).reshape(x_shape)
+    dx = dz @ layer.params["W"].T
+    return dx if dx.shape == x_shape else dx.reshape(x_shape)
 
 
 class Affine(Layer, leaf=True):

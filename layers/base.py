@@ -30,6 +30,7 @@ and the gradient checker find it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import is_
 from typing import Any
 
 import numpy as np
@@ -166,10 +167,11 @@ class Layer:
 
     def walk(self) -> list[tuple[str, Layer]]:
         """``named_layers`` with each name as a key prefix ("" for this layer, "1.fc." below it). A layer whose
-        ``structure()`` gives a key, and whose layers below are all leaves, keeps its walk until the key changes."""
+        ``structure()`` lists its children, and whose layers below are all leaves, keeps its walk while the same
+        instances stand in the same places."""
         key = self.structure()
         cached = self.__dict__.get("_walk")
-        if key is not None and cached is not None and cached[0] == key:
+        if key is not None and cached is not None and len(key) == len(cached[0]) and all(map(is_, key, cached[0])):
             return cached[1]
         found: list[tuple[str, Layer]] = []
         places: dict[int, str] = {}
@@ -186,11 +188,11 @@ class Layer:
 
         visit("", self)
         if key is not None and LEAVES.issuperset(type(layer) for _, layer in found[1:]):
-            self.__dict__["_walk"] = (key, found)
+            self.__dict__["_walk"] = (list(key), found)
         return found
 
-    def structure(self) -> tuple[int, ...] | None:
-        """The ids of the layers directly below, for a container that declares its children, or None where
+    def structure(self) -> list[Layer] | None:
+        """The layers directly below, in order, for a container that declares its children, or None where
         only a new walk can tell (the default: any attribute may come to hold a layer)."""
         return None
 

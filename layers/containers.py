@@ -57,8 +57,8 @@ class Sequential(Layer):
     def children(self) -> list[tuple[str, Layer]]:
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
 
-    def structure(self) -> tuple[int, ...]:
-        return tuple(map(id, self.layers))
+    def structure(self) -> list[Layer]:
+        return self.layers
 
     def forward(self, x: Array) -> Array:
         layer = None
