@@ -102,7 +102,9 @@ def import_modules(names: list[str], dirs: list[str]) -> None:
 
 
 def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generator) -> Sequential:
-    """Layers by registered name; in_features (and dtype, rng, init) filled in from the data and the previous layer."""
+    """Layers by registered name; in_features, num_features (a feature count, or the channels of an
+    (N, C, ...) input), in_channels and num_channels, and dtype, rng and init filled in from the data and the
+    previous layer when the constructor takes them and the config does not give them."""
     dtype = np.dtype(cfg["dtype"])
     x = np.zeros((2, *sample.shape[1:]), dtype=dtype)
     layers: list[Layer] = []
@@ -113,7 +115,9 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
         kwargs = kwargs_for(path, cls, {k: v for k, v in spec.items() if k != "type"})
         accepts = inspect.signature(cls).parameters
         features = int(np.prod(x.shape[1:]))
-        fill = {"in_features": features, "num_features": features, "dtype": dtype, "rng": rng, "init": cfg["init"]}
+        channels = x.shape[1] if x.ndim > 1 else features
+        fill = {"in_features": features, "num_features": channels if x.ndim > 2 else features,
+                "in_channels": channels, "num_channels": channels, "dtype": dtype, "rng": rng, "init": cfg["init"]}
         kwargs.update({k: v for k, v in fill.items() if k in accepts and k not in kwargs})
         layer = build(path, cls, kwargs)
         try:

@@ -7,14 +7,18 @@ from .activations import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from .affine import Affine
 from .base import REGISTRY, Layer
 from .containers import Sequential
+from .conv import Conv1D, Conv2D
 from .elementary import AddConst, Exp, Reciprocal, Scale, Square, Sum
 from .gates import Add, MatMul, Max, Mul
 from .graph import Graph
 from .maxout import Maxout
-from .normalization import BatchNorm, Dropout, LayerNorm
+from .normalization import BatchNorm, Dropout, GroupNorm, LayerNorm
+from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool, MaxPool1D, MaxPool2D
+from .shape import Flatten, Reshape
 
 __all__ = [
     "REGISTRY", "Layer", "Add", "Mul", "Max", "Affine", "ReLU", "LeakyReLU", "ELU", "Sigmoid",
     "Tanh", "Maxout", "Sequential", "Graph", "MatMul", "Exp", "Reciprocal", "Scale", "AddConst", "Square", "Sum",
-    "Dropout", "BatchNorm", "LayerNorm",
+    "Dropout", "BatchNorm", "LayerNorm", "GroupNorm", "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D",
+    "AvgPool2D", "GlobalAvgPool", "Flatten", "Reshape",
 ]

@@ -10,11 +10,13 @@ from .base import Array, Layer, Mask, as_float_array, check_dout
 from .init import float_dtype, make_rng
 
 
-def check_input(layer: Layer, x: Any, features: int) -> Array:
-    """``x`` as a floating (N, features) array of the parameters' dtype, or an error naming the layer."""
+def check_input(layer: Layer, x: Any, features: int, spatial: bool = False) -> Array:
+    """``x`` as a floating (N, features) array (or (N, features, *spatial) when ``spatial``) of the parameters'
+    dtype, or an error naming the layer."""
     x = as_float_array(layer, x)
-    if x.ndim != 2 or x.shape[1] != features:
-        raise ValueError(f"{layer!r}: expected x of shape (N, {features}), got {x.shape}")
+    if (x.ndim < 2 if spatial else x.ndim != 2) or x.shape[1] != features:
+        wanted = f"(N, {features}) or (N, {features}, *spatial)" if spatial else f"(N, {features})"
+        raise ValueError(f"{layer!r}: expected x of shape {wanted}, got {x.shape}")
     if x.dtype != layer.params["gamma"].dtype:
         raise TypeError(f"{layer!r}: x has dtype {x.dtype} but the parameters are {layer.params['gamma'].dtype}; "
                         f"build the layer with dtype={x.dtype} or call .astype(np.{x.dtype})")
@@ -28,16 +30,23 @@ def affine_params(features: int, dtype: Any, owner: str) -> tuple[dict[str, Arra
     return params, {k: np.zeros_like(v) for k, v in params.items()}
 
 
-def normalized_backward(dout: Array, xhat: Array, inv_std: Array, gamma: Array, axis: int) -> Array:
-    """dx of y = gamma * xhat + beta, xhat = (x - mean) * inv_std over ``axis`` (the compact form):
+def normalized_backward(dout: Array, xhat: Array, inv_std: Array, gamma: Array, axis: Any) -> Array:
+    """dx of y = gamma * xhat + beta, xhat = (x - mean) * inv_std over ``axis`` (an axis or a tuple of them;
+    the compact form):
 
     dx = inv_std / n * (n * g - sum(g) - xhat * sum(g * xhat)),  g = dout * gamma, sums over ``axis``.
     """
     g = dout * gamma
-    n = g.dtype.type(g.shape[axis])
+    n = g.dtype.type(np.prod([g.shape[a] for a in np.atleast_1d(axis)]))
     sum_g = g.sum(axis=axis, keepdims=True)
     sum_gx = (g * xhat).sum(axis=axis, keepdims=True)
     return (inv_std / n) * (n * g - sum_g - xhat * sum_gx)
+
+
+def channel_axes(x: Array) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The axes a per-channel statistic reduces over (all but axis 1), and the shape a (C,) vector takes
+    to broadcast along axis 1."""
+    return (0, *range(2, x.ndim)), (1, x.shape[1], *(1,) * (x.ndim - 2))
 
 
 def normalization_example(cls: Any, rng: np.random.Generator, rows: int) -> tuple[Layer, tuple[Array, ...]]:
@@ -92,7 +101,10 @@ class Dropout(Layer, leaf=True):
 
 
 class BatchNorm(Layer, leaf=True):
-    """Batch normalization over the batch of x (N, D): out = gamma * (x - mean) / sqrt(var + eps) + beta.
+    """Batch normalization per feature or channel: out = gamma * (x - mean) / sqrt(var + eps) + beta.
+
+    x is (N, D), or (N, C, *spatial) with statistics per channel over the batch and every position (the
+    course's spatial batch norm; PyTorch's BatchNorm1d and BatchNorm2d).
 
     Training mode uses the batch's mean and (biased) variance and updates the buffers
     ``running_mean`` and ``running_var`` (unbiased variance) with ``momentum``:
@@ -122,20 +134,22 @@ class BatchNorm(Layer, leaf=True):
         return f"BatchNorm(num_features={self.num_features})"
 
     def forward(self, x: Array) -> Array:
-        x = check_input(self, x, self.num_features)
+        x = check_input(self, x, self.num_features, spatial=True)
         eps = x.dtype.type(self.eps)
+        axes, shape = channel_axes(x)
         if self.training:
-            if x.shape[0] < 2:
+            count = x.size // self.num_features
+            if count < 2:
                 raise ValueError(f"{self!r}: a batch of {x.shape[0]} in training mode has no variance; "
                                  "use batches of 2 or more, or call eval()")
-            mean, var = x.mean(axis=0), x.var(axis=0)
-            self.update_running(mean, var, x.shape[0])
+            mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+            self.update_running(mean.reshape(-1), var.reshape(-1), count)
         else:
-            mean, var = self.buffers["running_mean"], self.buffers["running_var"]
+            mean, var = self.buffers["running_mean"].reshape(shape), self.buffers["running_var"].reshape(shape)
         inv_std = 1 / np.sqrt(var + eps)
         xhat = (x - mean) * inv_std
         self.cache = (xhat, inv_std, self.training)
-        return self.params["gamma"] * xhat + self.params["beta"]
+        return self.params["gamma"].reshape(shape) * xhat + self.params["beta"].reshape(shape)
 
     def update_running(self, mean: Array, var: Array, n: int) -> None:
         m = mean.dtype.type(self.momentum)
@@ -148,15 +162,18 @@ class BatchNorm(Layer, leaf=True):
     def backward(self, dout: Array) -> Array:
         xhat, inv_std, batch_stats = self.cached(self.cache)
         check_dout(self, dout, xhat.shape)
-        self.grads["gamma"] = (dout * xhat).sum(axis=0)
-        self.grads["beta"] = dout.sum(axis=0)
+        axes, shape = channel_axes(xhat)
+        gamma = self.params["gamma"].reshape(shape)
+        self.grads["gamma"] = (dout * xhat).sum(axis=axes)
+        self.grads["beta"] = dout.sum(axis=axes)
         if not batch_stats:  # eval: the statistics are constants
-            return dout * (self.params["gamma"] * inv_std)
-        return normalized_backward(dout, xhat, inv_std, self.params["gamma"], axis=0)
+            return dout * (gamma * inv_std)
+        return normalized_backward(dout, xhat, inv_std, gamma, axis=axes)
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        return normalization_example(cls, rng, max(batch, 2))  # a batch needs 2 rows for a variance
+        layer, _ = normalization_example(cls, rng, 2)
+        return layer, (rng.standard_normal((batch, 4, 3, 2)),)  # per channel over the batch and 6 positions
 
 
 class LayerNorm(Layer, leaf=True):
@@ -199,3 +216,55 @@ class LayerNorm(Layer, leaf=True):
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
         return normalization_example(cls, rng, batch)
+
+
+class GroupNorm(Layer, leaf=True):
+    """Group normalization of x (N, C, *spatial): the C channels form ``num_groups`` groups of C / G, and
+    each example's group is normalized over its channels and positions; then out = gamma * xhat + beta per
+    channel. The same in training and eval (PyTorch's GroupNorm). Parameters ``gamma`` (ones) and ``beta``
+    (zeros), shape (C,). Local gradient: LayerNorm's compact form within each group, with g = dout * gamma.
+    Caches xhat (x's shape) and inv_std (N, G, 1).
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, *, dtype: Any = np.float32) -> None:
+        super().__init__()
+        for key, value in (("num_groups", num_groups), ("num_channels", num_channels)):
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ValueError(f"GroupNorm: {key} must be a positive integer, got {value!r}")
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_groups={num_groups} must divide num_channels={num_channels}")
+        if not (isinstance(eps, (int, float)) and eps > 0):
+            raise ValueError(f"GroupNorm: eps must be a positive number, got {eps!r}")
+        self.num_groups, self.num_channels, self.eps = num_groups, num_channels, float(eps)
+        self.params, self.grads = affine_params(num_channels, dtype, "GroupNorm")
+        self.cache: tuple[Array, Array] | None = None
+
+    def __repr__(self) -> str:
+        return f"GroupNorm(num_groups={self.num_groups}, num_channels={self.num_channels})"
+
+    def forward(self, x: Array) -> Array:
+        x = check_input(self, x, self.num_channels, spatial=True)
+        grouped = x.reshape(x.shape[0], self.num_groups, -1)
+        mean, var = grouped.mean(axis=2, keepdims=True), grouped.var(axis=2, keepdims=True)
+        inv_std = 1 / np.sqrt(var + x.dtype.type(self.eps))
+        xhat = ((grouped - mean) * inv_std).reshape(x.shape)
+        self.cache = (xhat, inv_std)
+        _, shape = channel_axes(x)
+        return self.params["gamma"].reshape(shape) * xhat + self.params["beta"].reshape(shape)
+
+    def backward(self, dout: Array) -> Array:
+        xhat, inv_std = self.cached(self.cache)
+        check_dout(self, dout, xhat.shape)
+        axes, shape = channel_axes(xhat)
+        self.grads["gamma"] = (dout * xhat).sum(axis=axes)
+        self.grads["beta"] = dout.sum(axis=axes)
+        g = (dout * self.params["gamma"].reshape(shape)).reshape(dout.shape[0], self.num_groups, -1)
+        grouped = xhat.reshape(g.shape)
+        return normalized_backward(g, grouped, inv_std, g.dtype.type(1), axis=2).reshape(dout.shape)
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        layer = cls(2, 4, dtype=np.float64)
+        layer.params["gamma"][:] = 1 + 0.1 * rng.standard_normal(4)
+        layer.params["beta"][:] = 0.1 * rng.standard_normal(4)
+        return layer, (rng.standard_normal((batch, 4, 3, 2)),)

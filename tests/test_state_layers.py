@@ -67,7 +67,8 @@ def test_batchnorm_batch_of_one_in_training_is_a_clear_error():
 
 
 def test_batchnorm_and_layernorm_check_shapes_and_keep_float32(rng):
-    with pytest.raises(ValueError, match=r"BatchNorm\(num_features=3\): expected x of shape \(N, 3\), got \(4, 2\)"):
+    with pytest.raises(ValueError, match=r"BatchNorm\(num_features=3\): expected x of shape \(N, 3\) or "
+                                         r"\(N, 3, \*spatial\), got \(4, 2\)"):
         BatchNorm(3).forward(np.zeros((4, 2), np.float32))
     x = rng.standard_normal((4, 3)).astype(np.float32)
     for layer in (BatchNorm(3), LayerNorm(3)):

@@ -177,7 +177,7 @@ class PReLUHalfSlope(ok.ZooPReLU):
         return np.where(x > 0, dout, dout * self.params["a"] / 2)
 
 
-class ConvWrongBias(ok.Conv1D):
+class ConvWrongBias(ok.ZooConv1D):
     """The bias gradient sums over the wrong axes (the batch only)."""
 
     def backward(self, dout):

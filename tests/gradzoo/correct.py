@@ -235,7 +235,7 @@ class Bilinear(Layer):
         return dout[:, None] * (y @ W.T), dout[:, None] * (x @ W)
 
 
-class Conv1D(Layer):
+class ZooConv1D(Layer):
     """Valid 1-D convolution: x (N, C, L), W (F, C, K), b (F,) -> (N, F, L - K + 1)."""
 
     def __init__(self, rng=None):
@@ -445,5 +445,5 @@ class Affine3D(Layer):
 
 
 CORRECT = [Cube, Polynomial, Softmax, UserBatchNorm, UserLayerNorm, ZooSwish, ZooPReLU, GELU, Softplus, RowNormalize,
-           LogSumExp, Bilinear, Conv1D, SelfAttention, Outer, CumSum, LearnedSine, Lorentzian, MatrixSquare,
+           LogSumExp, Bilinear, ZooConv1D, SelfAttention, Outer, CumSum, LearnedSine, Lorentzian, MatrixSquare,
            RowVariance, SumOfSquares, UserDropout, ScaledExp, Affine3D]

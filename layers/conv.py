@@ -1,0 +1,131 @@
+"""Convolution over one or two spatial axes: Conv1D on (N, C, L) and Conv2D on (N, C, H, W).
+
+Windows are gathered with strides into one matrix (im2col) and multiplied by the weights in one product
+(one per group); backward multiplies back and adds the windows into the input one kernel offset at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Array, Layer, as_float_array, check_dout
+from .init import float_dtype, init_weight, make_rng
+from .windows import Geometry, as_tuple
+
+
+class ConvND(Layer, register=False):
+    """out[n, f] = b[f] + sum over c in f's group and kernel offsets k of W[f, c, k] * xpad[n, c, s * o + d * k].
+
+    x : ndarray (N, C_in, *spatial), floating, the parameters' dtype; out : (N, C_out, *out_spatial) with
+    out = (size + 2 padding - dilation (kernel - 1) - 1) // stride + 1 along each axis (PyTorch's rule).
+    Parameters: ``W`` (C_out, C_in // groups, *kernel), He initialization by default (fan in C_in // groups
+    times the kernel's size), and ``b`` (C_out,) zeros unless ``bias=False``. Local gradient: dW is the
+    product of the output gradient with the gathered windows, db the sum of dout over N and positions, dx the
+    windows' gradients added back where they were read. Caches the gathered windows, (N * out positions,
+    C_in * kernel size) values per example-position: C_in * prod(kernel) * prod(out_spatial) per example.
+    """
+
+    nd = 0
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
+                 dilation: Any = 1, groups: int = 1, bias: bool = True, *, init: str = "he",
+                 scale: float | None = None, rng: np.random.Generator | int | None = None,
+                 dtype: Any = np.float32) -> None:
+        super().__init__()
+        name = type(self).__name__
+        for key, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
+                raise ValueError(f"{name}: {key} must be a positive integer, got {value!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} and "
+                             f"out_channels={out_channels}")
+        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
+        self.geometry = Geometry(as_tuple(kernel_size, self.nd, "kernel_size", name, 1),
+                                 as_tuple(stride, self.nd, "stride", name, 1),
+                                 as_tuple(padding, self.nd, "padding", name, 0),
+                                 as_tuple(dilation, self.nd, "dilation", name, 1))
+        kernel = self.geometry.kernel
+        dt = float_dtype(dtype, name)
+        fan_in = in_channels // groups * int(np.prod(kernel))
+        W = init_weight((out_channels, in_channels // groups, *kernel), fan_in, out_channels * int(np.prod(kernel)),
+                        scheme=init, scale=scale, rng=make_rng(rng), dtype=dt)
+        self.params = {"W": W, **({"b": np.zeros(out_channels, dtype=dt)} if bias else {})}
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.cache: tuple[Array, tuple[int, ...], tuple[int, ...]] | None = None
+
+    def __repr__(self) -> str:
+        g = self.geometry
+        extra = "".join(f", {k}={v if len(set(v)) > 1 else v[0]}" for k, v, default in (
+            ("stride", g.stride, 1), ("padding", g.padding, 0), ("dilation", g.dilation, 1)) if set(v) != {default})
+        extra += f", groups={self.groups}" if self.groups != 1 else ""
+        kernel = g.kernel if len(set(g.kernel)) > 1 else g.kernel[0]
+        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, kernel_size={kernel}{extra})"
+
+    def check_input(self, x: Any) -> Array:
+        x = as_float_array(self, x)
+        W = self.params["W"]
+        if x.ndim != 2 + self.nd or x.shape[1] != self.in_channels:
+            spatial = ("L",) if self.nd == 1 else ("H", "W")
+            raise ValueError(f"{self!r}: expected x of shape (N, {self.in_channels}, {', '.join(spatial)}), "
+                             f"got {x.shape}")
+        if x.dtype != W.dtype:
+            raise TypeError(f"{self!r}: x has dtype {x.dtype} but the parameters are {W.dtype}; "
+                            f"build the layer with dtype={x.dtype} or call .astype(np.{x.dtype})")
+        return x
+
+    def forward(self, x: Array) -> Array:
+        x = self.check_input(x)
+        g, G = self.geometry, self.groups
+        out_spatial = g.output_shape(self, x.shape[2:])
+        xp = g.pad(x)
+        windows = g.gather(xp)  # (N, C, *out, *kernel)
+        order = (0, *range(2, 2 + self.nd), 1, *range(2 + self.nd, 2 + 2 * self.nd))
+        cols = np.ascontiguousarray(windows.transpose(order)).reshape(-1, G, self.in_channels // G * g.kernel_size)
+        W = self.params["W"].reshape(G, self.out_channels // G, -1)
+        out = np.matmul(cols.transpose(1, 0, 2), W.transpose(0, 2, 1))  # (G, N * out, C_out // G)
+        out = out.transpose(1, 0, 2).reshape(x.shape[0], *out_spatial, self.out_channels)
+        if "b" in self.params:
+            out += self.params["b"]
+        self.cache = (cols, xp.shape, out_spatial)
+        return np.moveaxis(out, -1, 1)
+
+    def backward(self, dout: Array) -> Array:
+        cols, padded, out_spatial = self.cached(self.cache)
+        g, G, N = self.geometry, self.groups, padded[0]
+        check_dout(self, dout, (N, self.out_channels, *out_spatial))
+        dz = np.moveaxis(dout, 1, -1).reshape(-1, G, self.out_channels // G).transpose(1, 0, 2)  # (G, NO, F/G)
+        dW = np.matmul(cols.transpose(1, 2, 0), dz)  # (G, C/G * K, F/G)
+        self.grads["W"] = dW.transpose(0, 2, 1).reshape(self.params["W"].shape)
+        if "b" in self.params:
+            self.grads["b"] = dout.sum(axis=(0, *range(2, 2 + self.nd)))
+        W = self.params["W"].reshape(G, self.out_channels // G, -1)
+        dcols = np.matmul(dz, W).transpose(1, 0, 2)  # (NO, G, C/G * K)
+        dwindows = dcols.reshape(N, *out_spatial, self.in_channels, *g.kernel)
+        order = (0, 1 + self.nd, *range(1, 1 + self.nd), *range(2 + self.nd, 2 + 2 * self.nd))
+        return g.unpad(g.scatter(dwindows.transpose(order), padded))
+
+
+class Conv1D(ConvND, leaf=True):
+    """One-dimensional convolution on x (N, C_in, L); the arguments, layout and rules of ``ConvND``."""
+
+    nd = 1
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        layer = cls(4, 6, kernel_size=3, stride=2, padding=1, dilation=2, groups=2, rng=rng, dtype=np.float64)
+        layer.params["b"][:] = rng.standard_normal(6)
+        return layer, (rng.standard_normal((batch, 4, 9)),)
+
+
+class Conv2D(ConvND, leaf=True):
+    """Two-dimensional convolution on x (N, C_in, H, W); sizes are an int or an (H, W) pair. See ``ConvND``."""
+
+    nd = 2
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        layer = cls(2, 3, kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), rng=rng, dtype=np.float64)
+        layer.params["b"][:] = rng.standard_normal(3)
+        return layer, (rng.standard_normal((batch, 2, 5, 4)),)

@@ -1,0 +1,169 @@
+"""Pooling over one or two spatial axes: max and average windows, and the global average.
+
+Windows are gathered with strides (``layers.windows``); backward adds each window's gradient back where it
+was read, one kernel offset at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Array, Layer, as_float_array, check_dout
+from .windows import Geometry, as_tuple
+
+
+class PoolND(Layer, register=False):
+    """Pooling with ``kernel_size``, ``stride`` (the kernel size by default) and ``padding`` on each side.
+
+    x : ndarray (N, C, *spatial), floating; out : (N, C, *out_spatial), out = (size + 2 padding - kernel) //
+    stride + 1 along each axis, as PyTorch computes it.
+    """
+
+    nd = 0
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
+        super().__init__()
+        name = type(self).__name__
+        kernel = as_tuple(kernel_size, self.nd, "kernel_size", name, 1)
+        strides = kernel if stride is None else as_tuple(stride, self.nd, "stride", name, 1)
+        pads = as_tuple(padding, self.nd, "padding", name, 0)
+        if any(2 * p > k for p, k in zip(pads, kernel, strict=True)):
+            raise ValueError(f"{name}: padding {padding!r} must be at most half the kernel size {kernel_size!r}")
+        self.geometry = Geometry(kernel, strides, pads, (1,) * self.nd)
+        self.cache: Any = None
+
+    def __repr__(self) -> str:
+        g = self.geometry
+        parts = [f"kernel_size={g.kernel[0] if len(set(g.kernel)) == 1 else g.kernel}"]
+        if g.stride != g.kernel:
+            parts.append(f"stride={g.stride[0] if len(set(g.stride)) == 1 else g.stride}")
+        if any(g.padding):
+            parts.append(f"padding={g.padding[0] if len(set(g.padding)) == 1 else g.padding}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def windows(self, x: Any, fill: float) -> tuple[Array, tuple[int, ...]]:
+        """The input's windows flattened to (N, C, *out, kernel positions), and the padded input's shape."""
+        x = as_float_array(self, x)
+        if x.ndim != 2 + self.nd:
+            spatial = "L" if self.nd == 1 else "H, W"
+            raise ValueError(f"{self!r}: expected x of shape (N, C, {spatial}), got {x.shape}")
+        g = self.geometry
+        out_spatial = g.output_shape(self, x.shape[2:])
+        xp = g.pad(x, fill)
+        return g.gather(xp).reshape(*x.shape[:2], *out_spatial, -1), xp.shape
+
+    def add_back(self, dwindows: Array, padded: tuple[int, ...]) -> Array:
+        g = self.geometry
+        return g.unpad(g.scatter(dwindows.reshape(*dwindows.shape[:-1], *g.kernel), padded))
+
+
+class MaxPoolND(PoolND, register=False):
+    """out = the largest value in each window (padding counts as -inf). The gradient goes to that value; of
+    tied values, to the first in the window (row-major order), as argmax picks it. Caches the winner's index
+    in each window (one integer per output value)."""
+
+    def forward(self, x: Array) -> Array:
+        windows, padded = self.windows(x, -np.inf)
+        idx = windows.argmax(axis=-1)[..., None]
+        self.cache = (idx, padded, windows.shape)
+        return np.take_along_axis(windows, idx, axis=-1)[..., 0]
+
+    def backward(self, dout: Array) -> Array:
+        idx, padded, shape = self.cached(self.cache)
+        check_dout(self, dout, shape[:-1])
+        dwindows = np.zeros(shape, dtype=dout.dtype)
+        np.put_along_axis(dwindows, idx, dout[..., None], axis=-1)
+        return self.add_back(dwindows, padded)
+
+
+class AvgPoolND(PoolND, register=False):
+    """out = the mean of each window, padded zeros counted (PyTorch's default, count_include_pad=True);
+    each input in a window gets dout / window size. Caches the shapes only."""
+
+    def forward(self, x: Array) -> Array:
+        windows, padded = self.windows(x, 0.0)
+        self.cache = (padded, windows.shape)
+        return windows.mean(axis=-1)
+
+    def backward(self, dout: Array) -> Array:
+        padded, shape = self.cached(self.cache)
+        check_dout(self, dout, shape[:-1])
+        share = dout[..., None] / dout.dtype.type(shape[-1])
+        return self.add_back(np.broadcast_to(share, shape), padded)
+
+
+def pool_example(cls: Any, rng: np.random.Generator, batch: int, spatial: tuple[int, ...]) -> tuple[Layer, tuple]:
+    """A pooling layer with overlapping, padded windows, and distinct inputs (no ties)."""
+    layer = cls(3, stride=2, padding=1)
+    size = batch * 2 * int(np.prod(spatial))
+    x = rng.permutation(size).reshape(batch, 2, *spatial) / size + 0.01 * rng.standard_normal((batch, 2, *spatial))
+    return layer, (x,)
+
+
+class MaxPool1D(MaxPoolND, leaf=True):
+    """Max pooling on (N, C, L); see ``MaxPoolND`` and ``PoolND``."""
+
+    nd = 1
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        return pool_example(cls, rng, batch, (7,))
+
+
+class MaxPool2D(MaxPoolND, leaf=True):
+    """Max pooling on (N, C, H, W); sizes are an int or an (H, W) pair. See ``MaxPoolND``."""
+
+    nd = 2
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        return pool_example(cls, rng, batch, (5, 4))
+
+
+class AvgPool1D(AvgPoolND, leaf=True):
+    """Average pooling on (N, C, L); see ``AvgPoolND`` and ``PoolND``."""
+
+    nd = 1
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        return pool_example(cls, rng, batch, (7,))
+
+
+class AvgPool2D(AvgPoolND, leaf=True):
+    """Average pooling on (N, C, H, W); see ``AvgPoolND`` and ``PoolND``."""
+
+    nd = 2
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        return pool_example(cls, rng, batch, (5, 4))
+
+
+class GlobalAvgPool(Layer, leaf=True):
+    """out[n, c] = the mean of x[n, c] over every spatial position: (N, C, *spatial) -> (N, C).
+    dx = dout / (number of positions), broadcast. Caches the input's shape."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shape: tuple[int, ...] | None = None
+
+    def forward(self, x: Array) -> Array:
+        x = as_float_array(self, x)
+        if x.ndim < 3:
+            raise ValueError(f"{self!r}: expected x of shape (N, C, *spatial) with at least one spatial axis, "
+                             f"got {x.shape}")
+        self.shape = x.shape
+        return x.mean(axis=tuple(range(2, x.ndim)))
+
+    def backward(self, dout: Array) -> Array:
+        shape = self.cached(self.shape)
+        check_dout(self, dout, shape[:2])
+        positions = dout.dtype.type(np.prod(shape[2:]))
+        return np.broadcast_to((dout / positions).reshape(*shape[:2], *(1,) * (len(shape) - 2)), shape).copy()
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        return cls(), (rng.standard_normal((batch, 3, 4, 2)),)
