@@ -177,7 +177,8 @@ def load_data(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.
     model's dtype, and the preprocessing statistics ({} or the training mean and std) to keep with the run."""
     data_cfg = cfg["data"]
     data = datasets.load(data_cfg, Path("."))
-    stats = datasets.standardization(data["X_train"]) if data_cfg["standardize"] else {}
+    per = "feature" if data_cfg["standardize"] is True else data_cfg["standardize"]
+    stats = datasets.standardization(data["X_train"], per) if per else {}
     if stats:
         data = datasets.standardize(data, stats)
     dtype = np.dtype(cfg["model"]["dtype"])

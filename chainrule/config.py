@@ -23,7 +23,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "data": {
         "source": ((str,), "spiral"), "path": ((str,), ""), "label_column": ((str, int), "label"),
         "delimiter": ((str,), ","), "val_fraction": ((float,), 0.2), "test_fraction": ((float,), 0.2),
-        "standardize": ((bool,), False), "samples": ((int,), 300), "classes": ((int,), 3),
+        "standardize": ((bool, str), False), "samples": ((int,), 300), "classes": ((int,), 3),
         "noise": ((float,), 0.2), "seed": ((int,), 0),
     },
     "model": {"layers": ((list,), None), "imports": ((list,), []), "import_dirs": ((list,), []),
@@ -151,6 +151,9 @@ def check_values(cfg: dict[str, Any]) -> None:
         src = cfg["data"]["source"]
         hint = did_you_mean(src, list(SOURCES))
         raise ConfigError(f"data.source: unknown source {src!r}; {hint}sources: {', '.join(SOURCES)}")
+    if cfg["data"]["standardize"] not in (True, False, "feature", "channel"):
+        raise ConfigError(f"data.standardize: expected true, false, \"feature\" or \"channel\", "
+                          f"got {cfg['data']['standardize']!r}")
     if cfg["model"]["dtype"] not in DTYPES:
         raise ConfigError(f"model.dtype: expected one of {', '.join(DTYPES)}, got {cfg['model']['dtype']!r}")
     if "schedule" in cfg and cfg["solver"]["lr_decay"] != 1.0:

@@ -158,10 +158,15 @@ def load_mnist_idx(path: str) -> Data:
             raise ValueError(f"data.path: {str(folder)!r} has {len(data[f'X_{split_name}'])} {split_name} images "
                              f"but {len(data[f'y_{split_name}'])} labels")
     for key in ("X_train", "X_test"):
-        data[key] = data[key].reshape(len(data[key]), -1) / 255.0
+        data[key] = as_images(data[key])
     for key in ("y_train", "y_test"):
         data[key] = data[key].astype(np.int64)
     return data
+
+
+def as_images(images: NDArray) -> NDArray:
+    """IDX images (N, H, W) of bytes as (N, 1, H, W) in [0, 1]: one channel, the layout convolutions take."""
+    return images.reshape(len(images), 1, *images.shape[1:]) / 255.0
 
 
 def read_cifar_batch(path: Path) -> tuple[NDArray, NDArray]:
@@ -170,7 +175,7 @@ def read_cifar_batch(path: Path) -> tuple[NDArray, NDArray]:
         raise ValueError(f"data.path: {str(path)!r} is not a CIFAR-10 binary batch "
                          f"(size {raw.size} is not a multiple of 3073)")
     records = raw.reshape(-1, 3073)
-    return records[:, 1:] / 255.0, records[:, 0].astype(np.int64)
+    return records[:, 1:].reshape(-1, 3, 32, 32) / 255.0, records[:, 0].astype(np.int64)
 
 
 def load_cifar10_bin(path: str) -> Data:
@@ -193,7 +198,7 @@ def load_digits() -> tuple[NDArray, NDArray]:
     except ImportError:
         raise ImportError("data.source = 'digits' needs scikit-learn: pip install -e '.[datasets]'") from None
     bunch = sk_digits()
-    return bunch.data / 16.0, bunch.target.astype(np.int64)
+    return bunch.images[:, None] / 16.0, bunch.target.astype(np.int64)  # (N, 1, 8, 8)
 
 
 def load_mnist1d(seed: int) -> Data:
@@ -213,19 +218,22 @@ def load_mnist1d(seed: int) -> Data:
         d = make_dataset(args)
     finally:
         np.random.set_state(state)  # noqa: NPY002
-    return {"X_train": d["x"], "y_train": d["y"].astype(np.int64),
-            "X_test": d["x_test"], "y_test": d["y_test"].astype(np.int64)}
+    return {"X_train": d["x"][:, None], "y_train": d["y"].astype(np.int64),  # (N, 1, 40): one channel
+            "X_test": d["x_test"][:, None], "y_test": d["y_test"].astype(np.int64)}
 
 
-def standardization(X: NDArray) -> dict[str, NDArray]:
-    """The training set's per-feature mean and std (1 where a feature is constant), to apply to any input."""
-    std = X.std(axis=0)
+def standardization(X: NDArray, per: str = "feature") -> dict[str, NDArray]:
+    """The training set's mean and std (1 where constant), to apply to any input: per feature (every value
+    of an example's shape), or per channel (axis 1, over the examples and every position)."""
+    axes = (0,) if per == "feature" or X.ndim < 3 else (0, *range(2, X.ndim))
+    std = X.std(axis=axes, keepdims=per == "channel")
     std[std == 0] = 1.0
-    return {"mean": X.mean(axis=0), "std": std}
+    return {"mean": X.mean(axis=axes, keepdims=per == "channel"), "std": std}
 
 
 def standardize(data: Data, stats: dict[str, NDArray] | None = None) -> Data:
-    """Subtract the training mean and divide by the training std (``stats`` from ``standardization``)."""
+    """Subtract the training mean and divide by the training std (``stats`` from ``standardization``; the
+    per-channel statistics keep a leading axis of 1 and broadcast over the examples)."""
     stats = standardization(data["X_train"]) if stats is None else stats
     return {k: (v - stats["mean"]) / stats["std"] if k.startswith("X_") else v for k, v in data.items()}
 

@@ -54,9 +54,8 @@ def first_file(folder: Path, *names: str) -> Path | None:
 
 
 def read_idx_inputs(path: Path) -> NDArray:
-    """IDX images scaled to [0, 1] and flattened per image, as the mnist-idx source gives them."""
-    images = datasets.read_idx(path)
-    return images.reshape(len(images), -1) / 255.0
+    """IDX images as (N, 1, H, W) in [0, 1], as the mnist-idx source gives them."""
+    return datasets.as_images(datasets.read_idx(path))
 
 
 def read_npz_inputs(path: Path) -> tuple[NDArray, NDArray | None]:

@@ -32,7 +32,8 @@ FORMAT = 1
 class TrainedModel:
     """``network`` (in eval mode) with the ``config`` it was trained from and its ``preprocessing``.
 
-    X : array of shape (N, *input_shape), any real dtype: raw inputs, preprocessed as in training.
+    X : array of shape (N, *input_shape), any real dtype: raw inputs, preprocessed as in training. Rows of
+    prod(input_shape) values (a csv's) are reshaped to the input shape.
     """
 
     def __init__(self, network: Layer, config: dict[str, Any], preprocessing: dict[str, NDArray],
@@ -49,6 +50,8 @@ class TrainedModel:
         X = np.asarray(X)
         if X.dtype.kind not in "iuf":
             raise TypeError(f"TrainedModel: expected real-valued inputs, got dtype {X.dtype}")
+        if X.ndim == 2 and X.shape[1:] != self.input_shape and X.shape[1] == int(np.prod(self.input_shape)):
+            X = X.reshape(len(X), *self.input_shape)  # rows of a csv: each example's values in order
         if X.shape[1:] != self.input_shape:
             raise ValueError(f"TrainedModel: X has examples of shape {X.shape[1:]}, but the model expects "
                              f"{self.input_shape}")

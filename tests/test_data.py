@@ -69,7 +69,7 @@ def test_mnist_idx_folder(tmp_path):
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.full((5, 4, 4), 255), gz=True)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.arange(5), gz=True)
     data = datasets.load(cfg(source="mnist-idx", path=".", val_fraction=0.25), tmp_path)
-    assert data["X_train"].shape == (15, 16) and data["X_val"].shape == (5, 16)
+    assert data["X_train"].shape == (15, 1, 4, 4) and data["X_val"].shape == (5, 1, 4, 4)
     np.testing.assert_array_equal(data["X_test"], 1.0)
     np.testing.assert_array_equal(data["y_test"], np.arange(5))
 
@@ -83,7 +83,7 @@ def test_cifar10_binary_batches(tmp_path):
         records[:, 1:] = 51
         records.tofile(folder / name)
     data = datasets.load(cfg(source="cifar10-bin", path=".", val_fraction=0.2), tmp_path)
-    assert data["X_train"].shape == (8, 3072) and len(data["X_val"]) == 2 and len(data["X_test"]) == 3
+    assert data["X_train"].shape == (8, 3, 32, 32) and len(data["X_val"]) == 2 and len(data["X_test"]) == 3
     np.testing.assert_allclose(data["X_test"], 0.2)
     (folder / "data_batch_1.bin").write_bytes(b"\x00" * 10)
     with pytest.raises(ValueError, match="is not a CIFAR-10 binary batch"):
