@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import data as datasets
-from chainrule import gradcheck, runs, sweeps
+from chainrule import gradcheck, pictures, runs, sweeps
 from chainrule.config import ConfigError, read_config, resolve, self_contained
 from chainrule.evaluation import format_report, read_inputs, write_confusion_png, write_predictions
 from chainrule.model import TrainedModel, load_run
@@ -86,10 +86,15 @@ def evaluate(args: argparse.Namespace) -> int:
     print(f"{args.which} parameters of {args.run_dir} on {what}\n{format_report(result)}")
     run_dir = Path(args.run_dir)
     write_json(run_dir / "evaluation.json", result)
+    written = [run_dir / "evaluation.json"]
     if write_confusion_png(run_dir / "confusion.png", np.array(result["confusion"])):
-        print(f"wrote {run_dir / 'evaluation.json'} and {run_dir / 'confusion.png'}")
-    else:
-        print(f"wrote {run_dir / 'evaluation.json'}")
+        written.append(run_dir / "confusion.png")
+    conv = pictures.first_conv(model.network)
+    if conv is not None and pictures.write_filters(run_dir / "filters.png", conv):
+        written.append(run_dir / "filters.png")
+        if pictures.write_saliency(run_dir / "saliency.png", model, X, y):
+            written.append(run_dir / "saliency.png")
+    print(f"wrote {', '.join(map(str, written[:-1]))}{' and ' if len(written) > 1 else ''}{written[-1]}")
     return 0
 
 

@@ -230,3 +230,100 @@ def test_spatial_normalization_equals_pytorch_in_float64(which, mode, rng):
     if which == "BatchNorm":
         np.testing.assert_allclose(ours.buffers["running_mean"], theirs.running_mean.numpy(), rtol=1e-12)
         np.testing.assert_allclose(ours.buffers["running_var"], theirs.running_var.numpy(), rtol=1e-12)
+
+
+CONV_CONFIG = """
+[data]
+source = "npz"
+path = "images.npz"
+standardize = "channel"
+[model]
+imports = ["slowlayer"]
+layers = [{ type = "Conv2D", out_channels = 4, kernel_size = 3, padding = 1 }, { type = "BatchNorm" },
+          { type = "ReLU" }, { type = "SlowIdentity" }, { type = "MaxPool2D", kernel_size = 2 },
+          { type = "Dropout", p = 0.1 }, { type = "Affine", out_features = 3 }]
+[optim]
+type = "adam"
+lr = 0.01
+[solver]
+epochs = 10
+batch_size = 20
+verbose = false
+[output]
+plot = true
+checkpoint_seconds = 0.0
+"""
+
+
+def image_data(folder, rng):
+    """A config and an npz of 2-channel 6x6 images; the user layers' folder on sys.path for in-process loads."""
+    import sys
+
+    from tests.subprocess_runs import ROOT
+
+    if str(ROOT / "tests" / "userlayers") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests" / "userlayers"))
+    X = rng.standard_normal((120, 2, 6, 6))
+    y = (X[:, 0, :3].mean(axis=(1, 2)) > 0).astype(np.int64) + (X[:, 1, 3:].mean(axis=(1, 2)) > 0)
+    np.savez(folder / "images.npz", X_train=X[:90], y_train=y[:90], X_test=X[90:], y_test=y[90:])
+    (folder / "conv.toml").write_text(CONV_CONFIG)
+    return folder / "conv.toml", X[90:], y[90:]
+
+
+@pytest.mark.slow
+def test_a_conv_run_is_killed_resumed_bit_identical_and_loads_back(tmp_path, rng):
+    from chainrule import load_run
+    from tests.subprocess_runs import cli, kill_after_epoch
+
+    cfg, X_test, _ = image_data(tmp_path, rng)
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    result = cli(cfg, "--set", f"output.dir='{full}'")
+    assert result.returncode == 0, result.stderr
+    assert 3 <= kill_after_epoch(cfg, killed, 3) < 10
+    result = cli(cfg, "--resume", killed)
+    assert result.returncode == 0, result.stderr
+    with np.load(full / "checkpoint.npz") as a, np.load(killed / "checkpoint.npz") as b:
+        assert a.files == b.files and "param/0.W" in a.files and "buffer/1.running_var" in a.files
+        for key in a.files:
+            if key != "__meta__":
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        assert a["pre/mean"].shape == (1, 2, 1, 1)  # per channel
+    model = load_run(full)
+    assert model.input_shape == (2, 6, 6)
+    np.testing.assert_array_equal(model.predict(X_test), load_run(killed).predict(X_test))
+    np.testing.assert_array_equal(model.predict(X_test.reshape(30, -1)), model.predict(X_test))  # csv-like rows
+
+
+@pytest.mark.slow
+def test_evaluate_draws_the_filters_and_saliency_of_a_conv_run(tmp_path, rng):
+    pytest.importorskip("matplotlib")
+    from chainrule.cli import main
+    from chainrule.model import load_run
+    from chainrule.pictures import saliency
+    from tests.subprocess_runs import cli
+
+    cfg, X_test, _ = image_data(tmp_path, rng)
+    assert cli(cfg, "--set", f"output.dir='{tmp_path / 'r'}'").returncode == 0
+    assert main(["evaluate", str(tmp_path / "r")]) == 0
+    for name in ("filters.png", "saliency.png", "confusion.png"):
+        assert (tmp_path / "r" / name).stat().st_size > 1000, name
+    model = load_run(tmp_path / "r")
+    predicted, grads = saliency(model, X_test[:2])
+    # the saliency is d score / d raw input: compare one entry with a centred difference
+    h, index = 1e-2, (0, 1, 2, 3)
+    plus, minus = X_test[:2].copy(), X_test[:2].copy()
+    plus[index] += h
+    minus[index] -= h
+    numeric = (model.scores(plus)[0, predicted[0]] - model.scores(minus)[0, predicted[0]]) / (2 * h)
+    assert grads[index] == pytest.approx(numeric, rel=2e-2, abs=1e-3)
+
+
+def test_a_conv_config_error_names_the_layer_position(tmp_path, rng):
+    from tests.subprocess_runs import cli
+
+    cfg, _, _ = image_data(tmp_path, rng)
+    cfg.write_text(CONV_CONFIG.replace("kernel_size = 3, padding = 1", "kernel_size = 9"))
+    result = cli(cfg, "--set", f"output.dir='{tmp_path / 'r'}'")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "model.layers[0] (Conv2D)" in result.stderr and "kernel spans 9 positions" in result.stderr
+    assert not (tmp_path / "r").exists()
