@@ -43,14 +43,18 @@ class PoolND(Layer, register=False):
             parts.append(f"padding={g.padding[0] if len(set(g.padding)) == 1 else g.padding}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
-    def windows(self, x: Any, fill: float) -> tuple[Array, tuple[int, ...]]:
-        """The input's windows flattened to (N, C, *out, kernel positions), and the padded input's shape."""
-        x = as_float_array(self, x)
+    def check_shape(self, x: Array) -> tuple[int, ...]:
+        """The output's spatial shape, or a ValueError naming the layer and x's shape."""
         if x.ndim != 2 + self.nd:
             spatial = "L" if self.nd == 1 else "H, W"
             raise ValueError(f"{self!r}: expected x of shape (N, C, {spatial}), got {x.shape}")
+        return self.geometry.output_shape(self, x.shape[2:])
+
+    def windows(self, x: Any, fill: float) -> tuple[Array, tuple[int, ...]]:
+        """The input's windows flattened to (N, C, *out, kernel positions), and the padded input's shape."""
+        x = as_float_array(self, x)
+        out_spatial = self.check_shape(x)
         g = self.geometry
-        out_spatial = g.output_shape(self, x.shape[2:])
         xp = g.pad(x, fill)
         return g.gather(xp).reshape(*x.shape[:2], *out_spatial, -1), xp.shape
 
@@ -61,21 +65,44 @@ class PoolND(Layer, register=False):
 
 class MaxPoolND(PoolND, register=False):
     """out = the largest value in each window (padding counts as -inf). The gradient goes to that value; of
-    tied values, to the first in the window (row-major order), as argmax picks it. Caches the winner's index
-    in each window (one integer per output value)."""
+    tied values, to the first in the window (row-major order). Caches the winner's kernel offset in each
+    window (one small integer per output value).
+
+    The running maximum is taken one kernel offset at a time over strided views of the input, as is the
+    gradient's scatter, with arithmetic in place of masked writes (masked writes on random masks took 4 ms a
+    pass at (64, 32, 16, 16) float32, and argmax over gathered windows 30 ms a forward).
+    """
 
     def forward(self, x: Array) -> Array:
-        windows, padded = self.windows(x, -np.inf)
-        idx = windows.argmax(axis=-1)[..., None]
-        self.cache = (idx, padded, windows.shape)
-        return np.take_along_axis(windows, idx, axis=-1)[..., 0]
+        x = as_float_array(self, x)
+        g = self.geometry
+        out_spatial = self.check_shape(x)
+        xp = g.pad(x, -np.inf)
+        best = winner = None
+        for i, offset in enumerate(np.ndindex(*g.kernel)):
+            values = xp[self.window_at(offset, out_spatial)]
+            if best is None:
+                best, winner = values.copy(), np.zeros(values.shape, dtype=np.uint8 if g.kernel_size < 256 else np.int64)
+                continue
+            better = values > best  # strictly: a tie keeps the earlier offset
+            np.maximum(best, values, out=best)
+            winner += better.view(np.uint8) * (winner.dtype.type(i) - winner)  # i where better: no branches
+        self.cache = (winner, xp.shape, out_spatial)
+        return best
 
     def backward(self, dout: Array) -> Array:
-        idx, padded, shape = self.cached(self.cache)
-        check_dout(self, dout, shape[:-1])
-        dwindows = np.zeros(shape, dtype=dout.dtype)
-        np.put_along_axis(dwindows, idx, dout[..., None], axis=-1)
-        return self.add_back(dwindows, padded)
+        winner, padded, out_spatial = self.cached(self.cache)
+        check_dout(self, dout, (*padded[:2], *out_spatial))
+        dxp = np.zeros(padded, dtype=dout.dtype)
+        for i, offset in enumerate(np.ndindex(*self.geometry.kernel)):
+            dxp[self.window_at(offset, out_spatial)] += dout * (winner == i)
+        return self.geometry.unpad(dxp)
+
+    def window_at(self, offset: tuple[int, ...], out_spatial: tuple[int, ...]) -> tuple[Any, ...]:
+        """The strided index that reads, for every output position, the input at kernel ``offset``."""
+        g = self.geometry
+        return (slice(None), slice(None), *(slice(o, o + s * (n - 1) + 1, s)
+                                            for o, s, n in zip(offset, g.stride, out_spatial, strict=True)))
 
 
 class AvgPoolND(PoolND, register=False):
