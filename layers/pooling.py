@@ -78,12 +78,11 @@ class MaxPoolND(PoolND, register=False):
         g = self.geometry
         out_spatial = self.check_shape(x)
         xp = g.pad(x, -np.inf)
-        best = winner = None
-        for i, offset in enumerate(np.ndindex(*g.kernel)):
+        offsets = list(np.ndindex(*g.kernel))
+        best = xp[self.window_at(offsets[0], out_spatial)].copy()
+        winner = np.zeros(best.shape, dtype=np.uint8 if len(offsets) < 256 else np.int64)
+        for i, offset in enumerate(offsets[1:], start=1):
             values = xp[self.window_at(offset, out_spatial)]
-            if best is None:
-                best, winner = values.copy(), np.zeros(values.shape, dtype=np.uint8 if g.kernel_size < 256 else np.int64)
-                continue
             better = values > best  # strictly: a tie keeps the earlier offset
             np.maximum(best, values, out=best)
             winner += better.view(np.uint8) * (winner.dtype.type(i) - winner)  # i where better: no branches
