@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -76,7 +77,8 @@ def read_npz(path: str | Path, key: str = "data.path") -> Data:
             raise ValueError(f"{key}: {str(path)!r} holds object arrays (pickled data), which are never loaded; "
                              "save plain numeric arrays") from None
         raise ValueError(f"{key}: {str(path)!r} is not a readable npz file ({e})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as e:  # zipfile's own errors
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError, SyntaxError,
+            tokenize.TokenError) as e:  # zipfile's own errors, and numpy's parse of a damaged array header
         raise ValueError(f"{key}: {str(path)!r} is not a readable npz file ({type(e).__name__}: {e})") from None
 
 
