@@ -114,7 +114,9 @@ class Conv1D(ConvND, leaf=True):
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        layer = cls(4, 6, kernel_size=3, stride=2, padding=1, dilation=2, groups=2, rng=rng, dtype=np.float64)
+        """One of several geometries (strides, paddings, dilations, groups), drawn by ``rng``."""
+        kernel, stride, padding, dilation, groups = EXAMPLES_1D[int(rng.integers(len(EXAMPLES_1D)))]
+        layer = cls(4, 6, kernel, stride, padding, dilation, groups, rng=rng, dtype=np.float64)
         layer.params["b"][:] = rng.standard_normal(6)
         return layer, (rng.standard_normal((batch, 4, 9)),)
 
@@ -126,6 +128,13 @@ class Conv2D(ConvND, leaf=True):
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        layer = cls(2, 3, kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), rng=rng, dtype=np.float64)
-        layer.params["b"][:] = rng.standard_normal(3)
+        """One of several geometries (strides, paddings, dilations, groups), drawn by ``rng``."""
+        kernel, stride, padding, dilation, groups = EXAMPLES_2D[int(rng.integers(len(EXAMPLES_2D)))]
+        layer = cls(2, 4, kernel, stride, padding, dilation, groups, rng=rng, dtype=np.float64)
+        layer.params["b"][:] = rng.standard_normal(4)
         return layer, (rng.standard_normal((batch, 2, 5, 4)),)
+
+
+#: Geometries the examples draw from: (kernel_size, stride, padding, dilation, groups).
+EXAMPLES_1D = [(3, 1, 0, 1, 1), (3, 2, 1, 2, 2), (1, 1, 0, 1, 1), (4, 3, 2, 1, 2)]
+EXAMPLES_2D = [((3, 2), (2, 1), (1, 0), 1, 1), (3, 1, 1, 1, 2), (2, 2, 0, (1, 2), 1), (1, 1, 0, 1, 2)]

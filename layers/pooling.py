@@ -121,8 +121,10 @@ class AvgPoolND(PoolND, register=False):
 
 
 def pool_example(cls: Any, rng: np.random.Generator, batch: int, spatial: tuple[int, ...]) -> tuple[Layer, tuple]:
-    """A pooling layer with overlapping, padded windows, and distinct inputs (no ties)."""
-    layer = cls(3, stride=2, padding=1)
+    """A pooling layer of one of several geometries (overlapping, padded, or tiling windows) drawn by ``rng``,
+    and distinct inputs (no ties)."""
+    kernel, stride, padding = [(3, 2, 1), (2, None, 0), (3, 1, 1)][int(rng.integers(3))]
+    layer = cls(kernel, stride=stride, padding=padding)
     size = batch * 2 * int(np.prod(spatial))
     x = rng.permutation(size).reshape(batch, 2, *spatial) / size + 0.01 * rng.standard_normal((batch, 2, *spatial))
     return layer, (x,)
