@@ -22,9 +22,10 @@ class ConvND(Layer, register=False):
     out = (size + 2 padding - dilation (kernel - 1) - 1) // stride + 1 along each axis (PyTorch's rule).
     Parameters: ``W`` (C_out, C_in // groups, *kernel), He initialization by default (fan in C_in // groups
     times the kernel's size), and ``b`` (C_out,) zeros unless ``bias=False``. Local gradient: dW is the
-    product of the output gradient with the gathered windows, db the sum of dout over N and positions, dx the
-    windows' gradients added back where they were read. Caches the gathered windows, (N * out positions,
-    C_in * kernel size) values per example-position: C_in * prod(kernel) * prod(out_spatial) per example.
+    product of the output gradient with the windows' columns, db the sum of dout over N and positions, dx the
+    columns' gradients added back where they were read. Caches the columns: C_in * prod(kernel) *
+    prod(out_spatial) values per example. The output is a view in (N, C_out, *out) order of an array laid out
+    (C_out, N, *out), as the product gives it.
     """
 
     nd = 0
@@ -77,34 +78,37 @@ class ConvND(Layer, register=False):
 
     def forward(self, x: Array) -> Array:
         x = self.check_input(x)
-        g, G = self.geometry, self.groups
+        g, G, F = self.geometry, self.groups, self.out_channels
         out_spatial = g.output_shape(self, x.shape[2:])
         xp = g.pad(x)
-        windows = g.gather(xp)  # (N, C, *out, *kernel)
-        order = (0, *range(2, 2 + self.nd), 1, *range(2 + self.nd, 2 + 2 * self.nd))
-        cols = np.ascontiguousarray(windows.transpose(order)).reshape(-1, G, self.in_channels // G * g.kernel_size)
-        W = self.params["W"].reshape(G, self.out_channels // G, -1)
-        out = np.matmul(cols.transpose(1, 0, 2), W.transpose(0, 2, 1))  # (G, N * out, C_out // G)
-        out = out.transpose(1, 0, 2).reshape(x.shape[0], *out_spatial, self.out_channels)
+        cols = g.columns(xp, out_spatial).reshape(G, self.in_channels // G * g.kernel_size, -1)
+        out = np.matmul(self.params["W"].reshape(G, F // G, -1), cols).reshape(F, -1)  # (F, N * out positions)
         if "b" in self.params:
-            out += self.params["b"]
+            out += self.params["b"][:, None]
         self.cache = (cols, xp.shape, out_spatial)
-        return np.moveaxis(out, -1, 1)
+        return out.reshape(F, x.shape[0], *out_spatial).swapaxes(0, 1)
 
     def backward(self, dout: Array) -> Array:
         cols, padded, out_spatial = self.cached(self.cache)
-        g, G, N = self.geometry, self.groups, padded[0]
+        dz = self.output_gradient(dout, padded[0], out_spatial)
+        W = self.params["W"].reshape(self.groups, self.out_channels // self.groups, -1)
+        dcols = np.matmul(W.transpose(0, 2, 1), dz)  # (G, C/G * K, N * out positions)
+        g = self.geometry
+        return g.unpad(g.add_columns(dcols.reshape(self.in_channels, *g.kernel, padded[0], *out_spatial), padded))
+
+    def backward_params(self, dout: Array) -> None:
+        cols, padded, out_spatial = self.cached(self.cache)
+        self.output_gradient(dout, padded[0], out_spatial)
+
+    def output_gradient(self, dout: Array, N: int, out_spatial: tuple[int, ...]) -> Array:
+        """Fill dW (and db) from dout; return dout as (G, F/G, N * out positions) for the input gradient."""
+        cols = self.cached(self.cache)[0]
         check_dout(self, dout, (N, self.out_channels, *out_spatial))
-        dz = np.moveaxis(dout, 1, -1).reshape(-1, G, self.out_channels // G).transpose(1, 0, 2)  # (G, NO, F/G)
-        dW = np.matmul(cols.transpose(1, 2, 0), dz)  # (G, C/G * K, F/G)
-        self.grads["W"] = dW.transpose(0, 2, 1).reshape(self.params["W"].shape)
+        dz = dout.swapaxes(0, 1).reshape(self.groups, self.out_channels // self.groups, -1)
+        self.grads["W"] = np.matmul(dz, cols.transpose(0, 2, 1)).reshape(self.params["W"].shape)
         if "b" in self.params:
-            self.grads["b"] = dout.sum(axis=(0, *range(2, 2 + self.nd)))
-        W = self.params["W"].reshape(G, self.out_channels // G, -1)
-        dcols = np.matmul(dz, W).transpose(1, 0, 2)  # (NO, G, C/G * K)
-        dwindows = dcols.reshape(N, *out_spatial, self.in_channels, *g.kernel)
-        order = (0, 1 + self.nd, *range(1, 1 + self.nd), *range(2 + self.nd, 2 + 2 * self.nd))
-        return g.unpad(g.scatter(dwindows.transpose(order), padded))
+            self.grads["b"] = dz.sum(axis=2).reshape(-1)
+        return dz
 
 
 class Conv1D(ConvND, leaf=True):

@@ -79,10 +79,10 @@ class MaxPoolND(PoolND, register=False):
         out_spatial = self.check_shape(x)
         xp = g.pad(x, -np.inf)
         offsets = list(np.ndindex(*g.kernel))
-        best = xp[self.window_at(offsets[0], out_spatial)].copy()
+        best = xp[g.at(offsets[0], out_spatial)].copy()
         winner = np.zeros(best.shape, dtype=np.uint8 if len(offsets) < 256 else np.int64)
         for i, offset in enumerate(offsets[1:], start=1):
-            values = xp[self.window_at(offset, out_spatial)]
+            values = xp[g.at(offset, out_spatial)]
             better = values > best  # strictly: a tie keeps the earlier offset
             np.maximum(best, values, out=best)
             winner += better.view(np.uint8) * (winner.dtype.type(i) - winner)  # i where better: no branches
@@ -94,14 +94,8 @@ class MaxPoolND(PoolND, register=False):
         check_dout(self, dout, (*padded[:2], *out_spatial))
         dxp = np.zeros(padded, dtype=dout.dtype)
         for i, offset in enumerate(np.ndindex(*self.geometry.kernel)):
-            dxp[self.window_at(offset, out_spatial)] += dout * (winner == i)
+            dxp[self.geometry.at(offset, out_spatial)] += dout * (winner == i)
         return self.geometry.unpad(dxp)
-
-    def window_at(self, offset: tuple[int, ...], out_spatial: tuple[int, ...]) -> tuple[Any, ...]:
-        """The strided index that reads, for every output position, the input at kernel ``offset``."""
-        g = self.geometry
-        return (slice(None), slice(None), *(slice(o, o + s * (n - 1) + 1, s)
-                                            for o, s, n in zip(offset, g.stride, out_spatial, strict=True)))
 
 
 class AvgPoolND(PoolND, register=False):

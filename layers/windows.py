@@ -1,9 +1,10 @@
 """Sliding windows for convolution and pooling over the trailing 1 or 2 axes of (N, C, *spatial) arrays.
 
-``gather`` views every window of a padded input without copying (``sliding_window_view`` with strides and
-dilation applied by slicing): shape (N, C, *out, *kernel). ``scatter`` is its adjoint: it adds window
-gradients back into a padded input, one kernel offset at a time (``prod(kernel)`` strided additions, no
-loop over examples or output positions).
+``columns`` copies every window of a padded input into columns (C, *kernel, N, *out) for one matrix product,
+and ``add_columns`` is its adjoint; ``gather`` views every window without copying (``sliding_window_view``
+with strides and dilation applied by slicing), (N, C, *out, *kernel), and ``scatter`` is its adjoint. Each
+loops over kernel offsets only (``prod(kernel)`` strided copies or additions), never over examples or output
+positions.
 """
 
 from __future__ import annotations
@@ -80,15 +81,36 @@ class Geometry:
                                   *(slice(None, None, d) for d in self.dilation))
         return windows[index]
 
+    def at(self, offset: tuple[int, ...], out: tuple[int, ...]) -> tuple[Any, ...]:
+        """The strided index that reads, for every output position, the padded input at kernel ``offset``."""
+        return (slice(None), slice(None), *(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in
+                                            zip(offset, self.dilation, self.stride, out, strict=True)))
+
+    def columns(self, xp: Array, out: tuple[int, ...]) -> Array:
+        """im2col: the padded ``xp`` (N, C, *S) as columns (C, *kernel, N, *out), one strided copy per kernel
+        offset; reshaped to (C * prod(kernel), N * prod(out)) it multiplies the weights (F, C * prod(kernel))."""
+        N, C = xp.shape[:2]
+        cols = np.empty((C, *self.kernel, N, *out), dtype=xp.dtype)
+        for offset in np.ndindex(*self.kernel):
+            index: tuple[Any, ...] = (slice(None), *offset)
+            cols[index] = xp[self.at(offset, out)].swapaxes(0, 1)
+        return cols
+
+    def add_columns(self, dcols: Array, padded_shape: tuple[int, ...]) -> Array:
+        """col2im, the adjoint of ``columns``: dcols (C, *kernel, N, *out) added into zeros of ``padded_shape``."""
+        out = dcols.shape[2 + self.nd:]
+        dxp = np.zeros(padded_shape, dtype=dcols.dtype)
+        for offset in np.ndindex(*self.kernel):
+            index: tuple[Any, ...] = (slice(None), *offset)
+            dxp[self.at(offset, out)] += dcols[index].swapaxes(0, 1)
+        return dxp
+
     def scatter(self, dwindows: Array, padded_shape: tuple[int, ...]) -> Array:
         """The adjoint of ``gather``: dwindows (N, C, *out, *kernel) summed into a zero array of ``padded_shape``."""
         dxp = np.zeros(padded_shape, dtype=dwindows.dtype)
         out = dwindows.shape[2:2 + self.nd]
         kernel_first = np.moveaxis(dwindows, tuple(range(2 + self.nd, 2 + 2 * self.nd)), tuple(range(2, 2 + self.nd)))
         for offset in np.ndindex(*self.kernel):
-            target = tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
-                           for o, d, s, n in zip(offset, self.dilation, self.stride, out, strict=True))
-            into: tuple[Any, ...] = (slice(None), slice(None), *target)
             source: tuple[Any, ...] = (slice(None), slice(None), *offset)
-            dxp[into] += kernel_first[source]
+            dxp[self.at(offset, out)] += kernel_first[source]
         return dxp
