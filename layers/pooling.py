@@ -1,7 +1,7 @@
 """Pooling over one or two spatial axes: max and average windows, and the global average.
 
-Windows are gathered with strides (``layers.windows``); backward adds each window's gradient back where it
-was read, one kernel offset at a time.
+Every window's value at one kernel offset is a strided view of the input (``Geometry.at``): forward combines
+those views offset by offset, and backward adds each offset's share of the gradient back where it was read.
 """
 
 from __future__ import annotations
@@ -50,18 +50,6 @@ class PoolND(Layer, register=False):
             raise ValueError(f"{self!r}: expected x of shape (N, C, {spatial}), got {x.shape}")
         return self.geometry.output_shape(self, x.shape[2:])
 
-    def windows(self, x: Any, fill: float) -> tuple[Array, tuple[int, ...]]:
-        """The input's windows flattened to (N, C, *out, kernel positions), and the padded input's shape."""
-        x = as_float_array(self, x)
-        out_spatial = self.check_shape(x)
-        g = self.geometry
-        xp = g.pad(x, fill)
-        return g.gather(xp).reshape(*x.shape[:2], *out_spatial, -1), xp.shape
-
-    def add_back(self, dwindows: Array, padded: tuple[int, ...]) -> Array:
-        g = self.geometry
-        return g.unpad(g.scatter(dwindows.reshape(*dwindows.shape[:-1], *g.kernel), padded))
-
 
 class MaxPoolND(PoolND, register=False):
     """out = the largest value in each window (padding counts as -inf). The gradient goes to that value; of
@@ -100,18 +88,27 @@ class MaxPoolND(PoolND, register=False):
 
 class AvgPoolND(PoolND, register=False):
     """out = the mean of each window, padded zeros counted (PyTorch's default, count_include_pad=True);
-    each input in a window gets dout / window size. Caches the shapes only."""
+    each input in a window gets dout / window size. Sums one kernel offset at a time over strided views, as
+    MaxPool does. Caches the shapes only."""
 
     def forward(self, x: Array) -> Array:
-        windows, padded = self.windows(x, 0.0)
-        self.cache = (padded, windows.shape)
-        return windows.mean(axis=-1)
+        x = as_float_array(self, x)
+        g = self.geometry
+        out_spatial = self.check_shape(x)
+        xp = g.pad(x)
+        total = sum(xp[g.at(offset, out_spatial)] for offset in np.ndindex(*g.kernel))
+        self.cache = (xp.shape, out_spatial)
+        return total / x.dtype.type(g.kernel_size)
 
     def backward(self, dout: Array) -> Array:
-        padded, shape = self.cached(self.cache)
-        check_dout(self, dout, shape[:-1])
-        share = dout[..., None] / dout.dtype.type(shape[-1])
-        return self.add_back(np.broadcast_to(share, shape), padded)
+        padded, out_spatial = self.cached(self.cache)
+        g = self.geometry
+        check_dout(self, dout, (*padded[:2], *out_spatial))
+        share = dout / dout.dtype.type(g.kernel_size)
+        dxp = np.zeros(padded, dtype=dout.dtype)
+        for offset in np.ndindex(*g.kernel):
+            dxp[g.at(offset, out_spatial)] += share
+        return g.unpad(dxp)
 
 
 def pool_example(cls: Any, rng: np.random.Generator, batch: int, spatial: tuple[int, ...]) -> tuple[Layer, tuple]:

@@ -1,10 +1,9 @@
 """Sliding windows for convolution and pooling over the trailing 1 or 2 axes of (N, C, *spatial) arrays.
 
-``columns`` copies every window of a padded input into columns (C, *kernel, N, *out) for one matrix product,
-and ``add_columns`` is its adjoint; ``gather`` views every window without copying (``sliding_window_view``
-with strides and dilation applied by slicing), (N, C, *out, *kernel), and ``scatter`` is its adjoint. Each
-loops over kernel offsets only (``prod(kernel)`` strided copies or additions), never over examples or output
-positions.
+``at(offset, out)`` indexes, for every output position, the padded input at one kernel offset (a strided
+view). ``columns`` copies every window into columns (C, *kernel, N, *out) for one matrix product, and
+``add_columns`` is its adjoint. Each loops over kernel offsets only (``prod(kernel)`` strided copies or
+additions), never over examples or output positions.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .base import Array
 
@@ -72,15 +70,6 @@ class Geometry:
                                                for i, p in enumerate(self.padding)))
         return xp[index]
 
-    def gather(self, xp: Array) -> Array:
-        """Every window of the padded ``xp`` (N, C, *S) as a read-only view of shape (N, C, *out, *kernel)."""
-        reach = tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
-        axes = tuple(range(xp.ndim - self.nd, xp.ndim))
-        windows = sliding_window_view(xp, reach, axis=axes)
-        index: tuple[Any, ...] = (Ellipsis, *(slice(None, None, s) for s in self.stride),
-                                  *(slice(None, None, d) for d in self.dilation))
-        return windows[index]
-
     def at(self, offset: tuple[int, ...], out: tuple[int, ...]) -> tuple[Any, ...]:
         """The strided index that reads, for every output position, the padded input at kernel ``offset``."""
         return (slice(None), slice(None), *(slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in
@@ -103,14 +92,4 @@ class Geometry:
         for offset in np.ndindex(*self.kernel):
             index: tuple[Any, ...] = (slice(None), *offset)
             dxp[self.at(offset, out)] += dcols[index].swapaxes(0, 1)
-        return dxp
-
-    def scatter(self, dwindows: Array, padded_shape: tuple[int, ...]) -> Array:
-        """The adjoint of ``gather``: dwindows (N, C, *out, *kernel) summed into a zero array of ``padded_shape``."""
-        dxp = np.zeros(padded_shape, dtype=dwindows.dtype)
-        out = dwindows.shape[2:2 + self.nd]
-        kernel_first = np.moveaxis(dwindows, tuple(range(2 + self.nd, 2 + 2 * self.nd)), tuple(range(2, 2 + self.nd)))
-        for offset in np.ndindex(*self.kernel):
-            source: tuple[Any, ...] = (slice(None), slice(None), *offset)
-            dxp[self.at(offset, out)] += kernel_first[source]
         return dxp
