@@ -8,11 +8,12 @@ from .affine import Affine
 from .base import REGISTRY, Layer
 from .containers import Sequential
 from .conv import Conv1D, Conv2D
+from .dropout import Dropout
 from .elementary import AddConst, Exp, Reciprocal, Scale, Square, Sum
 from .gates import Add, MatMul, Max, Mul
 from .graph import Graph
 from .maxout import Maxout
-from .normalization import BatchNorm, Dropout, GroupNorm, LayerNorm
+from .normalization import BatchNorm, GroupNorm, LayerNorm
 from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool, MaxPool1D, MaxPool2D
 from .shape import Flatten, Reshape
 
