@@ -95,7 +95,10 @@ def parser() -> OneLineParser:
 def classes_for(args: argparse.Namespace) -> list[type]:
     classes = builtin_classes() if args.builtins or not args.modules else []
     for name in args.modules:
-        found = module_classes(name)
+        try:
+            found = module_classes(name)
+        except Exception as e:  # the module is missing, or its own code failed: name it
+            raise ImportError(f"cannot import module {name!r}: {type(e).__name__}: {one_line(e)}") from e
         if not found:
             raise ImportError(f"module {name!r} defines no Layer or Loss subclass")
         classes += [c for c in found if c not in classes]
@@ -119,10 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         classes = classes_for(args)
-    except Exception as e:
+    except ImportError as e:
         if args.debug:
             raise
-        print(f"layers.gradcheck: cannot import module: {type(e).__name__}: {one_line(e)}", file=sys.stderr)
+        print(f"layers.gradcheck: {e}", file=sys.stderr)
         return 2
     reports = [(seed, batch, check_case(cls, batch, seed, args.mode))
                for seed in range(args.seed, args.seed + args.seeds) for cls in classes for batch in (1, 3)]

@@ -160,6 +160,9 @@ def gradcheck(layer: Layer, *inputs: Any, dout: Any = None, h: float = 1e-5, rto
         values = tensor.copy() if label != name else None  # inputs only: where their failing entries lie
         diffs = finite_differences(forward, tensor, d, h)
         report.checks.append(compare(label, grad, diffs, rounding, values, name, rtol))
+    if not report.checks:
+        report.problems.append("nothing was checked: the inputs are not floating and the layer has no parameters; "
+                               "give it a floating input (or example() one) to check")
     return report
 
 

@@ -196,7 +196,17 @@ def test_cli_unknown_module_is_one_line_and_status_2():
     result = run_cli("no_such_module_xyz")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "layers.gradcheck: cannot import module: ModuleNotFoundError: No module named 'no_such_module_xyz'"]
+        "layers.gradcheck: cannot import module 'no_such_module_xyz': ModuleNotFoundError: "
+        "No module named 'no_such_module_xyz'"]
+
+
+def test_cli_names_the_module_whose_import_failed(tmp_path):
+    (tmp_path / "boom_module_xyz.py").write_text("raise RuntimeError('boom at import')\n")
+    result = subprocess.run([sys.executable, "-m", "layers.gradcheck", "boom_module_xyz"], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "layers.gradcheck: cannot import module 'boom_module_xyz': RuntimeError: boom at import"]
 
 
 def test_objective_check_covers_loss_and_l2_and_catches_a_broken_layer(rng):
@@ -277,3 +287,20 @@ def test_cli_bad_arguments_are_one_line_and_status_2(args, message):
 def test_cli_help_shows_examples():
     result = run_cli("--help")
     assert result.returncode == 0 and "python -m layers.gradcheck mylayers" in result.stdout
+
+
+class IndexOnly(Layer, register=False):
+    """out = idx * 2.0 for integer idx: nothing differentiable."""
+
+    def forward(self, idx):
+        return idx * 2.0
+
+    def backward(self, dout):
+        return None
+
+
+def test_a_check_of_nothing_fails_and_says_so():
+    report = gradcheck(IndexOnly(), np.arange(6).reshape(2, 3))
+    assert not report.passed and report.checks == []
+    assert report.problems == ["nothing was checked: the inputs are not floating and the layer has no parameters; "
+                               "give it a floating input (or example() one) to check"]
