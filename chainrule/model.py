@@ -98,6 +98,9 @@ class TrainedModel:
     def load(cls, path: str | Path) -> TrainedModel:
         """A model written by ``save``."""
         meta, arrays = ckpt.read_npz(Path(path))
+        if "epoch" in meta and "optimizer" in meta:  # a run's checkpoint, not a saved model
+            raise ValueError(f"{str(path)!r} is a run's checkpoint, not a model file: load the run with "
+                             f"chainrule.load_run({str(Path(path).parent)!r})")
         if meta.get("format") != FORMAT:
             raise ValueError(f"{str(path)!r}: model format {meta.get('format')}, expected {FORMAT}")
         return from_arrays(meta["config"], meta["input_shape"], arrays, "param/", "buffer/", str(path))

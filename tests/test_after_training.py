@@ -284,3 +284,10 @@ def test_a_bad_label_is_reported_before_any_folder_is_created(tmp_path):
     result = cli(write(tmp_path, text), "--set", f"output.dir='{tmp_path / 'r'}'")
     assert result.returncode == 2 and "y_train has labels in [-1, 1]" in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_loading_a_checkpoint_as_a_model_file_points_to_load_run(tmp_path):
+    run = trained(tmp_path)
+    with pytest.raises(ValueError, match=r"is a run's checkpoint, not a model file: load the run with "
+                                         r"chainrule.load_run\('.*run'\)"):
+        TrainedModel.load(run.run_dir / "checkpoint.npz")
