@@ -44,6 +44,10 @@ def make_plan(raw: dict[str, Any], config_dir: Path, overrides: dict[str, Any]) 
     if "sweep" not in raw:
         raise ConfigError("sweep: the config has no [sweep] section (see chainrule sweep --help)")
     settings = resolve(raw)["sweep"]
+    for key, low in (("trials", 1), ("workers", 0)):  # the command line's values, checked as the config's are
+        value = overrides.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+            raise ConfigError(f"--{key}: expected an integer >= {low}, got {value!r}")
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if settings["sampler"] not in SAMPLERS:
         raise ConfigError(f"sweep.sampler: expected one of {', '.join(SAMPLERS)}, got {settings['sampler']!r}")

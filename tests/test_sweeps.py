@@ -184,3 +184,14 @@ def test_parameters_of_a_trial_are_drawn_independently():
     trials = search_space.random_trials(dists, 200, 0)
     lr, reg = (np.log([t[k] for t in trials]) for k in ("optim.lr", "loss.reg"))
     assert abs(np.corrcoef(lr, reg)[0, 1]) < 0.2  # the same stream per parameter made them identical
+
+
+@pytest.mark.parametrize("option, value", [("--trials", "0"), ("--workers", "-2")])
+def test_bad_trials_or_workers_are_one_line_errors_before_any_folder(tmp_path, capsys, option, value):
+    path = config(tmp_path, trials=2, epochs=1)
+    out_dir = tmp_path / "s"
+    code = chainrule_main(["sweep", str(path), option, value, "--set", f"output.dir='{out_dir}'"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert f"{option}: expected an integer >= {0 if option == '--workers' else 1}, got {value}" in err[0]
+    assert not out_dir.exists()
