@@ -57,13 +57,30 @@ def train(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else Path(args.run_dir) / "predictions.csv"
+    refuse_to_replace(out, Path(args.run_dir), [Path(args.input)], "--out")
     model = load_run(args.run_dir, args.which)
     X, _ = read_inputs(args.input)
     proba = model.predict_proba(X)
-    out = Path(args.out) if args.out else Path(args.run_dir) / "predictions.csv"
     write_predictions(out, np.argmax(proba, axis=1), proba)
     print(f"{len(proba)} predictions written to {out}")
     return 0
+
+
+RUN_FILES = ("checkpoint.npz", "checkpoint.json", "config.toml", "history.csv", "metrics.json")
+
+
+def refuse_to_replace(out: Path, run_dir: Path, inputs: list[Path], option: str) -> None:
+    """A ConfigError unless ``out`` is neither an input nor a file the run needs (replacing the command's own
+    earlier output is fine)."""
+    target = out.resolve()
+    for path in inputs:
+        if path.exists() and target == path.resolve():
+            raise ConfigError(f"{option} {str(out)!r} is the input file; write the output somewhere else")
+    for name in RUN_FILES:
+        if target == (run_dir / name).resolve():
+            raise ConfigError(f"{option} {str(out)!r} is the run's {name}, which the run needs; "
+                              "write the output somewhere else")
 
 
 def evaluation_data(model: TrainedModel, source: str | None) -> tuple[Any, Any, str]:

@@ -291,3 +291,19 @@ def test_loading_a_checkpoint_as_a_model_file_points_to_load_run(tmp_path):
     with pytest.raises(ValueError, match=r"is a run's checkpoint, not a model file: load the run with "
                                          r"chainrule.load_run\('.*run'\)"):
         TrainedModel.load(run.run_dir / "checkpoint.npz")
+
+
+@pytest.mark.parametrize("target", ["checkpoint.npz", "config.toml", "input"])
+def test_predict_never_replaces_a_run_file_or_its_input(tmp_path, capsys, target):
+    run = trained(tmp_path)
+    inputs = tmp_path / "new.npz"
+    np.savez(inputs, X=np.zeros((3, 2)))
+    out = inputs if target == "input" else run.run_dir / target
+    before = out.read_bytes()
+    capsys.readouterr()
+    code = chainrule_main(["predict", str(run.run_dir), str(inputs), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"--out {str(out)!r} is the" in err[0]
+    assert out.read_bytes() == before
+    assert chainrule_main(["predict", str(run.run_dir), str(inputs)]) == 0  # its own earlier output is fine
+    assert chainrule_main(["predict", str(run.run_dir), str(inputs)]) == 0
