@@ -99,7 +99,7 @@ def evaluation_data(model: TrainedModel, source: str | None) -> tuple[Any, Any, 
 def evaluate(args: argparse.Namespace) -> int:
     model = load_run(args.run_dir, args.which)
     X, y, what = evaluation_data(model, args.data)
-    result = {"data": what, "which": args.which, **model.evaluate(X, y)}
+    result = {"data": what, "which": args.which, **model.evaluate(X, y, f"the labels of {what}")}
     print(f"{args.which} parameters of {args.run_dir} on {what}\n{format_report(result)}")
     run_dir = Path(args.run_dir)
     write_json(run_dir / "evaluation.json", result)

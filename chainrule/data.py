@@ -90,8 +90,11 @@ def load_npz(path: str) -> Data:
     return data
 
 
-def load_csv(path: str, label_column: str | int, delimiter: str = ",") -> tuple[NDArray, NDArray]:
-    """A CSV with a header row; ``label_column`` by name or index; other columns are numeric features."""
+def load_csv(path: str, label_column: str | int, delimiter: str = ",",
+             class_numbers: bool = False) -> tuple[NDArray, NDArray]:
+    """A CSV with a header row; ``label_column`` by name or index; other columns are numeric features.
+    Labels that are not integers are mapped to 0..k-1 in sorted order (training defines its classes), or,
+    with ``class_numbers``, must be class numbers already (``class_numbers_of``)."""
     with open(existing(path), newline="") as f:
         rows = [row for row in csv.reader(f, delimiter=delimiter) if any(v.strip() for v in row)]  # no blank lines
     if len(rows) < 2:
@@ -115,11 +118,35 @@ def load_csv(path: str, label_column: str | int, delimiter: str = ",") -> tuple[
         X = np.array([[float(v) for i, v in enumerate(r) if i != col] for r in body])
     except ValueError as e:
         raise ValueError(f"data.path: {path!r} has a non-numeric feature value ({e})") from None
+    if class_numbers:
+        return X, class_numbers_of(labels, f"{path!r} column {header[col]!r}")
     try:
         y = np.array([int(v) for v in labels])
     except ValueError:
         _, y = np.unique(np.array(labels), return_inverse=True)
     return X, y.astype(np.int64)
+
+
+def class_numbers_of(labels: list[str], where: str) -> NDArray:
+    """Labels that are class numbers (integers, or floats with nothing after the point: "2.0"), as int64;
+    any other label is a ValueError naming ``where`` and showing the first offending values."""
+    def number(text: str) -> int | None:
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                return None
+            return int(value) if value.is_integer() else None
+
+    numbers = [number(v) for v in labels]
+    bad = [v for v, n in zip(labels, numbers, strict=True) if n is None]
+    if bad:
+        shown = ", ".join(repr(v) for v in list(dict.fromkeys(bad))[:5])
+        raise ValueError(f"{where} has labels that are not class numbers ({shown}); expected the run's "
+                         "classes as integers 0..C-1")
+    return np.array(numbers, dtype=np.int64)
 
 
 def read_idx(path: Path) -> NDArray:

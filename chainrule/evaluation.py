@@ -71,7 +71,7 @@ def read_csv_inputs(path: Path, label_column: str) -> tuple[NDArray, NDArray | N
     with open(path, newline="") as f:
         header = next(csv.reader(f), [])
     if label_column in header:
-        return datasets.load_csv(str(path), label_column)
+        return datasets.load_csv(str(path), label_column, class_numbers=True)
     try:
         X = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
     except ValueError as e:
@@ -79,14 +79,16 @@ def read_csv_inputs(path: Path, label_column: str) -> tuple[NDArray, NDArray | N
     return X, None
 
 
-def classification_report(y: NDArray, pred: NDArray, classes: int) -> dict[str, Any]:
+def classification_report(y: NDArray, pred: NDArray, classes: int, source: str = "the labels") -> dict[str, Any]:
     """Accuracy, per-class precision, recall, F1 and support, macro averages, and the confusion matrix
     (rows are true classes, columns predicted). A class never predicted has precision 0, as scikit-learn's
     ``zero_division=0`` gives."""
     if y.ndim != 1 or len(y) != len(pred):
         raise ValueError(f"evaluate: expected {len(pred)} labels, got an array of shape {y.shape}")
     if y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= classes)):
-        raise ValueError(f"evaluate: labels must be integers in 0..{classes - 1}")
+        outside = sorted(set(np.unique(y[(y < 0) | (y >= classes)]).tolist()))[:5] if y.dtype.kind in "iu" else []
+        raise ValueError(f"evaluate: {source} must hold the run's classes, integers 0..{classes - 1}"
+                         + (f"; found {', '.join(map(str, outside))}" if outside else f", not {y.dtype}"))
     confusion = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(confusion, (y, pred), 1)
     true_pos = np.diag(confusion).astype(float)

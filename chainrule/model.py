@@ -79,9 +79,10 @@ class TrainedModel:
         """Class probabilities: the softmax of the scores, shape (N, C)."""
         return softmax(self.scores(X), axis=1)
 
-    def evaluate(self, X: Any, y: Any) -> dict[str, Any]:
-        """Accuracy, per-class precision, recall, F1 and support, and the confusion matrix (rows: true class)."""
-        return classification_report(np.asarray(y), self.predict(X), self.classes)
+    def evaluate(self, X: Any, y: Any, source: str = "the labels") -> dict[str, Any]:
+        """Accuracy, per-class precision, recall, F1 and support, and the confusion matrix (rows: true class).
+        ``source`` names where the labels came from in errors."""
+        return classification_report(np.asarray(y), self.predict(X), self.classes, source)
 
     def save(self, path: str | Path) -> None:
         """One npz file (the layout in the module docstring), written atomically."""

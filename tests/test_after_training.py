@@ -307,3 +307,23 @@ def test_predict_never_replaces_a_run_file_or_its_input(tmp_path, capsys, target
     assert out.read_bytes() == before
     assert chainrule_main(["predict", str(run.run_dir), str(inputs)]) == 0  # its own earlier output is fine
     assert chainrule_main(["predict", str(run.run_dir), str(inputs)]) == 0
+
+
+@pytest.mark.parametrize("labels, message", [
+    (["1.0", "2.0", "2.0"], None),
+    (["cat", "dog", "cat"], r"column 'label' has labels that are not class numbers \('cat', 'dog'\)"),
+    (["0", "1.5", "2"], r"has labels that are not class numbers \('1.5'\)"),
+    (["0", "1", "7"], r"the labels of .*labelled.csv must hold the run's classes, integers 0..2; found 7"),
+])
+def test_evaluate_reads_labels_as_the_runs_classes_or_refuses_them(tmp_path, capsys, labels, message):
+    run = trained(tmp_path)
+    path = tmp_path / "labelled.csv"
+    path.write_text("x0,x1,label\n" + "".join(f"0.1,0.2,{v}\n" for v in labels))
+    capsys.readouterr()
+    code = chainrule_main(["evaluate", str(run.run_dir), "--data", str(path)])
+    out, err = capsys.readouterr()
+    if message is None:  # integral floats are the integers they are: no remapping to 0..k-1
+        assert code == 0
+        assert json.loads((run.run_dir / "evaluation.json").read_text())["per_class"][0]["support"] == 0
+    else:
+        assert code == 2 and len(err.strip().splitlines()) == 1 and re.search(message, err), err
