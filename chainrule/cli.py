@@ -61,7 +61,7 @@ def predict(args: argparse.Namespace) -> int:
     refuse_to_replace(out, Path(args.run_dir), [Path(args.input)], "--out")
     model = load_run(args.run_dir, args.which)
     X, _ = read_inputs(args.input)
-    proba = model.predict_proba(X)
+    proba = model.predict_proba(X, source=f"input {args.input!r}")  # bad rows are an error naming the file
     write_predictions(out, np.argmax(proba, axis=1), proba)
     print(f"{len(proba)} predictions written to {out}")
     return 0
@@ -99,7 +99,9 @@ def evaluation_data(model: TrainedModel, source: str | None) -> tuple[Any, Any, 
 def evaluate(args: argparse.Namespace) -> int:
     model = load_run(args.run_dir, args.which)
     X, y, what = evaluation_data(model, args.data)
-    result = {"data": what, "which": args.which, **model.evaluate(X, y, f"the labels of {what}")}
+    if len(X) == 0:
+        raise ValueError(f"evaluate: {what} has no rows to evaluate")
+    result = {"data": what, "which": args.which, **model.evaluate(X, y, what)}
     print(f"{args.which} parameters of {args.run_dir} on {what}\n{format_report(result)}")
     run_dir = Path(args.run_dir)
     write_json(run_dir / "evaluation.json", result)

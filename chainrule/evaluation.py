@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -68,15 +69,32 @@ def read_npz_inputs(path: Path) -> tuple[NDArray, NDArray | None]:
 
 
 def read_csv_inputs(path: Path, label_column: str) -> tuple[NDArray, NDArray | None]:
+    """A CSV's rows of numbers. The first row is a header unless every value in it is a number (then it is
+    data); a ``label_column`` named in the header holds class numbers. Empty and header-only files are errors."""
     with open(path, newline="") as f:
-        header = next(csv.reader(f), [])
-    if label_column in header:
+        first = next((row for row in csv.reader(f) if any(v.strip() for v in row)), None)
+    if first is None:
+        raise ValueError(f"input: {str(path)!r} is empty")
+    if label_column in first:
         return datasets.load_csv(str(path), label_column, class_numbers=True)
+    header = not all(is_number(v) for v in first)
     try:
-        X = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty body; said below instead
+            X = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2)
     except ValueError as e:
         raise ValueError(f"input: {str(path)!r} has a non-numeric value ({e})") from None
+    if X.size == 0:
+        raise ValueError(f"input: {str(path)!r} has a header row and no data rows")
     return X, None
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def classification_report(y: NDArray, pred: NDArray, classes: int, source: str = "the labels") -> dict[str, Any]:

@@ -45,8 +45,9 @@ class TrainedModel:
     def __repr__(self) -> str:
         return f"TrainedModel(input_shape={self.input_shape}, network={self.network!r})"
 
-    def transform(self, X: Any) -> NDArray[np.floating]:
-        """Raw inputs as the network saw them in training: standardized (when the run was) and cast."""
+    def transform(self, X: Any, source: str = "X") -> NDArray[np.floating]:
+        """Raw inputs as the network saw them in training: standardized (when the run was) and cast. NaN, inf
+        and values beyond the model's dtype are a ValueError naming ``source`` and the first such row."""
         X = np.asarray(X)
         if X.dtype.kind not in "iuf":
             raise TypeError(f"TrainedModel: expected real-valued inputs, got dtype {X.dtype}")
@@ -55,13 +56,20 @@ class TrainedModel:
         if X.shape[1:] != self.input_shape:
             raise ValueError(f"TrainedModel: X has examples of shape {X.shape[1:]}, but the model expects "
                              f"{self.input_shape}")
+        if X.dtype.kind == "f" and X.size:
+            limit = np.finfo(self.dtype).max
+            with np.errstate(invalid="ignore"):
+                bad = ~(np.abs(X.reshape(len(X), -1)) <= limit).all(axis=1)
+            if bad.any():
+                raise ValueError(f"{source}: row {int(np.argmax(bad))} has NaN, inf or a value beyond the model's "
+                                 f"{self.dtype} (largest {limit:.3g}); no prediction is made for such rows")
         if self.preprocessing:
             X = (X - self.preprocessing["mean"]) / self.preprocessing["std"]
         return X.astype(self.dtype)
 
-    def scores(self, X: Any, batch_size: int = 1000) -> NDArray[np.floating]:
-        """Class scores, shape (N, C), computed in eval mode in batches."""
-        X = self.transform(X)
+    def scores(self, X: Any, batch_size: int = 1000, source: str = "X") -> NDArray[np.floating]:
+        """Class scores, shape (N, C), computed in eval mode in batches; ``source`` names X in errors."""
+        X = self.transform(X, source)
         with eval_mode(self.network):
             parts = [self.network.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, self.classes), dtype=self.dtype)
@@ -71,18 +79,18 @@ class TrainedModel:
         with eval_mode(self.network):
             return int(self.network.forward(np.zeros((1, *self.input_shape), self.dtype)).shape[1])
 
-    def predict(self, X: Any) -> NDArray[np.intp]:
+    def predict(self, X: Any, source: str = "X") -> NDArray[np.intp]:
         """The class of the highest score for each row."""
-        return np.argmax(self.scores(X), axis=1)
+        return np.argmax(self.scores(X, source=source), axis=1)
 
-    def predict_proba(self, X: Any) -> NDArray[np.floating]:
+    def predict_proba(self, X: Any, source: str = "X") -> NDArray[np.floating]:
         """Class probabilities: the softmax of the scores, shape (N, C)."""
-        return softmax(self.scores(X), axis=1)
+        return softmax(self.scores(X, source=source), axis=1)
 
-    def evaluate(self, X: Any, y: Any, source: str = "the labels") -> dict[str, Any]:
+    def evaluate(self, X: Any, y: Any, source: str = "X") -> dict[str, Any]:
         """Accuracy, per-class precision, recall, F1 and support, and the confusion matrix (rows: true class).
-        ``source`` names where the labels came from in errors."""
-        return classification_report(np.asarray(y), self.predict(X), self.classes, source)
+        ``source`` names where X and y came from in errors."""
+        return classification_report(np.asarray(y), self.predict(X, source), self.classes, f"the labels of {source}")
 
     def save(self, path: str | Path) -> None:
         """One npz file (the layout in the module docstring), written atomically."""

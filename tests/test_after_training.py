@@ -327,3 +327,45 @@ def test_evaluate_reads_labels_as_the_runs_classes_or_refuses_them(tmp_path, cap
         assert json.loads((run.run_dir / "evaluation.json").read_text())["per_class"][0]["support"] == 0
     else:
         assert code == 2 and len(err.strip().splitlines()) == 1 and re.search(message, err), err
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, 1e308])
+def test_predict_refuses_non_finite_or_overflowing_rows_naming_the_file_and_row(tmp_path, capsys, bad):
+    run = trained(tmp_path)
+    inputs = tmp_path / "new.npz"
+    X = np.zeros((4, 2))
+    X[2, 1] = bad
+    np.savez(inputs, X=X)
+    capsys.readouterr()
+    code = chainrule_main(["predict", str(run.run_dir), str(inputs), "--out", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"input {str(inputs)!r}: row 2 has NaN, inf or a value beyond the model's float32" in err[0]
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_evaluate_on_no_rows_is_an_error_and_keeps_the_last_evaluation(tmp_path, capsys):
+    run = trained(tmp_path)
+    assert chainrule_main(["evaluate", str(run.run_dir)]) == 0
+    before = (run.run_dir / "evaluation.json").read_bytes()
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, X=np.zeros((0, 2)), y=np.zeros(0, np.int64))
+    capsys.readouterr()
+    assert chainrule_main(["evaluate", str(run.run_dir), "--data", str(empty)]) == 2
+    assert "has no rows to evaluate" in capsys.readouterr().err
+    assert (run.run_dir / "evaluation.json").read_bytes() == before
+
+
+def test_csv_inputs_keep_a_numeric_first_row_and_refuse_empty_files(tmp_path):
+    from chainrule.evaluation import read_inputs
+
+    (tmp_path / "no_header.csv").write_text("0.5,1.0\n2.0,3.0\n")
+    (tmp_path / "header.csv").write_text("a,b\n0.5,1.0\n")
+    (tmp_path / "header_only.csv").write_text("a,b\n")
+    (tmp_path / "empty.csv").write_text("\n")
+    assert read_inputs(tmp_path / "no_header.csv")[0].tolist() == [[0.5, 1.0], [2.0, 3.0]]
+    assert read_inputs(tmp_path / "header.csv")[0].tolist() == [[0.5, 1.0]]
+    with pytest.raises(ValueError, match="has a header row and no data rows"):
+        read_inputs(tmp_path / "header_only.csv")
+    with pytest.raises(ValueError, match="is empty"):
+        read_inputs(tmp_path / "empty.csv")
