@@ -67,6 +67,10 @@ def read_npz(path: str | Path, key: str = "data.path") -> Data:
     path = existing(path, key)
     try:
         with open(path, "rb") as fh:  # our own handle: np.load leaks its file when the content is not an archive
+            magic = fh.read(4)
+            fh.seek(0)
+            if magic != b"PK\x03\x04" and not magic.startswith(b"\x93NUMPY"[:4]):
+                raise ValueError(f"its first bytes {magic!r} are not a zip archive's")
             archive = np.load(fh, allow_pickle=False)
             if not isinstance(archive, np.lib.npyio.NpzFile):
                 raise ValueError("a single .npy array, not an .npz archive")

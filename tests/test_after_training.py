@@ -369,3 +369,27 @@ def test_csv_inputs_keep_a_numeric_first_row_and_refuse_empty_files(tmp_path):
         read_inputs(tmp_path / "header_only.csv")
     with pytest.raises(ValueError, match="is empty"):
         read_inputs(tmp_path / "empty.csv")
+
+
+def test_random_bytes_named_npz_are_not_called_pickled_data(tmp_path, capsys):
+    run = trained(tmp_path)
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(np.random.default_rng(0).bytes(300))
+    capsys.readouterr()
+    assert chainrule_main(["predict", str(run.run_dir), str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a readable npz file" in err and "not a zip archive" in err and "pickled" not in err
+
+
+def test_an_unwritable_out_is_named_as_given_not_as_a_temporary_file(tmp_path, capsys):
+    run = trained(tmp_path)
+    inputs = tmp_path / "new.npz"
+    np.savez(inputs, X=np.zeros((3, 2)))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    out = locked / "p.csv"
+    out.mkdir()  # a directory where the file should go: the final rename fails
+    capsys.readouterr()
+    assert chainrule_main(["predict", str(run.run_dir), str(inputs), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(out) in err and ".tmp" not in err, err
