@@ -94,13 +94,21 @@ def load_npz(path: str) -> Data:
     return data
 
 
+def csv_rows(path: Path, delimiter: str = ",") -> list[list[str]]:
+    """The non-blank rows of a UTF-8 CSV file; another encoding is a ValueError naming the file."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return [row for row in csv.reader(f, delimiter=delimiter) if any(v.strip() for v in row)]
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{str(path)!r} is not UTF-8 text (byte {e.start}); save the CSV as UTF-8") from None
+
+
 def load_csv(path: str, label_column: str | int, delimiter: str = ",",
              class_numbers: bool = False) -> tuple[NDArray, NDArray]:
     """A CSV with a header row; ``label_column`` by name or index; other columns are numeric features.
     Labels that are not integers are mapped to 0..k-1 in sorted order (training defines its classes), or,
     with ``class_numbers``, must be class numbers already (``class_numbers_of``)."""
-    with open(existing(path), newline="") as f:
-        rows = [row for row in csv.reader(f, delimiter=delimiter) if any(v.strip() for v in row)]  # no blank lines
+    rows = csv_rows(existing(path), delimiter)
     if len(rows) < 2:
         raise ValueError(f"data.path: {path!r} needs a header row and at least one data row")
     header, body = rows[0], rows[1:]

@@ -71,8 +71,8 @@ def read_npz_inputs(path: Path) -> tuple[NDArray, NDArray | None]:
 def read_csv_inputs(path: Path, label_column: str) -> tuple[NDArray, NDArray | None]:
     """A CSV's rows of numbers. The first row is a header unless every value in it is a number (then it is
     data); a ``label_column`` named in the header holds class numbers. Empty and header-only files are errors."""
-    with open(path, newline="") as f:
-        first = next((row for row in csv.reader(f) if any(v.strip() for v in row)), None)
+    rows = datasets.csv_rows(path)
+    first = rows[0] if rows else None
     if first is None:
         raise ValueError(f"input: {str(path)!r} is empty")
     if label_column in first:

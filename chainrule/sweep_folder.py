@@ -96,12 +96,16 @@ def read_rows(folder: Path, plan: Plan) -> dict[int, dict[str, Any]]:
     hist = json.loads((folder / "histories.json").read_text()) if (folder / "histories.json").is_file() else {}
     rows = {}
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            i = int(row["trial"])
-            value = row.get(plan.metric) or None
-            rows[i] = {**row, "trial": i, "metric": float(value) if value else None,
-                       "status": TrialStatus(row["status"]), "attempts": int(row["attempts"]),
-                       "val_acc_history": hist.get(str(i), [])}
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            try:
+                i = int(row["trial"])
+                value = row.get(plan.metric) or None
+                rows[i] = {**row, "trial": i, "metric": float(value) if value else None,
+                           "status": TrialStatus(row["status"]), "attempts": int(row["attempts"]),
+                           "val_acc_history": hist.get(str(i), [])}
+            except (KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"--resume: {str(path)!r} line {line} is damaged ({type(e).__name__}: {e}); "
+                                 "restore it or start a new sweep") from None
     return rows
 
 

@@ -393,3 +393,12 @@ def test_an_unwritable_out_is_named_as_given_not_as_a_temporary_file(tmp_path, c
     assert chainrule_main(["predict", str(run.run_dir), str(inputs), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert str(out) in err and ".tmp" not in err, err
+
+
+def test_a_csv_in_another_encoding_is_an_error_naming_the_file(tmp_path):
+    from chainrule.evaluation import read_inputs
+
+    path = tmp_path / "latin.csv"
+    path.write_bytes("caf\xe9,b\n0.5,1.0\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin.csv' is not UTF-8 text \(byte 3\)"):
+        read_inputs(path)

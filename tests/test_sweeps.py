@@ -195,3 +195,17 @@ def test_bad_trials_or_workers_are_one_line_errors_before_any_folder(tmp_path, c
     assert code == 2 and len(err) == 1
     assert f"{option}: expected an integer >= {0 if option == '--workers' else 1}, got {value}" in err[0]
     assert not out_dir.exists()
+
+
+def test_a_damaged_sweep_csv_is_named_when_resuming(tmp_path, capsys):
+    path = config(tmp_path, trials=2, epochs=1)
+    out_dir = tmp_path / "s"
+    assert chainrule_main(["sweep", str(path), "--workers", "1", "--set", f"output.dir='{out_dir}'"]) == 0
+    table = out_dir / "sweep.csv"
+    lines = table.read_text().splitlines()
+    lines[1] = lines[1].replace(",ok,", ",okay,")
+    table.write_text("\n".join(lines) + "\n")
+    capsys.readouterr()
+    assert chainrule_main(["sweep", "--resume", str(out_dir)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sweep.csv' line 2 is damaged" in err[0], err
