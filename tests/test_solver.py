@@ -9,7 +9,7 @@ from chainrule.data import spiral, split
 from layers import Affine, ReLU, Sequential
 from losses import SVMLoss
 from optim import SGD
-from solver import Solver
+from solver import Solver, Stop
 
 
 def spiral_data(dtype=np.float32):
@@ -161,3 +161,27 @@ def test_auto_threads_follow_the_largest_product_and_never_exceed_the_limit():
         assert Solver(big, data, batch_size=128, verbose=False).blas_threads() == 1
     with pytest.raises(ValueError, match="Solver: threads must be 'auto' or an integer >= 1, got 0"):
         Solver(big, data, threads=0)
+
+
+def test_the_learning_rate_follows_base_times_decay_to_the_epoch():
+    solver = Solver(two_layer(), spiral_data(), optimizer=SGD(lr=0.5), lr_decay=0.9, epochs=6, verbose=False)
+    solver.train()
+    np.testing.assert_allclose(solver.lr_history, [0.5 * 0.9**e for e in range(6)], rtol=1e-12)
+
+
+def test_early_stopping_ends_exactly_patience_epochs_after_the_best():
+    solver = Solver(two_layer(), spiral_data(), optimizer=SGD(lr=1e-9), patience=3, epochs=50, verbose=False)
+    solver.train()  # a learning rate this small never improves on epoch 1's accuracy
+    best = int(np.argmax(solver.val_acc_history))
+    assert solver.epoch == best + 1 + 3 and solver.stop_reason.kind is Stop.EARLY
+
+
+def test_the_restored_parameters_are_the_best_epochs_not_the_last():
+    solver = Solver(two_layer(), spiral_data(), optimizer=SGD(lr=1.5, momentum=0.9), epochs=12, verbose=False)
+    seen = []
+    solver.train(on_epoch_end=lambda s: seen.append({k: v.copy() for k, v in s.model.params.items()}))
+    best = int(np.argmax(solver.val_acc_history))
+    assert best < len(seen) - 1, "the test needs a run whose best epoch is not its last"
+    for key, value in solver.model.params.items():
+        np.testing.assert_array_equal(value, seen[best][key], err_msg=key)
+    assert any(not np.array_equal(seen[-1][k], seen[best][k]) for k in seen[best])
