@@ -10,6 +10,7 @@ last state (to continue) and the best epoch's parameters (to use) separately.
 from __future__ import annotations
 
 import copy
+import os
 import signal
 import sys
 import threading
@@ -83,6 +84,18 @@ def setup(config: str | Path | None, sets: list[str], resume: str | Path | None 
         solver, pre = prepare(cfg)
         return Run(cfg, solver, create_run_dir(Path(cfg["output"]["dir"] or Path("runs") / Path(config).stem)), pre)
     run_dir = Path(resume)
+    if not run_dir.is_dir():
+        return resume_run(config, sets, run_dir)
+    lock_run(run_dir)  # before anything in the folder is touched: another process may be writing it
+    try:
+        return resume_run(config, sets, run_dir)
+    except BaseException:
+        unlock_run(run_dir)
+        raise
+
+
+def resume_run(config: str | Path | None, sets: list[str], run_dir: Path) -> Run:
+    """The run in ``run_dir`` rebuilt from its checkpoint (or restarted when it has none), checked first."""
     remove_stale_temporaries(run_dir)
     meta: dict[str, Any] | None = None
     arrays: dict[str, np.ndarray] = {}
@@ -103,6 +116,55 @@ def setup(config: str | Path | None, sets: list[str], resume: str | Path | None 
         ckpt.restore(solver, meta, arrays)
         reopen(solver, saved["solver"], cfg["solver"])
     return Run(cfg, solver, run_dir, pre, resumed_from_epoch=solver.epoch)
+
+
+LOCK = ".lock"
+
+
+def lock_run(run_dir: Path) -> None:
+    """Take the run folder's lock: ``.lock`` created exclusively with this process's id. A lock held by a live
+    process is a ConfigError naming it; one left by a process that is gone is taken over."""
+    path = run_dir / LOCK
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            pid = lock_owner(path)
+            if pid == os.getpid():
+                return
+            if pid is not None and process_alive(pid):
+                raise ConfigError(f"run folder {str(run_dir)!r} is in use by process {pid} (see its {LOCK}); "
+                                  "wait for it to finish or stop it") from None
+            path.unlink(missing_ok=True)  # its process is gone: take the lock over
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return
+    raise ConfigError(f"run folder {str(run_dir)!r}: could not take its {LOCK}")
+
+
+def lock_owner(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
+
+
+def unlock_run(run_dir: Path) -> None:
+    """Give the lock back, when this process holds it."""
+    path = run_dir / LOCK
+    if lock_owner(path) == os.getpid():
+        path.unlink(missing_ok=True)
 
 
 def prepare(cfg: dict[str, Any], loaded: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
@@ -162,6 +224,14 @@ def stop_on_signals(solver: Solver) -> Iterator[None]:
 def train(run: Run, on_epoch: Callable[[Solver], None] | None = None) -> int:
     """Train ``run`` to its end; returns the exit status (0, 1 for a non-finite loss, 130 or 143 for a signal).
     ``on_epoch(solver)`` runs after each epoch (a sweep's median stopping rule, say)."""
+    lock_run(run.run_dir)
+    try:
+        return train_locked(run, on_epoch)
+    finally:
+        unlock_run(run.run_dir)
+
+
+def train_locked(run: Run, on_epoch: Callable[[Solver], None] | None) -> int:
     cfg, solver, run_dir = run.cfg, run.solver, run.run_dir
     ckpt.atomic_write(run_dir / "config.toml", tomli_w.dumps(cfg).encode())
     if solver.verbose:

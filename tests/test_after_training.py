@@ -402,3 +402,30 @@ def test_a_csv_in_another_encoding_is_an_error_naming_the_file(tmp_path):
     path.write_bytes("caf\xe9,b\n0.5,1.0\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin.csv' is not UTF-8 text \(byte 3\)"):
         read_inputs(path)
+
+
+@pytest.mark.slow
+def test_a_run_folder_has_one_writer_and_a_dead_writers_lock_is_taken_over(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "userlayers"))  # the run imports slowlayer
+    cfg = write(tmp_path, SLOW.replace("epochs = 10", "epochs = 300"))
+    run_dir = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "solver", str(cfg), "--set", f"output.dir='{run_dir}'"],
+                            env=USER_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (run_dir / "checkpoint.json").exists():
+            time.sleep(0.01)
+        assert (run_dir / ".lock").read_text() == str(proc.pid)
+        before = {p.name for p in run_dir.iterdir()}
+        capsys.readouterr()
+        code = chainrule_main(["train", "--resume", str(run_dir), "--set", "solver.epochs=301"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and f"is in use by process {proc.pid}" in err[0], err
+        assert {p.name for p in run_dir.iterdir()} <= before | {".checkpoint.npz.tmp"}
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert (run_dir / ".lock").exists()  # SIGKILL leaves it behind; its process is gone, so it is taken over
+    assert chainrule_main(["train", "--resume", str(run_dir), "--set", "solver.epochs=2", "--set",
+                           "solver.verbose=false"]) == 0  # epoch 2 is behind it: it ends at once
+    assert not (run_dir / ".lock").exists()
