@@ -111,6 +111,16 @@ class ConvND(Layer, register=False):
         return dz
 
 
+def conv_example(cls: Any, rng: np.random.Generator, batch: int, channels: tuple[int, int],
+                 spatial: tuple[int, ...], geometries: list[tuple]) -> tuple[Layer, tuple[Array, ...]]:
+    """A float64 convolution of one of ``geometries`` (kernel, stride, padding, dilation, groups), drawn by
+    ``rng``, with a random bias, and its input."""
+    kernel, stride, padding, dilation, groups = geometries[int(rng.integers(len(geometries)))]
+    layer = cls(*channels, kernel, stride, padding, dilation, groups, rng=rng, dtype=np.float64)
+    layer.params["b"][:] = rng.standard_normal(channels[1])
+    return layer, (rng.standard_normal((batch, channels[0], *spatial)),)
+
+
 class Conv1D(ConvND, leaf=True):
     """One-dimensional convolution on x (N, C_in, L); the arguments, layout and rules of ``ConvND``."""
 
@@ -119,10 +129,7 @@ class Conv1D(ConvND, leaf=True):
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
         """One of several geometries (strides, paddings, dilations, groups), drawn by ``rng``."""
-        kernel, stride, padding, dilation, groups = EXAMPLES_1D[int(rng.integers(len(EXAMPLES_1D)))]
-        layer = cls(4, 6, kernel, stride, padding, dilation, groups, rng=rng, dtype=np.float64)
-        layer.params["b"][:] = rng.standard_normal(6)
-        return layer, (rng.standard_normal((batch, 4, 9)),)
+        return conv_example(cls, rng, batch, (4, 6), (9,), EXAMPLES_1D)
 
 
 class Conv2D(ConvND, leaf=True):
@@ -133,10 +140,7 @@ class Conv2D(ConvND, leaf=True):
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
         """One of several geometries (strides, paddings, dilations, groups), drawn by ``rng``."""
-        kernel, stride, padding, dilation, groups = EXAMPLES_2D[int(rng.integers(len(EXAMPLES_2D)))]
-        layer = cls(2, 4, kernel, stride, padding, dilation, groups, rng=rng, dtype=np.float64)
-        layer.params["b"][:] = rng.standard_normal(4)
-        return layer, (rng.standard_normal((batch, 2, 5, 4)),)
+        return conv_example(cls, rng, batch, (2, 4), (5, 4), EXAMPLES_2D)
 
 
 #: Geometries the examples draw from: (kernel_size, stride, padding, dilation, groups).

@@ -31,3 +31,27 @@ def kill_after_epoch(config: Path, run_dir: Path, epoch: int, timeout: float = 6
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return json.loads((run_dir / "checkpoint.json").read_text())["epoch"]
+
+
+def run_killed_and_resumed(config: Path, folder: Path, epochs: int, kill_at: int = 3) -> tuple[Path, Path]:
+    """The config run to its end in ``folder/full``, and again in ``folder/killed``, SIGKILLed at epoch
+    ``kill_at`` or later and resumed to its end; returns both run folders."""
+    full, killed = folder / "full", folder / "killed"
+    result = cli(config, "--set", f"output.dir='{full}'")
+    assert result.returncode == 0, result.stderr
+    assert kill_at <= kill_after_epoch(config, killed, kill_at) < epochs
+    result = cli(config, "--resume", killed)
+    assert result.returncode == 0, result.stderr
+    return full, killed
+
+
+def assert_same_checkpoint_arrays(a: Path, b: Path) -> list[str]:
+    """Every array of two runs' checkpoints equal, bit for bit; returns the array names."""
+    import numpy as np
+
+    with np.load(a / "checkpoint.npz") as x, np.load(b / "checkpoint.npz") as y:
+        assert x.files == y.files
+        for key in x.files:
+            if key != "__meta__":
+                np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+        return list(x.files)

@@ -273,20 +273,13 @@ def image_data(folder, rng):
 @pytest.mark.slow
 def test_a_conv_run_is_killed_resumed_bit_identical_and_loads_back(tmp_path, rng):
     from chainrule import load_run
-    from tests.subprocess_runs import cli, kill_after_epoch
+    from tests.subprocess_runs import assert_same_checkpoint_arrays, run_killed_and_resumed
 
     cfg, X_test, _ = image_data(tmp_path, rng)
-    full, killed = tmp_path / "full", tmp_path / "killed"
-    result = cli(cfg, "--set", f"output.dir='{full}'")
-    assert result.returncode == 0, result.stderr
-    assert 3 <= kill_after_epoch(cfg, killed, 3) < 10
-    result = cli(cfg, "--resume", killed)
-    assert result.returncode == 0, result.stderr
-    with np.load(full / "checkpoint.npz") as a, np.load(killed / "checkpoint.npz") as b:
-        assert a.files == b.files and "param/0.W" in a.files and "buffer/1.running_var" in a.files
-        for key in a.files:
-            if key != "__meta__":
-                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    full, killed = run_killed_and_resumed(cfg, tmp_path, epochs=10)
+    files = assert_same_checkpoint_arrays(full, killed)
+    assert "param/0.W" in files and "buffer/1.running_var" in files
+    with np.load(full / "checkpoint.npz") as a:
         assert a["pre/mean"].shape == (1, 2, 1, 1)  # per channel
     model = load_run(full)
     assert model.input_shape == (2, 6, 6)
