@@ -416,12 +416,16 @@ def test_a_run_folder_has_one_writer_and_a_dead_writers_lock_is_taken_over(tmp_p
         while time.monotonic() < deadline and not (run_dir / "checkpoint.json").exists():
             time.sleep(0.01)
         assert (run_dir / ".lock").read_text() == str(proc.pid)
-        before = {p.name for p in run_dir.iterdir()}
+        config_before = (run_dir / "config.toml").read_bytes()
         capsys.readouterr()
         code = chainrule_main(["train", "--resume", str(run_dir), "--set", "solver.epochs=301"])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and f"is in use by process {proc.pid}" in err[0], err
-        assert {p.name for p in run_dir.iterdir()} <= before | {".checkpoint.npz.tmp"}
+        # the live writer goes on writing its checkpoint and history; the refused resume wrote nothing:
+        # its config (301 epochs) never reached the folder, and the lock is still the live writer's
+        assert (run_dir / "config.toml").read_bytes() == config_before
+        assert b"301" not in config_before
+        assert (run_dir / ".lock").read_text() == str(proc.pid)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
