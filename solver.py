@@ -5,6 +5,11 @@
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # python -m solver: Ctrl-C while the imports below run is one line (chainrule.launch)
+    from chainrule.launch import start
+
+    start("solver")
+
 import contextlib
 import enum
 import math

@@ -2,9 +2,28 @@
 command lines (``chainrule train|predict|evaluate|sweep|gradcheck``, ``python -m solver``).
 
 The framework itself is in the top-level packages ``layers``, ``losses``, ``optim`` and the module ``solver``.
+``chainrule.load_run``, ``chainrule.TrainedModel`` and ``chainrule.sweep`` import their modules on first use,
+so that ``import chainrule`` alone (the command lines' first step) imports nothing heavy.
 """
 
-from chainrule.model import TrainedModel, load_run
-from chainrule.sweeps import sweep
+from __future__ import annotations
+
+TYPE_CHECKING = False  # not typing's: importing typing takes long enough for a Ctrl-C to land in it
+if TYPE_CHECKING:
+    from typing import Any
+
+    from chainrule.model import TrainedModel, load_run
+    from chainrule.sweeps import sweep
 
 __all__ = ["TrainedModel", "load_run", "sweep"]
+HOMES = {"TrainedModel": "chainrule.model", "load_run": "chainrule.model", "sweep": "chainrule.sweeps"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in HOMES:
+        raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(HOMES[name]), name)
+    globals()[name] = value
+    return value

@@ -2,6 +2,6 @@
 
 import sys
 
-from chainrule.cli import main
+from chainrule.launch import chainrule
 
-sys.exit(main())
+sys.exit(chainrule())

@@ -14,8 +14,9 @@ import numpy as np
 from chainrule.data import read_npz as read_arrays
 from solver import Solver, StopReason
 
-FORMAT = 5  # 3: buffers and Generator states; 4: validation loss, measuring stream, preprocessing; 5: stop kind
-READABLE = (3, 4, 5)
+FORMAT = 6  # 3: buffers and Generator states; 4: validation loss, measuring stream, preprocessing; 5: stop kind;
+#            6: the history in history.csv and steps.csv only
+READABLE = (3, 4, 5, 6)
 
 
 def file_mode() -> int:
@@ -47,22 +48,19 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 def solver_state(solver: Solver, config: dict[str, Any],
                  preprocessing: dict[str, np.ndarray]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Everything needed to continue training bit for bit, and to use the model: scalars and per-epoch lists
-    (JSON) and arrays. ``param/`` and ``buffer/`` are the last state, ``best/`` and ``best_buffer/`` the best
-    epoch's, ``pre/`` the preprocessing statistics (standardization's mean and std).
-
-    The per-step loss history is an array: as JSON it grew to most of the cost of a checkpoint.
+    """Everything needed to continue training bit for bit, and to use the model, but the history (in the run's
+    history.csv and steps.csv, so a checkpoint's size does not grow with the run): scalars (JSON) and arrays.
+    ``param/`` and ``buffer/`` are the last state, ``best/`` and ``best_buffer/`` the best epoch's, ``pre/``
+    the preprocessing statistics (standardization's mean and std).
     """
     opt_scalars, opt_arrays = solver.optimizer.state_dict()
     meta = {
         "format": FORMAT, "epoch": solver.epoch, "base_lr": solver.base_lr, "optimizer": opt_scalars,
         "rng": solver.rng.bit_generator.state, "sample_rng": solver.sample_rng.bit_generator.state,
-        "val_loss_history": solver.val_loss_history, "best_val_acc": solver.best_val_acc,
+        "best_val_acc": solver.best_val_acc,
         "bad_epochs": solver.bad_epochs,
         "stop_reason": None if solver.stop_reason is None else solver.stop_reason.as_json(),
-        "train_acc_history": solver.train_acc_history,
-        "val_acc_history": solver.val_acc_history, "lr_history": solver.lr_history,
-        "epoch_seconds": solver.epoch_seconds, "config": config,
+        "config": config,
         "generators": {k: g.bit_generator.state for k, g in solver.model.generators().items()},
         "input_shape": list(solver.data["X_train"].shape[1:]),
     }
@@ -72,7 +70,6 @@ def solver_state(solver: Solver, config: dict[str, Any],
     arrays.update({f"best_buffer/{k}": v for k, v in solver.best_buffers.items()})
     arrays.update({f"optim/{k}": v for k, v in opt_arrays.items()})
     arrays.update({f"pre/{k}": v for k, v in preprocessing.items()})
-    arrays["history/loss"] = np.array(solver.loss_history, dtype=np.float64)
     return meta, arrays
 
 
@@ -134,25 +131,25 @@ def load_arrays(kind: str, target: dict[str, np.ndarray], arrays: dict[str, np.n
         value[...] = saved[key]
 
 
-META_KEYS = ("epoch", "base_lr", "optimizer", "rng", "best_val_acc", "bad_epochs", "stop_reason",
-             "train_acc_history", "val_acc_history", "lr_history", "epoch_seconds", "config")
-PER_EPOCH = ("train_acc_history", "val_acc_history", "lr_history", "epoch_seconds")
+META_KEYS = ("epoch", "base_lr", "optimizer", "rng", "best_val_acc", "bad_epochs", "stop_reason", "config")
+#: Formats before 6 kept the history in the checkpoint: these lists in the metadata, the step losses in an array.
+OLD_HISTORY = ("train_acc_history", "val_acc_history", "lr_history", "epoch_seconds")
 
 
 def check_checkpoint(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Everything a resume will use is present and consistent, checked before anything is changed or written:
-    the metadata's keys and per-epoch lists, the loss history's length, and every array's name and shape."""
+    the metadata's keys (and an old format's history), and every array's name and shape."""
     source = "--resume: checkpoint"
-    missing = [k for k in META_KEYS if k not in meta] + [k for k in ("history/loss",) if k not in arrays]
+    old = not history_in_files(meta)
+    missing = [k for k in META_KEYS + (OLD_HISTORY if old else ()) if k not in meta]
+    missing += ["history/loss"] if old and "history/loss" not in arrays else []
     if missing:
         raise ValueError(f"{source} lacks {', '.join(missing)}; it is damaged or not from chainrule")
     epoch = meta["epoch"]
-    lengths = {k: len(meta[k]) for k in PER_EPOCH if isinstance(meta[k], list)}
-    if not isinstance(epoch, int) or epoch < 0 or len(lengths) < len(PER_EPOCH) or set(lengths.values()) != {epoch}:
-        raise ValueError(f"{source} says epoch {epoch!r} but holds per-epoch lists of lengths {lengths}")
-    if len(arrays["history/loss"]) < epoch * solver.steps_per_epoch:
-        raise ValueError(f"{source} holds {len(arrays['history/loss'])} step losses, fewer than {epoch} epochs "
-                         f"of {solver.steps_per_epoch} steps")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise ValueError(f"{source} says epoch {epoch!r}; expected a whole number of epochs")
+    if old:
+        check_old_history(solver, meta, arrays)
     model = solver.model
     expected = (("parameters", "param/", model.params), ("best parameters", "best/", model.params),
                 ("buffers", "buffer/", model.buffers), ("best buffers", "best_buffer/", model.buffers))
@@ -166,9 +163,38 @@ def check_checkpoint(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.
             raise ValueError(f"{source}: optimizer state {key!r} matches no parameter of the model")
 
 
-def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    """Load a checkpoint into a freshly built solver (same config): parameters and buffers are written in place."""
+def check_old_history(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    source, epoch = "--resume: checkpoint", meta["epoch"]
+    lengths = {k: len(meta[k]) for k in OLD_HISTORY if isinstance(meta[k], list)}
+    if len(lengths) < len(OLD_HISTORY) or set(lengths.values()) != {epoch}:
+        raise ValueError(f"{source} says epoch {epoch!r} but holds per-epoch lists of lengths {lengths}")
+    if len(arrays["history/loss"]) < epoch * solver.steps_per_epoch:
+        raise ValueError(f"{source} holds {len(arrays['history/loss'])} step losses, fewer than {epoch} epochs "
+                         f"of {solver.steps_per_epoch} steps")
+
+
+def old_history(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """The Solver's history lists as a checkpoint of format 3 to 5 held them."""
+    lists = {k: list(meta[k]) for k in OLD_HISTORY}
+    lists["loss_history"] = arrays["history/loss"].tolist()
+    lists["val_loss_history"] = list(meta.get("val_loss_history", [float("nan")] * meta["epoch"]))
+    return lists
+
+
+def history_in_files(meta: dict[str, Any]) -> bool:
+    """Whether the checkpoint's history is in the run's files (format 6 on) rather than in itself."""
+    return bool(meta.get("format", FORMAT) >= 6)
+
+
+def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray],
+            history: dict[str, list[float]] | None = None) -> None:
+    """Load a checkpoint into a freshly built solver (same config): parameters and buffers are written in place.
+    ``history`` is the Solver's history lists as read back from the run's files (``chainrule.history.read``),
+    needed from format 6 on; before, the checkpoint held them."""
     check_checkpoint(solver, meta, arrays)
+    if history is None and history_in_files(meta):
+        raise ValueError("restore: a checkpoint of format 6 or later needs the history read from its run folder")
+    lists = history if history is not None else old_history(solver, meta, arrays)
     load_arrays("parameters", solver.model.params, arrays, "param/", "--resume")
     load_arrays("buffers", solver.model.buffers, arrays, "buffer/", "--resume")
     gens, saved_gens = solver.model.generators(), meta.get("generators", {})
@@ -186,7 +212,5 @@ def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray])
     solver.epoch, solver.base_lr = meta["epoch"], meta["base_lr"]
     solver.best_val_acc, solver.bad_epochs = meta["best_val_acc"], meta["bad_epochs"]
     solver.stop_reason = StopReason.from_json(meta["stop_reason"])
-    solver.loss_history = arrays["history/loss"].tolist()
-    for key in ("train_acc_history", "val_acc_history", "lr_history", "epoch_seconds"):
-        setattr(solver, key, list(meta[key]))
-    solver.val_loss_history = list(meta.get("val_loss_history", [float("nan")] * solver.epoch))
+    for key, values in lists.items():
+        setattr(solver, key, values)

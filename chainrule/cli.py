@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import data as datasets
-from chainrule import gradcheck, pictures, runs, sweeps
+from chainrule import gradcheck, launch, pictures, runs, sweeps
 from chainrule.config import ConfigError, read_config, resolve, self_contained
 from chainrule.evaluation import format_report, read_inputs, write_confusion_png, write_predictions
 from chainrule.model import TrainedModel, load_run
@@ -190,19 +190,37 @@ def main(argv: list[str] | None = None) -> int:
     """``chainrule COMMAND ...``"""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["gradcheck"]:
-        return quiet_on_broken_pipe(lambda: gradcheck.main(argv[1:]))
-    args = parser().parse_args(argv)
-    command = {"train": train, "predict": predict, "evaluate": evaluate, "sweep": sweep}[args.command]
-    return quiet_on_broken_pipe(lambda: run_command(command, args, "chainrule"))
+        return one_line_interrupt("chainrule gradcheck", lambda: quiet_on_broken_pipe(lambda: gradcheck.main(argv[1:])))
+
+    def command() -> int:
+        args = parser().parse_args(argv)
+        chosen = {"train": train, "predict": predict, "evaluate": evaluate, "sweep": sweep}[args.command]
+        return quiet_on_broken_pipe(lambda: run_command(chosen, args, "chainrule"))
+
+    return one_line_interrupt("chainrule", command)
 
 
 def solver_main(argv: list[str] | None = None) -> int:
     """``python -m solver CONFIG ...``: the same as ``chainrule train``."""
-    p = OneLineParser(prog="python -m solver", description="Train a network from a TOML or JSON config.",
-                      epilog=TRAIN_EXAMPLES.format(prog="python -m solver"),
-                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_train_arguments(p)
-    args = p.parse_args(argv)
-    if args.config is None and args.resume is None:
-        p.error("give a config file, or --resume RUN_DIR")
-    return quiet_on_broken_pipe(lambda: run_command(train, args, "solver"))
+
+    def command() -> int:
+        p = OneLineParser(prog="python -m solver", description="Train a network from a TOML or JSON config.",
+                          epilog=TRAIN_EXAMPLES.format(prog="python -m solver"),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_train_arguments(p)
+        args = p.parse_args(argv)
+        if args.config is None and args.resume is None:
+            p.error("give a config file, or --resume RUN_DIR")
+        return quiet_on_broken_pipe(lambda: run_command(train, args, "solver"))
+
+    return one_line_interrupt("solver", command)
+
+
+def one_line_interrupt(prog: str, command: Callable[[], int]) -> int:
+    """Run a command line: Ctrl-C where the command does not handle it itself is one line and status 130."""
+    launch.ready()
+    try:
+        return command()
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted", file=sys.stderr)
+        return 130

@@ -1,8 +1,7 @@
-"""What a run shows: the model summary, history.csv, curves.png, metrics.json and the closing line."""
+"""What a run shows: the model summary, curves.png, metrics.json and the closing line (history.csv: ``history``)."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -13,8 +12,6 @@ import numpy as np
 from chainrule.checkpoint import atomic_write
 from layers import Layer, Sequential
 from solver import Solver, eval_mode
-
-HISTORY_FIELDS = ["epoch", "loss", "val_loss", "train_acc", "val_acc", "lr", "seconds"]
 
 
 def model_summary(model: Layer, sample: np.ndarray) -> str:
@@ -40,26 +37,6 @@ def one_line(layer: Layer) -> str:
 
 def count(layer: Layer) -> int:
     return int(sum(p.size for p in layer.params.values()))
-
-
-def history_rows(solver: Solver) -> list[dict[str, Any]]:
-    steps = solver.steps_per_epoch
-    rows = []
-    for e in range(solver.epoch):
-        losses = solver.loss_history[e * steps:(e + 1) * steps]
-        rows.append({"epoch": e + 1, "loss": float(np.mean(losses)), "val_loss": solver.val_loss_history[e],
-                     "train_acc": solver.train_acc_history[e], "val_acc": solver.val_acc_history[e],
-                     "lr": solver.lr_history[e], "seconds": round(solver.epoch_seconds[e], 4)})
-    return rows
-
-
-def write_history(run_dir: Path, solver: Solver) -> None:
-    """history.csv: one row per epoch (epoch, mean step loss, val_loss, train_acc, val_acc, lr, seconds)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=HISTORY_FIELDS)
-    writer.writeheader()
-    writer.writerows(history_rows(solver))
-    atomic_write(run_dir / "history.csv", out.getvalue().encode())
 
 
 def write_json(path: Path, obj: Any) -> None:

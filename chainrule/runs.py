@@ -10,6 +10,7 @@ last state (to continue) and the best epoch's parameters (to use) separately.
 from __future__ import annotations
 
 import copy
+import fcntl
 import os
 import signal
 import sys
@@ -25,7 +26,7 @@ import numpy as np
 import tomli_w
 
 from chainrule import checkpoint as ckpt
-from chainrule import report
+from chainrule import history, report
 from chainrule.build import build_objects, load_data
 from chainrule.config import RESUMABLE, ConfigError, apply_sets, read_config, resolve, self_contained
 from solver import Solver, Stop
@@ -113,7 +114,9 @@ def resume_run(config: str | Path | None, sets: list[str], run_dir: Path) -> Run
         print(f"solver: {run_dir} has no checkpoint (it stopped before its first epoch ended): starting it again "
               "from the beginning", file=sys.stderr)
     else:
-        ckpt.restore(solver, meta, arrays)
+        ckpt.check_checkpoint(solver, meta, arrays)
+        lists = history.read(run_dir, meta["epoch"], solver.steps_per_epoch) if ckpt.history_in_files(meta) else None
+        ckpt.restore(solver, meta, arrays, lists)
         reopen(solver, saved["solver"], cfg["solver"])
     return Run(cfg, solver, run_dir, pre, resumed_from_epoch=solver.epoch)
 
@@ -121,26 +124,44 @@ def resume_run(config: str | Path | None, sets: list[str], run_dir: Path) -> Run
 LOCK = ".lock"
 
 
+#: The run folders whose lock this process holds: the lock file's path and its open descriptor.
+HELD: dict[Path, int] = {}
+
+
 def lock_run(run_dir: Path) -> None:
-    """Take the run folder's lock: ``.lock`` created exclusively with this process's id. A lock held by a live
-    process is a ConfigError naming it; one left by a process that is gone is taken over."""
+    """Take the run folder's lock: an exclusive ``flock`` on ``.lock``, which holds this process's id. The
+    system gives the lock back when its process ends, however it ends, so a killed run's lock is free at
+    once; a lock held by another process is a ConfigError naming it. Taking it again in this process is a
+    no-op."""
     path = run_dir / LOCK
-    for _ in range(3):
+    if path.absolute() in HELD:
+        return
+    for _ in range(10):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by a live process
+            os.close(fd)
             pid = lock_owner(path)
-            if pid == os.getpid():
-                return
-            if pid is not None and process_alive(pid):
-                raise ConfigError(f"run folder {str(run_dir)!r} is in use by process {pid} (see its {LOCK}); "
-                                  "wait for it to finish or stop it") from None
-            path.unlink(missing_ok=True)  # its process is gone: take the lock over
+            holder = f"process {pid}" if pid is not None and pid != os.getpid() and process_alive(pid) \
+                else "another process"
+            raise ConfigError(f"run folder {str(run_dir)!r} is in use by {holder} (see its {LOCK}); "
+                              "wait for it to finish or stop it") from None
+        if not same_file(path, fd):  # its holder removed it between our open and our lock: open the new one
+            os.close(fd)
             continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        HELD[path.absolute()] = fd
         return
     raise ConfigError(f"run folder {str(run_dir)!r}: could not take its {LOCK}")
+
+
+def same_file(path: Path, fd: int) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(fd))
+    except FileNotFoundError:
+        return False
 
 
 def lock_owner(path: Path) -> int | None:
@@ -161,10 +182,13 @@ def process_alive(pid: int) -> bool:
 
 
 def unlock_run(run_dir: Path) -> None:
-    """Give the lock back, when this process holds it."""
-    path = run_dir / LOCK
-    if lock_owner(path) == os.getpid():
-        path.unlink(missing_ok=True)
+    """Give the lock back, when this process holds it: the file is removed, then the lock released."""
+    fd = HELD.pop((run_dir / LOCK).absolute(), None)
+    if fd is not None:
+        try:
+            (run_dir / LOCK).unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
 
 def prepare(cfg: dict[str, Any], loaded: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
@@ -239,9 +263,13 @@ def train_locked(run: Run, on_epoch: Callable[[Solver], None] | None) -> int:
         print(report.model_summary(solver.model, solver.data["X_train"]), file=sys.stderr)
     last_save = time.monotonic()
 
+    history.rewrite(run_dir, solver)  # a new run's headers, or a resumed one's rows up to its checkpoint
+    written = solver.epoch
+
     def save(s: Solver) -> None:
+        nonlocal written
+        written = history.append(run_dir, s, written)  # first: the checkpoint must never be ahead of it
         ckpt.save_checkpoint(run_dir, s, cfg, run.preprocessing)
-        report.write_history(run_dir, s)
 
     def on_epoch_end(s: Solver) -> None:
         nonlocal last_save

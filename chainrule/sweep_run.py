@@ -10,7 +10,10 @@ import functools
 import io
 import json
 import multiprocessing
+import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +74,21 @@ def run_trial(cfg: dict[str, Any], trial_dir: str, threads: int, medians: list[f
 
 
 def local_executor(workers: int) -> cf.Executor:
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    """A pool of ``workers`` processes that end when the sweep process ends, however it ends (SIGKILL too)."""
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=end_with_parent, initargs=(os.getpid(),))
+
+
+def end_with_parent(parent: int, every: float = 0.2) -> None:
+    """In a worker: a daemon thread that ends the process once ``parent`` is no longer its parent. A killed
+    parent cannot tell its workers, and a pool worker waiting for its next task would otherwise wait for ever.
+    A trial cut short this way resumes like any killed run: its files are written atomically."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
 
 
 def execute(sweep: Sweep, executor_factory: Any, workers: int, threads: int, verbose: bool) -> None:

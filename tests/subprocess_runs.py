@@ -12,6 +12,19 @@ ROOT = Path(__file__).resolve().parents[1]
 USER_ENV = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "userlayers")}
 
 
+def default_signals() -> None:
+    """In a child before it runs: Ctrl-C and SIGTERM back to their defaults. A shell that starts pytest in the
+    background sets SIGINT to ignored, and children inherit that, so a test that signals them would fail."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def popen(args: list, **kwargs) -> subprocess.Popen:
+    """A child process with the test user layers importable and the default signal handling, however pytest
+    was started."""
+    return subprocess.Popen([str(a) for a in args], env=USER_ENV, preexec_fn=default_signals, **kwargs)
+
+
 def cli(*args, **kwargs) -> subprocess.CompletedProcess:
     """``python -m solver ARGS`` to the end, output captured."""
     return subprocess.run([sys.executable, "-m", "solver", *map(str, args)], capture_output=True, text=True,

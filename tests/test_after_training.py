@@ -14,7 +14,7 @@ import pytest
 
 from chainrule import TrainedModel, load_run, runs
 from chainrule.cli import main as chainrule_main
-from tests.subprocess_runs import ROOT, USER_ENV, cli
+from tests.subprocess_runs import ROOT, USER_ENV, cli, popen
 from tests.test_data import write_idx
 
 SPIRAL = """
@@ -133,8 +133,8 @@ def test_an_early_stopped_run_can_be_extended(tmp_path):
 def test_ctrl_c_checkpoints_says_how_to_continue_and_resumes_bit_identically(tmp_path):
     cfg = write(tmp_path, SLOW.replace("epochs = 10", "epochs = 12"))
     assert cli(cfg, "--set", f"output.dir='{tmp_path / 'full'}'").returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "solver", str(cfg), "--set", f"output.dir='{tmp_path / 'cut'}'"],
-                            env=USER_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = popen([sys.executable, "-m", "solver", cfg, "--set", f"output.dir='{tmp_path / 'cut'}'"],
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (tmp_path / "cut" / "checkpoint.json").exists():
         time.sleep(0.005)
@@ -151,8 +151,8 @@ def test_ctrl_c_checkpoints_says_how_to_continue_and_resumes_bit_identically(tmp
 @pytest.mark.slow
 def test_sigterm_stops_after_the_epoch_with_a_checkpoint_and_status_143(tmp_path):
     cfg = write(tmp_path, SLOW.replace("epochs = 10", "epochs = 200"))
-    proc = subprocess.Popen([sys.executable, "-m", "solver", str(cfg), "--set", f"output.dir='{tmp_path / 'r'}'"],
-                            env=USER_ENV, stderr=subprocess.PIPE, text=True)
+    proc = popen([sys.executable, "-m", "solver", cfg, "--set", f"output.dir='{tmp_path / 'r'}'"],
+                 stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (tmp_path / "r" / "checkpoint.json").exists():
         time.sleep(0.005)

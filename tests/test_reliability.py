@@ -252,11 +252,11 @@ def rewrite_checkpoint(run_dir: Path, change) -> None:
 
 CHECKPOINT_DAMAGE = {
     "epoch 99": lambda m, a: ({**m, "epoch": 99}, a),
-    "epoch 1": lambda m, a: ({**m, "epoch": 1}, a),
+    "epoch text": lambda m, a: ({**m, "epoch": "3"}, a),
     "best shape": lambda m, a: (m, {**a, "best/0.W": np.zeros((3, 3), np.float32)}),
     "param missing": lambda m, a: (m, {k: v for k, v in a.items() if k != "param/2.b"}),
-    "history missing": lambda m, a: (m, {k: v for k, v in a.items() if k != "history/loss"}),
-    "meta list": lambda m, a: ({**m, "train_acc_history": "x"}, a),
+    "old format, history missing": lambda m, a: ({**m, "format": 5}, a),
+    "no optimizer": lambda m, a: ({k: v for k, v in m.items() if k != "optimizer"}, a),
     "format": lambda m, a: ({**m, "format": 1}, a),
     "optim shape": lambda m, a: (m, {**a, "optim/velocity/0.W": np.zeros(7, np.float32)}),
 }
@@ -264,7 +264,9 @@ CHECKPOINT_DAMAGE = {
 
 @st.composite
 def damaged_checkpoint(draw):
-    kind = draw(st.sampled_from([*CHECKPOINT_DAMAGE, "truncated", "flipped", "empty", "directory"]))
+    kind = draw(st.sampled_from([*CHECKPOINT_DAMAGE, "truncated", "flipped", "empty", "directory",
+                                 "history.csv truncated", "steps.csv truncated", "history.csv flipped",
+                                 "steps.csv flipped", "history.csv missing", "steps.csv missing"]))
     return kind, draw(st.integers(1, 10_000))
 
 
@@ -278,7 +280,14 @@ def test_generated_damaged_checkpoints_change_nothing(case, finished_run, tmp_pa
     for p in finished_run.iterdir():
         (run_dir / p.name).write_bytes(p.read_bytes())
     ckpt = run_dir / "checkpoint.npz"
-    if kind in CHECKPOINT_DAMAGE:
+    named = "checkpoint"
+    if kind.endswith(("csv truncated", "csv flipped", "csv missing")):  # the history files a resume reads back
+        named = kind.split()[0]
+        ckpt = run_dir / named
+        kind = kind.split()[1]
+    if kind == "missing":
+        ckpt.unlink()
+    elif kind in CHECKPOINT_DAMAGE:
         rewrite_checkpoint(run_dir, CHECKPOINT_DAMAGE[kind])
     elif kind == "truncated":
         ckpt.write_bytes(ckpt.read_bytes()[:where % ckpt.stat().st_size])
@@ -296,7 +305,7 @@ def test_generated_damaged_checkpoints_change_nothing(case, finished_run, tmp_pa
     if code == 0:  # a flipped byte inside an array's values is not detectable: the run goes on, as it should
         assert kind == "flipped"
         return
-    assert_clean_error(code, err, "checkpoint")
+    assert_clean_error(code, err, named)
     assert files_under(run_dir) == before
 
 

@@ -19,7 +19,7 @@ from chainrule.cli import main as chainrule_main
 from chainrule.config import ConfigError
 from chainrule.sweep_folder import TrialStatus
 from solver import Stop
-from tests.subprocess_runs import ROOT, USER_ENV
+from tests.subprocess_runs import ROOT, popen
 
 pytestmark = pytest.mark.slow  # sweeps start worker processes or a Dask cluster
 
@@ -141,9 +141,8 @@ def test_a_sweep_on_a_dask_local_cluster_with_two_worker_processes(tmp_path):
 def test_an_interrupted_sweep_resumed_equals_an_uninterrupted_one(tmp_path):
     path = config(tmp_path, trials=4, epochs=6, extra='{ type = "SlowIdentity" }, ', imports='"slowlayer"')
     chainrule.sweep(path, workers=2, sets=[f"output.dir='{tmp_path / 'full'}'"])
-    proc = subprocess.Popen([sys.executable, "-m", "chainrule", "sweep", str(path), "--set",
-                             f"output.dir='{tmp_path / 'cut'}'"], env=USER_ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = popen([sys.executable, "-m", "chainrule", "sweep", path, "--set", f"output.dir='{tmp_path / 'cut'}'"],
+                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list((tmp_path / "cut").glob("trial-*/checkpoint.npz")):
         time.sleep(0.01)
