@@ -93,6 +93,8 @@ def evaluation_data(model: TrainedModel, source: str | None) -> tuple[Any, Any, 
     X, y = read_inputs(source)
     if y is None:
         raise ValueError(f"--data: {source!r} has no labels to evaluate against")
+    if y.ndim == 1 and y.dtype.kind not in "iu":  # an npz's float or text labels: class numbers only, as in a csv
+        y = datasets.class_numbers_of([str(v) for v in y.tolist()], f"--data: {source!r}")
     return X, y, source
 
 

@@ -95,9 +95,10 @@ def load_npz(path: str) -> Data:
 
 
 def csv_rows(path: Path, delimiter: str = ",") -> list[list[str]]:
-    """The non-blank rows of a UTF-8 CSV file; another encoding is a ValueError naming the file."""
+    """The non-blank rows of a UTF-8 CSV file (a byte-order mark at its start is not part of the first value);
+    another encoding is a ValueError naming the file."""
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:
             return [row for row in csv.reader(f, delimiter=delimiter) if any(v.strip() for v in row)]
     except UnicodeDecodeError as e:
         raise ValueError(f"{str(path)!r} is not UTF-8 text (byte {e.start}); save the CSV as UTF-8") from None

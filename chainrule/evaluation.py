@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +76,16 @@ def read_csv_inputs(path: Path, label_column: str) -> tuple[NDArray, NDArray | N
         raise ValueError(f"input: {str(path)!r} is empty")
     if label_column in first:
         return datasets.load_csv(str(path), label_column, class_numbers=True)
-    header = not all(is_number(v) for v in first)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty body; said below instead
-            X = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2)
-    except ValueError as e:
-        raise ValueError(f"input: {str(path)!r} has a non-numeric value ({e})") from None
-    if X.size == 0:
+    body = rows[1:] if not all(is_number(v) for v in first) else rows
+    if not body:
         raise ValueError(f"input: {str(path)!r} has a header row and no data rows")
-    return X, None
+    for number, row in enumerate(body, start=len(rows) - len(body) + 1):
+        if len(row) != len(first):
+            raise ValueError(f"input: {str(path)!r} row {number} has {len(row)} values, the first row {len(first)}")
+        bad = next((v for v in row if not is_number(v)), None)
+        if bad is not None:
+            raise ValueError(f"input: {str(path)!r} row {number} has a value that is not a number: {bad!r}")
+    return np.array([[float(v) for v in row] for row in body]), None
 
 
 def is_number(text: str) -> bool:
@@ -102,7 +101,8 @@ def classification_report(y: NDArray, pred: NDArray, classes: int, source: str =
     (rows are true classes, columns predicted). A class never predicted has precision 0, as scikit-learn's
     ``zero_division=0`` gives."""
     if y.ndim != 1 or len(y) != len(pred):
-        raise ValueError(f"evaluate: expected {len(pred)} labels, got an array of shape {y.shape}")
+        raise ValueError(f"evaluate: {source}: expected {len(pred)} labels (one a row), got an array of shape "
+                         f"{y.shape}")
     if y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= classes)):
         outside = sorted(set(np.unique(y[(y < 0) | (y >= classes)]).tolist()))[:5] if y.dtype.kind in "iu" else []
         raise ValueError(f"evaluate: {source} must hold the run's classes, integers 0..{classes - 1}"

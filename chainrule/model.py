@@ -50,12 +50,13 @@ class TrainedModel:
         and values beyond the model's dtype are a ValueError naming ``source`` and the first such row."""
         X = np.asarray(X)
         if X.dtype.kind not in "iuf":
-            raise TypeError(f"TrainedModel: expected real-valued inputs, got dtype {X.dtype}")
+            raise TypeError(f"{source}: expected real-valued inputs, got dtype {X.dtype}")
         if X.ndim == 2 and X.shape[1:] != self.input_shape and X.shape[1] == int(np.prod(self.input_shape)):
             X = X.reshape(len(X), *self.input_shape)  # rows of a csv: each example's values in order
         if X.shape[1:] != self.input_shape:
-            raise ValueError(f"TrainedModel: X has examples of shape {X.shape[1:]}, but the model expects "
-                             f"{self.input_shape}")
+            what = f"{X.shape[1]} values a row" if X.ndim == 2 else f"examples of shape {X.shape[1:]}"
+            raise ValueError(f"{source}: {what}, but the model expects examples of shape {self.input_shape}"
+                             f" ({int(np.prod(self.input_shape))} values a row)")
         if X.dtype.kind == "f" and X.size:
             limit = np.finfo(self.dtype).max
             with np.errstate(invalid="ignore"):

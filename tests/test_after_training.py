@@ -94,7 +94,7 @@ def test_trained_model_scores_probabilities_evaluate_and_single_file_save(tmp_pa
     assert meta["format"] == 1 and meta["input_shape"] == [2] and meta["classes"] == 3
     again = TrainedModel.load(tmp_path / "model.npz")
     np.testing.assert_array_equal(again.scores(X), model.scores(X))
-    with pytest.raises(ValueError, match=r"TrainedModel: X has examples of shape \(3,\), but the model expects \(2,\)"):
+    with pytest.raises(ValueError, match=r"X: 3 values a row, but the model expects examples of shape \(2,\)"):
         model.predict(np.zeros((4, 3)))
 
 
