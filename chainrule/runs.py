@@ -45,20 +45,23 @@ class Run:
 
 def create_run_dir(base: Path) -> Path:
     """A new folder: ``base`` or, when that exists and is not empty, the first free numbered sibling.
-    Created with an exclusive mkdir, so runs started at once never share one."""
+
+    A folder is claimed by creating its ``config.toml`` exclusively, whether this process just made the folder
+    or found it empty, so runs started at once never share one: a folder another process has just made is
+    still empty, and the first to create the file in it has it."""
     base.parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 10_000):
         path = base if n == 1 else base.with_name(f"{base.name}-{n}")
         try:
             path.mkdir()
+        except FileExistsError:
+            if not path.is_dir() or any(path.iterdir()):
+                continue
+        try:
+            (path / "config.toml").open("x").close()
             return path
         except FileExistsError:
-            if path.is_dir() and not any(path.iterdir()):
-                try:  # an empty folder is free: claim it by creating a marker exclusively
-                    (path / "config.toml").open("x").close()
-                    return path
-                except FileExistsError:
-                    continue
+            continue
     raise ConfigError(f"output.dir: no free folder next to {str(base)!r}")
 
 

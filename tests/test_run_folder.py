@@ -229,3 +229,23 @@ def test_history_files_are_appended_not_rewritten(tmp_path):
     assert history.append(tmp_path / "r", solver, 3) == 4
     assert path.stat().st_ino == inode and path.read_bytes().startswith(before)
     assert path.read_bytes()[len(before):].decode().startswith("4,")
+
+
+def test_runs_started_at_once_never_share_a_folder(tmp_path):
+    """The race behind a flaky four-process test: a folder another run had just made was still empty, and
+    an empty folder counted as free. Sixteen threads claim folders next to one name, twenty rounds."""
+    import threading
+
+    for round_ in range(20):
+        base, claimed, start = tmp_path / f"round{round_}" / "run", [], threading.Barrier(16)
+
+        def claim(base=base, claimed=claimed, start=start):
+            start.wait()
+            claimed.append(runs.create_run_dir(base))
+
+        threads = [threading.Thread(target=claim) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(set(claimed)) == 16, sorted(claimed)
