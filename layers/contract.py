@@ -24,7 +24,11 @@ def fixed_forward(layer: Layer, xs: Sequence[Array]) -> Callable[[], Array]:
     def forward() -> Array:
         for g, state in zip(gens, states, strict=True):
             g.bit_generator.state = state
-        return np.asarray(layer.forward(*xs))
+        out = layer.forward(*xs)
+        if not isinstance(out, (np.ndarray, np.generic)):
+            raise TypeError(f"{type(layer).__name__}.forward returned a {type(out).__name__}, expected one numpy "
+                            "array (a layer has one output; return np.stack or np.concatenate of several)")
+        return np.asarray(out)
 
     return forward
 

@@ -304,3 +304,18 @@ def test_a_check_of_nothing_fails_and_says_so():
     assert not report.passed and report.checks == []
     assert report.problems == ["nothing was checked: the inputs are not floating and the layer has no parameters; "
                                "give it a floating input (or example() one) to check"]
+
+
+class ListOutput(Layer, register=False):
+    """A forward that returns a list: the checker must blame forward, not backward's shapes."""
+
+    def forward(self, x):
+        return [2 * x]
+
+    def backward(self, dout):
+        return 2 * dout
+
+
+def test_a_forward_that_returns_a_list_is_blamed_on_forward():
+    with pytest.raises(TypeError, match=r"ListOutput.forward returned a list, expected one numpy array"):
+        gradcheck(ListOutput(), np.ones((2, 3)))
