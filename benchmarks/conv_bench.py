@@ -1,9 +1,10 @@
 """Convolutional training steps: chainrule's Solver.step against PyTorch on the CPU, each alone in its own
 process, float32, alternating rounds, medians with the rounds' range.
 
-    python benchmarks/conv_bench.py                     # both nets, 5 rounds, 2 threads
-    python benchmarks/conv_bench.py --rounds 3 --threads 1
+    python benchmarks/conv_bench.py                     # both nets, 5 rounds, 2 threads, then time to 92%
+    python benchmarks/conv_bench.py --rounds 3 --threads 1 --fit-seeds 0
 
+Contenders: chainrule, a hand-written numpy im2col step (``numpy_step``) and PyTorch (when installed).
 Nets: the MNIST-1D paper's CNN (Conv1D 1->25 k5 s2 p1, two Conv1D 25->25 k3 s2 p1, ReLU after each,
 Affine 125->10) at a batch of 100, and a CIFAR-shaped net (Conv2D 3->32 3x3 p1, ReLU, MaxPool 2, Conv2D
 32->64 3x3 p1, ReLU, MaxPool 2, Affine 4096->10) at a batch of 64. A step is forward, softmax loss, backward
@@ -76,6 +77,89 @@ def chainrule_step(name: str) -> Any:
     return solver.step
 
 
+def numpy_step(name: str) -> Any:
+    """The same step written by hand in numpy, as the course's fast layers do it: im2col (the padded input's
+    windows, one row per output position) times the weights, max pooling by reshaping into 2x2 blocks, and
+    the column gradients added back window offset by window offset (col2im)."""
+    (c, *spatial), batch, convs, classes = NETS[name]
+    rng = np.random.default_rng(0)
+    weights = []
+    for cout, k, _, _, _ in convs:
+        fan_in = c * k ** len(spatial)
+        weights.append([(rng.standard_normal((cout, fan_in)) * np.sqrt(2 / fan_in)).astype(np.float32),
+                        np.zeros(cout, np.float32)])
+        c = cout
+    width = shapes(name)[1]
+    W_out = (rng.standard_normal((width, classes)) * np.sqrt(2 / width)).astype(np.float32)
+    b_out = np.zeros(classes, np.float32)
+    axes = tuple(range(2, 2 + len(spatial)))
+
+    def windows(xp: np.ndarray, k: int, s: int) -> np.ndarray:
+        """(N, *out, C, *kernel) view of the padded input's windows."""
+        view = np.lib.stride_tricks.sliding_window_view(xp, (k,) * len(spatial), axis=axes)
+        view = view[(slice(None), slice(None), *[slice(None, None, s)] * len(spatial))]
+        order = (0, *range(2, 2 + len(spatial)), 1, *range(2 + len(spatial), 2 + 2 * len(spatial)))
+        return view.transpose(order)
+
+    def step(X: np.ndarray, y: np.ndarray) -> float:
+        caches, x = [], X
+        for (cout, k, s, p, pool), (W, b) in zip(convs, weights, strict=True):
+            xp = np.pad(x, [(0, 0), (0, 0), *[(p, p)] * len(spatial)])
+            win = windows(xp, k, s)
+            out_shape = win.shape[1:1 + len(spatial)]
+            cols = win.reshape(-1, W.shape[1])  # a copy: the im2col matrix (N * out positions, C * k^d)
+            z = cols @ W.T + b
+            z = z.reshape(len(x), *out_shape, cout).transpose(0, -1, *range(1, 1 + len(spatial)))
+            a = np.maximum(z, 0)
+            mask = None
+            if pool:
+                n, ch, h, w = a.shape
+                blocks = a.reshape(n, ch, h // pool, pool, w // pool, pool)
+                pooled = blocks.max(axis=(3, 5))
+                mask = blocks == pooled[:, :, :, None, :, None]
+                a = pooled
+            caches.append((x.shape, xp.shape, cols, z, mask, out_shape))
+            x = a
+        flat = x.reshape(len(x), -1)
+        scores = flat @ W_out + b_out
+        scores -= scores.max(axis=1, keepdims=True)
+        probs = np.exp(scores)
+        probs /= probs.sum(axis=1, keepdims=True)
+        loss = -np.mean(np.log(probs[np.arange(len(y)), y]))
+        dscores = probs
+        dscores[np.arange(len(y)), y] -= 1
+        dscores /= len(y)
+        dW_out, db_out = flat.T @ dscores, dscores.sum(axis=0)
+        dx = (dscores @ W_out.T).reshape(x.shape)
+        grads = []
+        for i in reversed(range(len(convs))):
+            (cout, k, s, p, pool), (W, b) = convs[i], weights[i]
+            x_shape, xp_shape, cols, z, mask, out_shape = caches[i]
+            if pool:
+                n, ch, h, w = z.shape
+                dx = (mask * dx[:, :, :, None, :, None]).reshape(n, ch, h, w)
+            dz = dx * (z > 0)
+            dz2 = dz.transpose(0, *range(2, 2 + len(spatial)), 1).reshape(-1, cout)
+            grads.append((dz2.T @ cols, dz2.sum(axis=0)))
+            if i == 0:
+                break
+            dcols = (dz2 @ W).reshape(x_shape[0], *out_shape, x_shape[1], *(k,) * len(spatial))
+            dxp = np.zeros(xp_shape, np.float32)
+            for offset in np.ndindex(*(k,) * len(spatial)):  # col2im: each window offset adds one strided slice
+                target = tuple(slice(o, o + s * (n - 1) + 1, s) for o, n in zip(offset, out_shape, strict=True))
+                moved = np.moveaxis(dcols[(slice(None), *[slice(None)] * len(spatial), slice(None), *offset)], -1, 1)
+                dxp[(slice(None), slice(None), *target)] += moved
+            dx = dxp[(slice(None), slice(None), *[slice(p, p + n) for n in x_shape[2:]])]
+        for (W, b), (dW, db) in zip(reversed(weights), grads, strict=False):
+            W -= 1e-3 * dW
+            b -= 1e-3 * db
+        W_out[...] -= 1e-3 * dW_out
+        b_out[...] -= 1e-3 * db_out
+        return float(loss)
+
+    return step
+
+
 def torch_step(name: str) -> Any:
     import torch
 
@@ -117,7 +201,7 @@ def solo(contender: str, name: str, threads: int, seconds: float) -> float:
             data = [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in data]
             step = torch_step(name)
         else:
-            step = chainrule_step(name)
+            step = numpy_step(name) if contender == "numpy" else chainrule_step(name)
         for X, y in data * 2:
             step(X, y)
         samples, end = [], time.perf_counter() + seconds
@@ -127,6 +211,82 @@ def solo(contender: str, name: str, threads: int, seconds: float) -> float:
                 step(X, y)
             samples.append((time.perf_counter() - t0) / len(data))
     return statistics.median(samples)
+
+
+TARGET, EVAL_EVERY, MAX_STEPS = 0.92, 100, 6000
+
+
+def time_to_accuracy(contender: str, threads: int, seed: int) -> tuple[float | None, int, float]:
+    """Run in this process: the MNIST-1D paper's CNN trained with Adam (lr 1e-2, batches of 100) until its test
+    accuracy, measured every EVAL_EVERY steps (not timed), reaches TARGET. Returns (training seconds to
+    get there or None, steps, the last accuracy measured)."""
+    from threadpoolctl import threadpool_limits
+
+    sys.path.insert(0, str(HERE.parent))
+    from chainrule.data import load_mnist1d
+
+    data = load_mnist1d(42)
+    X, y = data["X_train"].astype(np.float32), data["y_train"]
+    X_test, y_test = data["X_test"].astype(np.float32), data["y_test"]
+    order = np.random.default_rng(seed)
+    with threadpool_limits(limits=threads):
+        if contender == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
+            torch.manual_seed(seed)
+            step, accuracy = torch_fit(torch.from_numpy(X_test), y_test)
+            batches = lambda idx: (torch.from_numpy(X[idx]), torch.from_numpy(y[idx]))  # noqa: E731
+        else:
+            step, accuracy = chainrule_fit(X, y, X_test, y_test, seed)
+            batches = lambda idx: (X[idx], y[idx])  # noqa: E731
+        seconds, acc = 0.0, 0.0
+        for steps in range(1, MAX_STEPS + 1):
+            batch = batches(order.integers(0, len(X), 100))
+            t0 = time.perf_counter()
+            step(*batch)
+            seconds += time.perf_counter() - t0
+            if steps % EVAL_EVERY == 0:
+                acc = accuracy()
+                if acc >= TARGET:
+                    return seconds, steps, acc
+    return None, MAX_STEPS, acc
+
+
+def chainrule_fit(X: np.ndarray, y: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, seed: int) -> Any:
+    from layers import Affine, Conv1D, ReLU, Sequential
+    from optim import Adam
+    from solver import Solver
+
+    rng = np.random.default_rng(seed)
+    net = Sequential(Conv1D(1, 25, 5, stride=2, padding=1, rng=rng), ReLU(),
+                     Conv1D(25, 25, 3, stride=2, padding=1, rng=rng), ReLU(),
+                     Conv1D(25, 25, 3, stride=2, padding=1, rng=rng), ReLU(), Affine(125, 10, rng=rng))
+    solver = Solver(net, {"X_train": X, "y_train": y, "X_val": X_test, "y_val": y_test}, optimizer=Adam(lr=1e-2),
+                    verbose=False)
+    return solver.step, lambda: float(np.mean(solver.predict(X_test) == y_test))
+
+
+def torch_fit(X_test: Any, y_test: np.ndarray) -> Any:
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Conv1d(1, 25, 5, stride=2, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv1d(25, 25, 3, stride=2, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv1d(25, 25, 3, stride=2, padding=1), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(125, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(X: Any, y: Any) -> None:
+        opt.zero_grad()
+        loss_fn(net(X), y).backward()
+        opt.step()
+
+    def accuracy() -> float:
+        with torch.no_grad():
+            return float(np.mean(net(X_test).argmax(dim=1).numpy() == y_test))
+
+    return step, accuracy
 
 
 def gemm_peak(threads: int) -> float:
@@ -149,16 +309,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=1.0, help="timing per net and contender in each round")
+    parser.add_argument("--fit-seeds", type=int, default=3, help="seeds of the time-to-92%% table (0: skip it)")
     parser.add_argument("--solo", nargs=2, metavar=("CONTENDER", "NET"), help=argparse.SUPPRESS)
+    parser.add_argument("--solo-fit", nargs=2, metavar=("CONTENDER", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.solo:
         print(json.dumps(solo(args.solo[0], args.solo[1], args.threads, args.seconds)))
         return
+    if args.solo_fit:
+        print(json.dumps(time_to_accuracy(args.solo_fit[0], args.threads, int(args.solo_fit[1]))))
+        return
     try:
         import torch  # noqa: F401
-        contenders = ["chainrule", "torch"]
+        contenders = ["chainrule", "numpy", "torch"]
     except ImportError:
-        contenders = ["chainrule"]
+        contenders = ["chainrule", "numpy"]
     order = np.random.default_rng(0)
     samples: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
@@ -172,19 +337,44 @@ def main() -> None:
                                  f"import conv_bench; print(conv_bench.gemm_peak({args.threads}))"],
                                 capture_output=True, text=True, check=True).stdout)
     print(f"{args.threads} threads, {args.rounds} rounds, float32; square GEMM peak {peak:.0f} GFLOP/s")
-    print(f"{'net':>12}  {'batch':>5}  {'chainrule ms (range)':>22}  {'torch ms (range)':>22}  {'÷torch':>6}  "
-          f"{'GFLOP':>6}  {'GFLOP/s':>7}  {'÷peak':>5}")
+    print("Training step (ms, median of rounds, range); ÷x: chainrule's time over x's; GFLOP/s and ÷peak: "
+          "chainrule's")
+    print(f"{'net':>12}  {'batch':>5}  {'chainrule ms (range)':>22}  {'numpy im2col ms':>22}  {'÷numpy':>6}  "
+          f"{'torch ms (range)':>22}  {'÷torch':>6}  {'GFLOP':>6}  {'GFLOP/s':>7}  {'÷peak':>5}")
     for name in NETS:
-        ours = samples[(name, "chainrule")]
-        theirs = samples.get((name, "torch"), [])
-        med = statistics.median(ours)
-        span = f"{med * 1e3:.2f} ({min(ours) * 1e3:.2f}-{max(ours) * 1e3:.2f})"
-        tspan = (f"{statistics.median(theirs) * 1e3:.2f} ({min(theirs) * 1e3:.2f}-{max(theirs) * 1e3:.2f})"
-                 if theirs else "-")
-        ratio = f"{med / statistics.median(theirs):.2f}" if theirs else "-"
+        med = statistics.median(samples[(name, "chainrule")])
+        cells = [f"{name:>12}", f"{NETS[name][1]:>5}", f"{spread(samples[(name, 'chainrule')]):>22}"]
+        for contender in ("numpy", "torch"):
+            theirs = samples.get((name, contender), [])
+            cells += [f"{spread(theirs):>22}", f"{med / statistics.median(theirs):>6.2f}" if theirs else f"{'-':>6}"]
         gflops = step_flops(name) / med / 1e9
-        print(f"{name:>12}  {NETS[name][1]:>5}  {span:>22}  {tspan:>22}  {ratio:>6}  {step_flops(name) / 1e9:>6.2f}  "
-              f"{gflops:>7.1f}  {gflops / peak:>5.2f}")
+        cells += [f"{step_flops(name) / 1e9:>6.2f}", f"{gflops:>7.1f}", f"{gflops / peak:>5.2f}"]
+        print("  ".join(cells))
+    if args.fit_seeds:
+        fit_table(contenders, args)
+
+
+def spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values) * 1e3:.2f} ({min(values) * 1e3:.2f}-{max(values) * 1e3:.2f})"
+
+
+def fit_table(contenders: list[str], args: argparse.Namespace) -> None:
+    """Time to TARGET test accuracy on MNIST-1D, each contender and seed in its own process."""
+    rows = {}
+    for seed in range(args.fit_seeds):
+        for contender in (c for c in contenders if c != "numpy"):
+            out = subprocess.run([sys.executable, __file__, "--solo-fit", contender, str(seed), "--threads",
+                                  str(args.threads)], capture_output=True, text=True, check=True)
+            rows[(contender, seed)] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"\nMNIST-1D, the paper's CNN, Adam lr 1e-2, batches of 100: training seconds to {TARGET:.0%} test "
+          f"accuracy (checked every {EVAL_EVERY} steps, not timed; at most {MAX_STEPS} steps)")
+    print(f"{'contender':>10}  {'seed':>4}  {'seconds':>8}  {'steps':>6}  {'ms/step':>7}  {'accuracy':>8}")
+    for (contender, seed), (seconds, steps, acc) in rows.items():
+        shown = f"{seconds:8.2f}" if seconds is not None else f"{'not hit':>8}"
+        per_step = f"{1e3 * seconds / steps:7.2f}" if seconds is not None else f"{'-':>7}"
+        print(f"{contender:>10}  {seed:>4}  {shown}  {steps:>6}  {per_step}  {acc:>8.3f}")
 
 
 if __name__ == "__main__":

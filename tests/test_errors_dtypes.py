@@ -120,3 +120,31 @@ def test_max_routes_ties_to_x():
     dx, dy = gate.backward(np.array([10.0, 20.0]))
     np.testing.assert_array_equal(dx, [10.0, 0.0])
     np.testing.assert_array_equal(dy, [0.0, 20.0])
+
+
+@pytest.mark.parametrize("dtype, big", [(np.float64, 800.0), (np.float32, 100.0)])
+@pytest.mark.parametrize("layer", [Sigmoid, Tanh, ELU, ReLU, LeakyReLU])
+def test_extreme_inputs_raise_nothing_under_errstate_raise(layer, dtype, big):
+    """Users set np.errstate(all="raise") to hunt numerical bugs: an activation must not trip it on inputs
+    where its result is exact (exp underflowing to 0 on the way to sigmoid(-800) = 0 is no error)."""
+    x = np.array([[-big, -big / 2, -1.0, 0.0, 1.0, big / 2, big]], dtype)
+    with np.errstate(all="raise"):
+        unit = layer()
+        out = unit.forward(x)
+        dx = unit.backward(np.ones_like(out))
+    assert np.isfinite(out).all() and np.isfinite(dx).all()
+    if layer is Sigmoid:
+        assert out[0, 0] == 0 and out[0, -1] == 1 and dx[0, 0] == 0
+
+
+@pytest.mark.parametrize("dtype, big", [(np.float64, 800.0), (np.float32, 100.0)])
+@pytest.mark.parametrize("loss", ["softmax", "svm"])
+def test_losses_raise_nothing_under_errstate_raise_on_extreme_scores(loss, dtype, big):
+    from losses import LOSSES
+
+    scores = np.array([[-big, 0.0, big], [big, -big, 0.0]], dtype)
+    with np.errstate(all="raise"):
+        fn = LOSSES.lookup(loss)()
+        value = fn.forward(scores, np.array([2, 1]))
+        grad = fn.backward()
+    assert np.isfinite(value) and np.isfinite(grad).all()
