@@ -138,7 +138,9 @@ class Sigmoid(Layer, leaf=True):
         # In place, one array for every step (an array even for 0-d input): 1.3x faster than
         # 1 / (1 + np.exp(-x)) at 256x1024 float32 (284-344 against 428-431 µs)
         out = np.negative(x, out=np.empty_like(x))
-        with np.errstate(over="ignore"):  # exp(-x) = inf for very negative x: 1 / inf = 0, as it should be
+        # exp(-x) = inf for very negative x: 1 / inf = 0, as it should be; for large x, exp(-x) underflows
+        # to 0 and the result is 1: neither is an error, even under np.errstate(all="raise")
+        with np.errstate(over="ignore", under="ignore"):
             np.exp(out, out=out)
         out += x.dtype.type(1)
         np.reciprocal(out, out=out)
@@ -148,7 +150,8 @@ class Sigmoid(Layer, leaf=True):
     def backward(self, dout: Array) -> Array:
         out = self.cached(self.out)
         check_dout(self, dout, out.shape)
-        return dout * out * (1 - out)
+        with np.errstate(under="ignore"):  # out * (1 - out) below the smallest normal number is just that
+            return dout * out * (1 - out)
 
 
 class Tanh(Layer, leaf=True):
