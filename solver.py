@@ -265,7 +265,6 @@ class Solver:
 
     def train_epochs(self, on_epoch_end: Callable[[Solver], None] | None,
                      on_stop: Callable[[Solver], None] | None) -> dict[str, Any]:
-        start = time.perf_counter()
         bar = tqdm(total=(self.epochs - self.epoch) * self.steps_per_epoch, unit="step", leave=False,
                    disable=not (self.verbose and sys.stderr.isatty()), dynamic_ncols=True)
         with bar, np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss is reported instead
@@ -284,7 +283,7 @@ class Solver:
             if on_stop is not None:
                 on_stop(self)
             self.restore_best()
-            return self.metrics(time.perf_counter() - start)
+            return self.metrics()
 
     def run_epoch(self, bar: tqdm) -> bool:
         """One shuffled pass over the training set; False if the loss became NaN or inf."""
@@ -353,14 +352,17 @@ class Solver:
             for key, value in best.items():
                 current[key][...] = value
 
-    def metrics(self, seconds: float) -> dict[str, Any]:
+    def metrics(self) -> dict[str, Any]:
+        """What the run ended with: ``best_val_acc``; ``train_acc`` and ``test_acc`` of the parameters the model
+        holds now (the best epoch's, once training has restored them), on the whole training and test sets;
+        ``epochs_run``; ``train_seconds``, the time of every epoch of the run, resumed ones included."""
         result: dict[str, Any] = {
             "best_val_acc": self.best_val_acc if self.val_acc_history else None,
-            "final_train_acc": self.check_accuracy(self.data["X_train"], self.data["y_train"]),
+            "train_acc": self.check_accuracy(self.data["X_train"], self.data["y_train"]),
         }
         if "X_test" in self.data:
             result["test_acc"] = self.check_accuracy(self.data["X_test"], self.data["y_test"])
-        result.update(epochs_run=self.epoch, seconds=round(seconds, 3))
+        result.update(epochs_run=self.epoch, train_seconds=round(sum(self.epoch_seconds), 3))
         if self.stop_reason is not None:
             result["stop_reason"] = self.stop_reason.message
         return result

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from chainrule.model import TrainedModel, load_run
     from chainrule.sweeps import sweep
 
-__all__ = ["TrainedModel", "load_run", "sweep"]
+__version__ = "0.1.0"  # the one place the version is written: setup.cfg reads it from here
+__all__ = ["TrainedModel", "load_run", "sweep", "__version__"]
 HOMES = {"TrainedModel": "chainrule.model", "load_run": "chainrule.model", "sweep": "chainrule.sweeps"}
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+import chainrule
 from chainrule import data as datasets
 from chainrule import gradcheck, launch, pictures, runs, sweeps
 from chainrule.config import ConfigError, read_config, resolve, self_contained
@@ -104,18 +105,21 @@ def evaluate(args: argparse.Namespace) -> int:
     if len(X) == 0:
         raise ValueError(f"evaluate: {what} has no rows to evaluate")
     result = {"data": what, "which": args.which, **model.evaluate(X, y, what)}
-    print(f"{args.which} parameters of {args.run_dir} on {what}\n{format_report(result)}")
-    run_dir = Path(args.run_dir)
+    run_dir = Path(args.run_dir)  # the files first: a reader that stops early (| head) must not lose them
     write_json(run_dir / "evaluation.json", result)
     written = [run_dir / "evaluation.json"]
-    if write_confusion_png(run_dir / "confusion.png", np.array(result["confusion"])):
+    pictures_made = write_confusion_png(run_dir / "confusion.png", np.array(result["confusion"]))
+    if pictures_made:
         written.append(run_dir / "confusion.png")
     conv = pictures.first_conv(model.network)
     if conv is not None and pictures.write_filters(run_dir / "filters.png", conv):
         written.append(run_dir / "filters.png")
         if pictures.write_saliency(run_dir / "saliency.png", model, X, y):
             written.append(run_dir / "saliency.png")
+    print(f"{args.which} parameters of {args.run_dir} on {what}\n{format_report(result)}")
     print(f"wrote {', '.join(map(str, written[:-1]))}{' and ' if len(written) > 1 else ''}{written[-1]}")
+    if not pictures_made:
+        print("no pictures: matplotlib is not installed (pip install -e '.[plot]')", file=sys.stderr)
     return 0
 
 
@@ -148,6 +152,7 @@ def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Nam
 def parser() -> OneLineParser:
     p = OneLineParser(prog="chainrule", description="Train, check and use chainrule networks.",
                       epilog="run 'chainrule COMMAND --help' for a command's options and examples")
+    p.add_argument("--version", action="version", version=f"chainrule {chainrule.__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
     t = sub.add_parser("train", help="train from a config, or continue a run", formatter_class=fmt,
@@ -192,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     """``chainrule COMMAND ...``"""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["gradcheck"]:
-        return one_line_interrupt("chainrule gradcheck", lambda: quiet_on_broken_pipe(lambda: gradcheck.main(argv[1:])))
+        prog = "chainrule gradcheck"
+        return one_line_interrupt(prog, lambda: quiet_on_broken_pipe(lambda: gradcheck.main(argv[1:], prog=prog)))
 
     def command() -> int:
         args = parser().parse_args(argv)

@@ -148,11 +148,15 @@ def write_confusion_png(path: Path, confusion: NDArray) -> bool:
     plt = pyplot()
     if plt is None:
         return False
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    classes = len(confusion)
+    size = min(max(4.5, 0.55 * classes + 1.5), 14)
+    fig, ax = plt.subplots(figsize=(size + 0.8, size))
     image = ax.imshow(confusion, cmap="Blues")
-    ax.set(xlabel="predicted class", ylabel="true class", title="confusion matrix")
+    ax.set(xlabel="predicted class", ylabel="true class", title="confusion matrix (counts)",
+           xticks=range(classes), yticks=range(classes))  # every class by its number, none between
+    fontsize = 11 if classes <= 10 else 9 if classes <= 20 else 7
     for (i, j), v in np.ndenumerate(confusion):
-        ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=fontsize,
                 color="white" if v > confusion.max() / 2 else "black")
     fig.colorbar(image)
     fig.tight_layout()

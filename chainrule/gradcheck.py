@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import inspect
 import json
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -37,15 +39,41 @@ def builtin_classes() -> list[type]:
 
 
 def module_classes(name: str) -> list[type]:
-    """The registered Layer and Loss subclasses that module ``name`` defines (imported from the working directory)."""
-    sys.path.insert(0, "")
-    try:
-        module = importlib.import_module(name)
-    finally:
-        sys.path.remove("")
+    """The registered Layer and Loss subclasses that module ``name`` defines: a module importable from the
+    working directory (``mylayers``, ``mywork.mylayers``) or a file (``mywork/mylayers.py``)."""
+    module = import_file(Path(name)) if name.endswith(".py") or "/" in name or "\\" in name else import_named(name)
     registered = {id(c) for c in (*REGISTRY.values(), *LOSSES.values())}
     return [c for c in vars(module).values()
             if inspect.isclass(c) and c.__module__ == module.__name__ and id(c) in registered]
+
+
+def import_named(name: str) -> ModuleType:
+    sys.path.insert(0, "")
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove("")
+
+
+def import_file(path: Path) -> ModuleType:
+    """A module from its file, under its file name; its folder is searched for the modules it imports."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no file {str(path)!r}")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{str(path)!r} is not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
+    sys.modules[path.stem] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[path.stem]
+        raise
+    finally:
+        sys.path.remove(folder)
+    return module
 
 
 def check_case(cls: Any, batch: int, seed: int, mode: str) -> GradReport:
@@ -72,16 +100,18 @@ def one_line(error: BaseException) -> str:
     return lines[0] if lines else ""
 
 
-def parser() -> OneLineParser:
+def parser(prog: str = "python -m layers.gradcheck") -> OneLineParser:
     p = OneLineParser(
-        prog="python -m layers.gradcheck",
+        prog=prog,
         description="Gradient-check layers and losses: the built-ins, or the Layer and Loss subclasses of the "
-                    "named modules (importable from the working directory).",
-        epilog="examples:\n  python -m layers.gradcheck                    # every built-in layer and loss\n"
-               "  python -m layers.gradcheck mylayers           # only the classes defined in mylayers.py\n"
-               "  python -m layers.gradcheck --seeds 100 --json report.json",
+                    "named modules (importable from the working directory, or given as a file).",
+        epilog=f"examples:\n  {prog}                    # every built-in layer and loss\n"
+               f"  {prog} mylayers           # only the classes defined in mylayers.py\n"
+               f"  {prog} mywork/myact.py    # a module given as a file\n"
+               f"  {prog} --seeds 100 --json report.json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("modules", nargs="*", metavar="MODULE", help="module defining Layer or Loss subclasses")
+    p.add_argument("modules", nargs="*", metavar="MODULE",
+                   help="module defining Layer or Loss subclasses: a name (mylayers) or a file (mywork/mylayers.py)")
     p.add_argument("--builtins", action="store_true", help="check the built-ins too when modules are named")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the examples' inputs and of dout (default 0); each case draws from its own stream")
@@ -109,23 +139,28 @@ def summary(reports: list[tuple[int, int, GradReport]], classes: list[type], see
     failed = sorted({r.layer for _, _, r in reports if not r.passed})
     tensors = sum(len(r.checks) for _, _, r in reports)
     losses = sum(c in LOSSES.values() for c in classes)
-    kinds = f"{len(classes) - losses} layers, {losses} losses"
-    seeds_text = f", {seeds} seeds" if seeds > 1 else ""
+    kinds = f"{count(len(classes) - losses, 'layer')}, {count(losses, 'loss', 'losses')}"
+    seeds_text = f", {count(seeds, 'seed')}" if seeds > 1 else ""
     verdict = f"FAILED: {', '.join(failed)}" if failed else "all passed"
-    return f"\n{kinds}{seeds_text}, {len(reports)} cases, {tensors} tensors checked: {verdict}"
+    return f"\n{kinds}{seeds_text}, {count(len(reports), 'case')}, {count(tensors, 'tensor')} checked: {verdict}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def count(n: int, one: str, many: str | None = None) -> str:
+    """``n`` and the noun, singular for 1: "1 layer", "2 layers", "1 loss", "0 losses"."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m layers.gradcheck") -> int:
+    args = parser(prog).parse_args(argv)
     if args.seeds < 1:
-        print("layers.gradcheck: error: --seeds must be at least 1", file=sys.stderr)
+        print(f"{prog}: error: --seeds must be at least 1", file=sys.stderr)
         return 2
     try:
         classes = classes_for(args)
     except ImportError as e:
         if args.debug:
             raise
-        print(f"layers.gradcheck: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     reports = [(seed, batch, check_case(cls, batch, seed, args.mode))
                for seed in range(args.seed, args.seed + args.seeds) for cls in classes for batch in (1, 3)]
@@ -141,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             Path(args.json).write_text(json.dumps(data, indent=1, default=float) + "\n")
         except OSError as e:
-            print(f"layers.gradcheck: error: --json {args.json!r}: {e.strerror or e}", file=sys.stderr)
+            print(f"{prog}: error: --json {args.json!r}: {e.strerror or e}", file=sys.stderr)
             return 2
     return 0 if all(r.passed for _, _, r in reports) else 1
 

@@ -133,6 +133,12 @@ def load_run(run_dir: str | Path, which: str = "best") -> TrainedModel:
     if which not in ("best", "last"):
         raise ValueError(f"load_run: which must be 'best' or 'last', got {which!r}")
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{str(run_dir)!r} is not a folder: expected a run folder (one that training "
+                                "wrote, with checkpoint.npz)")
+    if not (run_dir / "checkpoint.npz").exists():
+        what = "a run that has not finished its first epoch" if (run_dir / "config.toml").exists() else "not a run"
+        raise FileNotFoundError(f"{str(run_dir)!r} is {what}: it has no checkpoint.npz")
     meta, arrays = ckpt.read_checkpoint(run_dir)
     prefixes = {"best": ("best/", "best_buffer/"), "last": ("param/", "buffer/")}[which]
     return from_arrays(meta["config"], meta["input_shape"], arrays, *prefixes, str(run_dir / "checkpoint.npz"))

@@ -267,6 +267,8 @@ def train_locked(run: Run, on_epoch: Callable[[Solver], None] | None) -> int:
     last_save = time.monotonic()
 
     history.rewrite(run_dir, solver)  # a new run's headers, or a resumed one's rows up to its checkpoint
+    if run.resumed_from_epoch is not None and solver.epoch < solver.epochs:
+        remove_evaluation(run_dir, solver.verbose)
     written = solver.epoch
 
     def save(s: Solver) -> None:
@@ -285,14 +287,28 @@ def train_locked(run: Run, on_epoch: Callable[[Solver], None] | None) -> int:
     start = time.perf_counter()
     with stop_on_signals(solver):
         metrics = solver.train(on_epoch_end, on_stop=save)
-    metrics["seconds"] = round(sum(solver.epoch_seconds), 3)
     metrics["wall_seconds"] = round(time.perf_counter() - start, 3)
     report.write_json(run_dir / "metrics.json", metrics)
-    if cfg["output"]["plot"]:
-        report.write_curves(run_dir, solver)
+    if cfg["output"]["plot"] and not report.write_curves(run_dir, solver) and report.pyplot() is None \
+            and solver.verbose:
+        print("solver: no curves.png: matplotlib is not installed (pip install -e '.[plot]', or set "
+              "output.plot = false)", file=sys.stderr)
     print(stop_message(solver, run_dir), file=sys.stderr)
     print(report.summary_line(metrics, run_dir))
     return 0 if solver.stop_reason is None else solver.stop_reason.kind.exit_code
+
+
+EVALUATION_FILES = ("evaluation.json", "confusion.png", "filters.png", "saliency.png")
+
+
+def remove_evaluation(run_dir: Path, verbose: bool) -> None:
+    """Before a resume trains on: what ``chainrule evaluate`` wrote described the parameters before it."""
+    removed = [name for name in EVALUATION_FILES if (run_dir / name).is_file()]
+    for name in removed:
+        (run_dir / name).unlink()
+    if removed and verbose:
+        print(f"solver: removed {', '.join(removed)}: they described the run before this resume "
+              f"(chainrule evaluate {run_dir} writes them again)", file=sys.stderr)
 
 
 def stop_message(solver: Solver, run_dir: Path) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 import tomli_w
 
 from chainrule.checkpoint import atomic_write
+from chainrule.config import SCHEMA
 from chainrule.report import pyplot, save_figure
 from chainrule.sweep_plan import Plan, Sampler, trial_config
 from solver import Stop, StopReason
@@ -119,9 +120,25 @@ def write_summary(sweep: Sweep) -> None:
     best = best_trial(sweep)
     if best is not None:
         cfg = trial_config(sweep.plan, sweep.sampler.values(best))
-        cfg["solver"]["verbose"], cfg["output"]["plot"], cfg["output"]["dir"] = True, True, ""
-        atomic_write(sweep.folder / "best.toml", tomli_w.dumps(cfg).encode())
+        cfg["solver"]["verbose"], cfg["output"]["plot"] = True, True
+        cfg["output"]["dir"] = str(sweep.folder.with_name(sweep.folder.name.removesuffix("-sweep") + "-best"))
+        atomic_write(sweep.folder / "best.toml", tomli_w.dumps(as_written(cfg, sweep.plan.raw)).encode())
     write_picture(sweep)
+
+
+def as_written(cfg: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config as a person would write it: the keys the sweep's config set, and those that differ from
+    their defaults (sampled values, absolute paths); a default the config never mentioned (a spiral's ``noise``
+    in a digits sweep) is left out, and [sweep] too."""
+    out: dict[str, Any] = {}
+    for section, values in cfg.items():
+        if section == "sweep":
+            continue
+        schema, given = SCHEMA.get(section, {}), raw.get(section, {})
+        kept = {k: v for k, v in values.items() if k in given or k not in schema or v != schema[k][1]}
+        if kept or section in raw:
+            out[section] = kept
+    return out
 
 
 def write_picture(sweep: Sweep) -> bool:
@@ -137,6 +154,10 @@ def write_picture(sweep: Sweep) -> bool:
         points = ax.scatter([float(r[dists[0].path]) for r in rows], [float(r[dists[1].path]) for r in rows],
                             c=metric, cmap="viridis", s=40)
         fig.colorbar(points, label=sweep.plan.metric)
+        top = max(rows, key=lambda r: r["metric"])
+        ax.scatter([float(top[dists[0].path])], [float(top[dists[1].path])], marker="*", s=260, c="red",
+                   edgecolors="black", label=f"best: trial {top['trial']} ({top['metric']:.4f})", zorder=3)
+        ax.legend(loc="best")
         ax.set(xlabel=dists[0].path, ylabel=dists[1].path, title=f"{len(rows)} trials")
         for d, set_scale in zip(dists, (ax.set_xscale, ax.set_yscale), strict=True):
             if d.kind == "loguniform" or d.log:
@@ -146,6 +167,10 @@ def write_picture(sweep: Sweep) -> bool:
         for d, ax in zip(dists, axes[0], strict=True):
             xs = [r[d.path] if d.continuous else str(r[d.path]) for r in rows]
             ax.scatter([float(x) for x in xs] if d.continuous else xs, metric)
+            at = max(range(len(rows)), key=lambda i: metric[i])
+            ax.scatter([float(xs[at])] if d.continuous else [xs[at]], [metric[at]], marker="*", s=260,
+                       c="red", edgecolors="black", label=f"best: trial {rows[at]['trial']}", zorder=3)
+            ax.legend(loc="best")
             ax.set(xlabel=d.path, ylabel=sweep.plan.metric)
             if d.kind == "loguniform" or d.log:
                 ax.set_xscale("log")

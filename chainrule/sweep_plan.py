@@ -16,7 +16,7 @@ from chainrule.build import build_objects, load_data
 from chainrule.config import ConfigError, resolve, self_contained
 
 SAMPLERS = ("random", "grid", "tpe")
-METRICS = ("best_val_acc", "test_acc", "final_train_acc")
+METRICS = ("best_val_acc", "test_acc", "train_acc")
 
 
 def cores() -> int:

@@ -69,7 +69,7 @@ def run_trial(cfg: dict[str, Any], trial_dir: str, threads: int, medians: list[f
     metrics = json.loads((folder / "metrics.json").read_text())
     stop = run.solver.stop_reason
     return {"status": TrialStatus.after(stop), "metric": metrics.get(metric), "epochs": metrics["epochs_run"],
-            "seconds": metrics["seconds"], "stop": None if stop is None else stop.kind,
+            "seconds": metrics["train_seconds"], "stop": None if stop is None else stop.kind,
             "stop_reason": "" if stop is None else stop.message, "val_acc_history": list(run.solver.val_acc_history)}
 
 

@@ -20,6 +20,7 @@ import tomli_w
 from chainrule import runs
 from chainrule.checkpoint import atomic_write
 from chainrule.config import ConfigError, apply_sets, read_config, resolve
+from chainrule.report import pyplot
 from chainrule.sweep_folder import Sweep, TrialStatus, read_rows, write_summary
 from chainrule.sweep_plan import Sampler, cores, make_plan
 from chainrule.sweep_run import execute, local_executor
@@ -89,4 +90,6 @@ def sweep(config: str | Path | None = None, *, trials: int | None = None, worker
               f"chainrule sweep --resume {s.folder}", file=sys.stderr)
         raise
     write_summary(s)
+    if verbose and pyplot() is None:
+        print("sweep: no sweep.png: matplotlib is not installed (pip install -e '.[plot]')", file=sys.stderr)
     return [{k: v for k, v in s.rows[i].items() if k != "val_acc_history"} for i in sorted(s.rows)]

@@ -29,6 +29,7 @@ and the gradient checker find it.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from operator import is_
 from typing import Any
@@ -80,6 +81,20 @@ def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...], margin: flo
     """Standard-normal float64 samples with ``|x| >= margin``, for inputs near a kink at 0."""
     x = rng.standard_normal(shape)
     return np.where(x >= 0, x + margin, x - margin)
+
+
+def is_plain(value: Any) -> bool:
+    """A value a repr can show in a line: a number, string, bool, None, or a short tuple or list of them."""
+    if isinstance(value, (tuple, list)):
+        return len(value) <= 8 and all(is_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str, np.generic))
+
+
+def same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 def held(name: str, value: Any, kind: type) -> Iterator[tuple[str, Any]]:
@@ -144,7 +159,20 @@ class Layer:
         return self.forward(*inputs)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        """The class and the constructor's arguments it keeps as attributes of the same name, where they differ
+        from their defaults (``LearnedSoftplus(beta=2.0)``); built-in layers write their own."""
+        try:
+            parameters = list(inspect.signature(type(self).__init__).parameters.values())[1:]
+        except (TypeError, ValueError):
+            parameters = []
+        shown = []
+        for p in parameters:
+            value = vars(self).get(p.name, p.default)
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or value is p.empty or not is_plain(value):
+                continue
+            if p.default is p.empty or not same(value, p.default):
+                shown.append(f"{p.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(shown)})"
 
     # The tree ------------------------------------------------------------------------------------------
 

@@ -229,8 +229,9 @@ def test_predict_reads_cifar10_binary_batches(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["predict", "nope", "x.npz"], "chainrule: error: 'nope/checkpoint.npz' does not exist"),
-    (["evaluate", "nope"], "chainrule: error: 'nope/checkpoint.npz' does not exist"),
+    (["predict", "nope", "x.npz"], "chainrule: error: 'nope' is not a folder: expected a run folder"),
+    (["evaluate", "nope"], "chainrule: error: 'nope' is not a folder: expected a run folder"),
+    (["evaluate", "."], "chainrule: error: '.' is not a run: it has no checkpoint.npz"),
     (["train"], "chainrule: error: give a config file, or --resume RUN_DIR"),
 ])
 def test_command_errors_are_one_line_with_status_2(args, message, capsys, tmp_path, monkeypatch):

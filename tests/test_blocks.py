@@ -237,3 +237,21 @@ def test_a_block_run_trains_in_process_and_reports_its_layers(tmp_path, capsys):
     assert runs.train(run) == 0
     err = capsys.readouterr().err
     assert "1 NormBlock(...)" in err and "  1.bn BatchNorm(num_features=8)" in err
+
+
+def test_a_user_layer_shows_its_arguments_in_its_repr_and_the_model_summary():
+    from chainrule.report import model_summary
+    from layers import Affine, Layer, Sequential
+
+    class LearnedSoftplus(Layer, register=False):
+        def __init__(self, beta=1.0, rng=None, dtype="float32"):
+            super().__init__()
+            self.beta, self.rng = beta, rng
+
+        def forward(self, x):
+            return np.logaddexp(0, self.beta * x) / self.beta
+
+    assert repr(LearnedSoftplus()) == "LearnedSoftplus()"
+    assert repr(LearnedSoftplus(2.0, rng=np.random.default_rng(0))) == "LearnedSoftplus(beta=2.0)"
+    summary = model_summary(Sequential(Affine(2, 3), LearnedSoftplus(beta=2.0)), np.zeros((1, 2), np.float32))
+    assert "1 LearnedSoftplus(beta=2.0)" in summary, summary

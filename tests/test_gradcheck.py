@@ -196,7 +196,7 @@ def test_cli_unknown_module_is_one_line_and_status_2():
     result = run_cli("no_such_module_xyz")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "layers.gradcheck: cannot import module 'no_such_module_xyz': ModuleNotFoundError: "
+        "python -m layers.gradcheck: error: cannot import module 'no_such_module_xyz': ModuleNotFoundError: "
         "No module named 'no_such_module_xyz'"]
 
 
@@ -206,7 +206,7 @@ def test_cli_names_the_module_whose_import_failed(tmp_path):
                             text=True, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "layers.gradcheck: cannot import module 'boom_module_xyz': RuntimeError: boom at import"]
+        "python -m layers.gradcheck: error: cannot import module 'boom_module_xyz': RuntimeError: boom at import"]
 
 
 def test_objective_check_covers_loss_and_l2_and_catches_a_broken_layer(rng):
@@ -273,9 +273,10 @@ def test_a_default_example_that_does_not_fit_gets_the_example_hint():
 
 @pytest.mark.parametrize("args, message", [
     (["--seeds", "abc"], "python -m layers.gradcheck: error: argument --seeds: invalid int value: 'abc' (see --help)"),
-    (["--seeds", "0"], "layers.gradcheck: error: --seeds must be at least 1"),
+    (["--seeds", "0"], "python -m layers.gradcheck: error: --seeds must be at least 1"),
     (["--mode", "test"], "python -m layers.gradcheck: error: argument --mode: invalid choice: 'test' "),
-    (["--json", "/nonexistent-dir/r.json"], "layers.gradcheck: error: --json '/nonexistent-dir/r.json': No such file"),
+    (["--json", "/nonexistent-dir/r.json"],
+     "python -m layers.gradcheck: error: --json '/nonexistent-dir/r.json': No such file"),
 ])
 def test_cli_bad_arguments_are_one_line_and_status_2(args, message):
     result = run_cli(*args)
@@ -319,3 +320,44 @@ class ListOutput(Layer, register=False):
 def test_a_forward_that_returns_a_list_is_blamed_on_forward():
     with pytest.raises(TypeError, match=r"ListOutput.forward returned a list, expected one numpy array"):
         gradcheck(ListOutput(), np.ones((2, 3)))
+
+
+ACTIVATION = """
+import numpy as np
+from layers import Layer
+
+
+class Cube(Layer):
+    \"\"\"out = x ** 3\"\"\"
+
+    def forward(self, x):
+        self.x = x
+        return x ** 3
+
+    def backward(self, dout):
+        return 3 * self.x ** 2 * dout
+"""
+
+
+def test_chainrule_gradcheck_takes_a_module_file_and_says_its_own_name(tmp_path):
+    (tmp_path / "mywork").mkdir()
+    (tmp_path / "mywork" / "myact.py").write_text(ACTIVATION)
+    result = subprocess.run([sys.executable, "-m", "chainrule", "gradcheck", "mywork/myact.py"], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "1 layer, 0 losses, 2 cases, 2 tensors checked: all passed"
+    help_text = subprocess.run([sys.executable, "-m", "chainrule", "gradcheck", "--help"], capture_output=True,
+                               text=True, cwd=tmp_path).stdout
+    assert help_text.startswith("usage: chainrule gradcheck") and "chainrule gradcheck mywork/myact.py" in help_text
+    missing = subprocess.run([sys.executable, "-m", "chainrule", "gradcheck", "mywork/nothere.py"],
+                             capture_output=True, text=True, cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
+        "chainrule gradcheck: error: cannot import module 'mywork/nothere.py': FileNotFoundError: "
+        "no file 'mywork/nothere.py'"]
+
+
+def test_the_summary_counts_in_words():
+    from chainrule.gradcheck import count
+
+    assert [count(1, "layer"), count(2, "layer"), count(1, "loss", "losses"), count(0, "loss", "losses")] == [
+        "1 layer", "2 layers", "1 loss", "0 losses"]

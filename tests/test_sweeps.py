@@ -103,15 +103,24 @@ def test_every_sampled_config_is_validated_before_any_trial(line, message, tmp_p
     assert len(err.splitlines()) == 1 and message in err and not (tmp_path / "s").exists()
 
 
-def test_a_sweep_on_a_process_pool_writes_its_folder(tmp_path):
+def test_a_sweep_on_a_process_pool_writes_its_folder(tmp_path, monkeypatch):
+    from chainrule import sweep_folder
+
+    figures, save = [], sweep_folder.save_figure
+    monkeypatch.setattr(sweep_folder, "save_figure", lambda fig, path: (figures.append(fig), save(fig, path)))
     rows = chainrule.sweep(config(tmp_path), workers=2, sets=[f"output.dir='{tmp_path / 's'}'"])
     folder = tmp_path / "s"
     assert [r["trial"] for r in rows] == [0, 1, 2, 3] and all(r["status"] is TrialStatus.OK for r in rows)
     assert {"sweep.csv", "best.toml", "sweep.png", "trial-0000", "trial-0003"} <= set(os.listdir(folder))
     assert (folder / "trial-0002" / "checkpoint.npz").exists() and (folder / "trial-0002" / "history.csv").exists()
     best = max(rows, key=lambda r: (r["metric"], -r["trial"]))
+    legend = figures[-1].axes[0].get_legend().get_texts()[0].get_text()
+    assert legend.startswith(f"best: trial {best['trial']} ")  # sweep.png marks the best trial
     best_cfg = (folder / "best.toml").read_text()
     assert f"lr = {best['optim.lr']}" in best_cfg and "[sweep]" not in best_cfg
+    # only what the sweep's config said and what differs from the defaults: no spiral keys it never set
+    assert "samples = 60" in best_cfg and "noise" not in best_cfg and "classes" not in best_cfg
+    assert f"dir = \"{tmp_path / 's-best'}\"" in best_cfg  # not runs/best
     result = subprocess.run([sys.executable, "-m", "solver", str(folder / "best.toml"), "--set",
                              f"output.dir='{tmp_path / 'again'}'", "--set", "solver.verbose=false"],
                             capture_output=True, text=True, cwd=tmp_path)

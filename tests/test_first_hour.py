@@ -1,0 +1,74 @@
+"""What a new user tripped over in the first hour (issue 22): each item, fixed, with its test."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from chainrule import evaluation, report, runs
+from chainrule.cli import main as chainrule_main
+from tests.subprocess_runs import ROOT, USER_ENV
+from tests.test_after_training import SPIRAL, trained, write
+
+
+def test_a_resumed_run_says_what_its_seconds_are_and_drops_stale_evaluations(tmp_path, capsys):
+    run = trained(tmp_path, SPIRAL.replace("verbose = false", "verbose = true"))
+    assert chainrule_main(["evaluate", str(run.run_dir)]) == 0
+    assert (run.run_dir / "evaluation.json").exists()
+    capsys.readouterr()
+    resumed = runs.setup(None, ["solver.epochs=14"], resume=run.run_dir)
+    assert runs.train(resumed) == 0
+    out, err = capsys.readouterr()
+    assert not (run.run_dir / "evaluation.json").exists() and "removed evaluation.json" in err
+    metrics = json.loads((run.run_dir / "metrics.json").read_text())
+    assert metrics["train_seconds"] == pytest.approx(sum(resumed.solver.epoch_seconds), abs=1e-3)  # all 14 epochs
+    assert "final_train_acc" not in metrics and "train_seconds" in out and "wall_seconds" in out
+    kept = resumed.solver.check_accuracy(resumed.solver.data["X_train"], resumed.solver.data["y_train"])
+    assert metrics["train_acc"] == kept  # of the parameters the run keeps (the best epoch's)
+
+
+def test_evaluate_writes_its_files_before_a_reader_closes_the_pipe(tmp_path):
+    run = trained(tmp_path)
+    result = subprocess.run(f"{sys.executable} -m chainrule evaluate {run.run_dir} | head -1", shell=True,
+                            capture_output=True, text=True, env=USER_ENV, cwd=ROOT)
+    assert result.stdout.startswith("best parameters of") and "Traceback" not in result.stderr
+    assert (run.run_dir / "evaluation.json").exists() and (run.run_dir / "confusion.png").exists()
+
+
+def captured_figure(monkeypatch):
+    figures = []
+    monkeypatch.setattr(evaluation, "save_figure", lambda fig, path: figures.append(fig))
+    return figures
+
+
+@pytest.mark.parametrize("classes", [3, 10])
+def test_the_confusion_matrix_labels_every_class_and_nothing_between(classes, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    figures = captured_figure(monkeypatch)
+    confusion = np.arange(classes * classes).reshape(classes, classes)
+    assert evaluation.write_confusion_png(tmp_path / "c.png", confusion)
+    ax = figures[0].axes[0]
+    assert list(ax.get_xticks()) == list(range(classes)) and list(ax.get_yticks()) == list(range(classes))
+    sizes = {t.get_fontsize() for t in ax.texts}
+    assert len(ax.texts) == classes * classes and min(sizes) >= 10
+
+
+def test_without_matplotlib_a_run_says_there_are_no_curves(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(report, "pyplot", lambda: None)
+    run = runs.setup(write(tmp_path, SPIRAL.replace("plot = false", "plot = true").replace(
+        "verbose = false", "verbose = true")), [f"output.dir='{tmp_path / 'r'}'"])
+    assert runs.train(run) == 0
+    assert "no curves.png: matplotlib is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "curves.png").exists()
+
+
+def test_chainrule_version(capsys):
+    import chainrule
+
+    with pytest.raises(SystemExit) as caught:
+        chainrule_main(["--version"])
+    assert caught.value.code == 0 and capsys.readouterr().out.strip() == f"chainrule {chainrule.__version__}"
+    assert all((ROOT / p / "py.typed").exists() for p in ("layers", "losses", "optim", "chainrule"))
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License") and (ROOT / "CHANGELOG.md").exists()
