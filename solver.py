@@ -32,8 +32,16 @@ from optim import OPTIMIZERS, ExponentialDecay, Optimizer, Schedule
 DATA_KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 
 
-def check_data(data: dict[str, Any]) -> dict[str, NDArray[Any]]:
-    """Validate the data dict: the four required arrays, optional test arrays, matching lengths."""
+def model_dtype(model: Layer) -> np.dtype | None:
+    """The floating dtype of the model's parameters, or None for a model without any."""
+    dtypes = {p.dtype for p in model.params.values() if p.dtype.kind == "f"}
+    return dtypes.pop() if len(dtypes) == 1 else None
+
+
+def check_data(data: dict[str, Any], dtype: np.dtype | None = None) -> dict[str, NDArray[Any]]:
+    """Validate the data dict: the four required arrays, optional test arrays, matching lengths. Inputs are
+    converted once, here, to ``dtype`` (the model's: numpy's float64 data for a float32 model, or integer
+    pixels); layers themselves stay strict about dtypes."""
     unknown = sorted(set(data) - set(DATA_KEYS))
     if unknown:
         raise KeyError(f"Solver data: unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
@@ -47,13 +55,26 @@ def check_data(data: dict[str, Any]) -> dict[str, NDArray[Any]]:
         if f"X_{split}" not in out:
             continue
         X, y = out[f"X_{split}"], out[f"y_{split}"]
-        if X.dtype.kind != "f":
-            raise TypeError(f"Solver data: X_{split} must be floating, got {X.dtype}")
+        if X.dtype.kind not in "fiu":
+            raise TypeError(f"Solver data: X_{split} must be real numbers, got {X.dtype}")
+        target = dtype if dtype is not None else X.dtype if X.dtype.kind == "f" else np.dtype(np.float32)
+        if X.dtype != target:
+            out[f"X_{split}"] = X = to_dtype(X, target, f"X_{split}")
         if y.dtype.kind not in "iu" or y.ndim != 1:
             raise ValueError(f"Solver data: y_{split} must be 1-D integer labels, got {y.dtype} of shape {y.shape}")
         if len(X) != len(y):
             raise ValueError(f"Solver data: X_{split} has {len(X)} rows but y_{split} has {len(y)}")
     return out
+
+
+def to_dtype(X: NDArray[Any], dtype: np.dtype, name: str) -> NDArray[Any]:
+    """``X`` as ``dtype``; values beyond its range are a ValueError, not a silent inf."""
+    with np.errstate(over="ignore"):
+        converted = X.astype(dtype)
+    if X.dtype.kind == "f" and not np.array_equal(np.isfinite(converted), np.isfinite(X)):
+        raise ValueError(f"Solver data: {name} has values beyond {dtype} (largest {np.finfo(dtype).max:.3g}); "
+                         f"scale the data or use a {X.dtype} model (model.astype(np.{X.dtype}))")
+    return converted
 
 
 def check_labels(data: dict[str, NDArray[Any]], classes: int) -> None:
@@ -168,7 +189,7 @@ class Solver:
         if not isinstance(model, Layer):
             raise TypeError(f"Solver: model must be a Layer, got {type(model).__name__}")
         self.model = model
-        self.data = check_data(data)
+        self.data = check_data(data, model_dtype(model))
         self.loss = LOSSES.lookup(loss)() if isinstance(loss, str) else loss
         self.optimizer = OPTIMIZERS.lookup(optimizer)() if isinstance(optimizer, str) else optimizer
         counts = (("batch_size", batch_size, 1), ("epochs", epochs, 0), ("num_train_samples", num_train_samples, 1))

@@ -4,7 +4,8 @@ Each class builds its own small case with ``example(rng, batch=3)``: the classme
 instance and a tuple of float64 inputs (``(scores, labels)`` for a loss). The default builds
 ``cls()`` with one input of shape (batch, 2, 3) for a layer and scores of shape (batch, 4) for a
 loss; a class whose ``__init__`` needs arguments defines its own. Every class is checked at a batch
-of 1 and of 3, for each seed.
+of 1 and of 3, for each seed, and a layer with parameters once more at parameter values drawn away
+from its example's (``draw_params``: rows marked "params drawn").
 """
 
 from __future__ import annotations
@@ -76,23 +77,53 @@ def import_file(path: Path) -> ModuleType:
     return module
 
 
-def check_case(cls: Any, batch: int, seed: int, mode: str) -> GradReport:
-    """One class at one batch size and seed; a class that cannot build or run its example gets a failed report."""
+def check_case(cls: Any, batch: int, seed: int, mode: str, drawn: bool = False) -> GradReport | None:
+    """One class at one batch size and seed; a class that cannot build or run its example gets a failed report.
+    With ``drawn``, the example's parameters are first moved to values drawn away from them (``draw_params``);
+    None when the example has no parameters to draw."""
     rng = np.random.default_rng((seed, batch))
     try:
         takes_batch = "batch" in inspect.signature(cls.example).parameters
         subject, inputs = cls.example(rng, batch=batch) if takes_batch else cls.example(rng)
     except Exception as e:
+        if drawn:
+            return None  # said once, by the case at the example's own values
         return GradReport(cls.__name__, f"batch {batch}", mode,
                           problems=[f"cannot build an example ({type(e).__name__}: {one_line(e)}); {EXAMPLE_HINT}"])
+    shapes = " ".join(str(np.shape(x)) for x in inputs)
+    if drawn:
+        if cls in LOSSES.values() or not draw_params(subject, np.random.default_rng((seed, batch, DRAW_STREAM))):
+            return None
     try:
         if cls in LOSSES.values():
-            return check_loss(subject, *inputs, rng=seed, mode=mode)
-        return gradcheck(subject, *inputs, rng=seed, mode=mode)
+            report = check_loss(subject, *inputs, rng=seed, mode=mode)
+        else:
+            report = gradcheck(subject, *inputs, rng=seed, mode=mode)
     except Exception as e:  # a broken user layer is a failed row, not a crash
-        shapes = " ".join(str(np.shape(x)) for x in inputs)
         hint = f"; {EXAMPLE_HINT}" if "example" not in vars(cls) else ""  # the inherited default may not fit
         return GradReport(cls.__name__, shapes, mode, problems=[f"raised {type(e).__name__}: {one_line(e)}{hint}"])
+    if drawn:
+        report.shapes += " params drawn"
+    return report
+
+
+DRAW_STREAM = 7  # the Generator stream of the drawn parameter values, apart from the example's own
+
+
+def draw_params(layer: Any, rng: np.random.Generator) -> bool:
+    """Move every floating parameter away from the example's values, in place: each entry is multiplied by a
+    factor drawn from [0.5, 2], so its sign is kept (a positive scale or temperature stays positive), and an entry
+    that is exactly 0 becomes 0.5 * N(0, 1). An example that sets a parameter to 1 hides a missing factor of it,
+    and one at 0 hides a missing term multiplied by it: the drawn values show both. A parameter whose domain is
+    narrower than its sign (a probability, say) should be derived from an unconstrained one. False when the
+    layer has no floating parameters."""
+    drawn = False
+    for value in layer.params.values():
+        if value.dtype.kind == "f" and value.size:
+            factor = rng.uniform(0.5, 2.0, value.shape)
+            value[...] = np.where(value == 0, 0.5 * rng.standard_normal(value.shape), value * factor)
+            drawn = True
+    return drawn
 
 
 def one_line(error: BaseException) -> str:
@@ -162,8 +193,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m layers.gradcheck"
             raise
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
-    reports = [(seed, batch, check_case(cls, batch, seed, args.mode))
-               for seed in range(args.seed, args.seed + args.seeds) for cls in classes for batch in (1, 3)]
+    cases = [(seed, batch, check_case(cls, batch, seed, args.mode, drawn))
+             for seed in range(args.seed, args.seed + args.seeds) for cls in classes for batch in (1, 3)
+             for drawn in (False, True)]
+    reports = [(seed, batch, report) for seed, batch, report in cases if report is not None]
     shown = [r for _, _, r in reports if args.seeds == 1 or not r.passed]
     rows = [row for r in shown for row in r.rows()]
     if rows:

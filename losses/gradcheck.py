@@ -68,9 +68,13 @@ def check_loss(loss: Loss, scores: Any, y: Any, **kwargs: Any) -> GradReport:
 
 def check_objective(model: Layer, loss: Loss, X: Any, y: Any, reg: float = 0.0, **kwargs: Any) -> GradReport:
     """Gradient-check the whole training objective against the input and every parameter of ``model``;
-    the rows name the model's parameters as ``model.params`` does ("0.W", "1.fc.b")."""
+    the rows name the model's parameters as ``model.params`` does, with the class that holds each
+    ("0.W (Affine)", "1.fc.b (Affine)")."""
     report = gradcheck(ObjectiveLayer(model, Objective(loss, reg), y), X, **kwargs)
     report.layer = f"{type(model).__name__} + {type(loss).__name__} + L2({reg:g})"
+    owners = dict(model.named_layers())
     for check in report.checks:
-        check.name = check.name.removeprefix("model.")
+        name = check.name.removeprefix("model.")
+        owner = owners.get(name.rpartition(".")[0])
+        check.name = f"{name} ({type(owner).__name__})" if owner is not None and owner is not model else name
     return report

@@ -130,8 +130,10 @@ def test_the_whole_model_check_covers_a_blocks_parameters(cls):
     report = check_objective(net, SoftmaxCrossEntropy(), rng.standard_normal((4, 3)), np.array([0, 1, 2, 1]),
                              reg=0.1)
     assert report.passed, str(report)
-    assert [c.name for c in report.checks] == ["dX", "0.W", "0.b", *(f"1.{k}" for k in SUBLAYER_PARAMS[cls]),
-                                               "2.W", "2.b"]
+    names = [c.name.split(" (")[0] for c in report.checks]
+    assert names == ["dX", "0.W", "0.b", *(f"1.{k}" for k in SUBLAYER_PARAMS[cls]), "2.W", "2.b"]
+    owners = {c.name.split(" (")[0]: c.name.split(" (")[1].rstrip(")") for c in report.checks if " (" in c.name}
+    assert owners["0.W"] == "Affine" and owners[f"1.{SUBLAYER_PARAMS[cls][0]}"] in (cls.__name__, "Affine")
 
 
 def test_a_block_that_loses_its_own_gradient_fails_the_check():
@@ -150,7 +152,7 @@ def test_the_gradcheck_command_checks_user_blocks():
     result = subprocess.run([sys.executable, "-m", "layers.gradcheck", "blocks"], capture_output=True, text=True,
                             env=USER_ENV, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().endswith("3 layers, 0 losses, 6 cases, 28 tensors checked: all passed")
+    assert result.stdout.strip().endswith("3 layers, 0 losses, 12 cases, 56 tensors checked: all passed")
     assert "stages.2.W" in result.stdout and "bn.gamma" in result.stdout
 
 

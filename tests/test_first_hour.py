@@ -72,3 +72,22 @@ def test_chainrule_version(capsys):
     assert caught.value.code == 0 and capsys.readouterr().out.strip() == f"chainrule {chainrule.__version__}"
     assert all((ROOT / p / "py.typed").exists() for p in ("layers", "losses", "optim", "chainrule"))
     assert (ROOT / "LICENSE").read_text().startswith("MIT License") and (ROOT / "CHANGELOG.md").exists()
+
+
+def test_the_solver_takes_numpy_data_as_it_comes_and_converts_it_once():
+    from chainrule.data import spiral
+    from layers import Affine, ReLU, Sequential
+    from solver import Solver
+
+    X, y = spiral(samples=50, classes=3, noise=0.2, seed=0)  # float64, as numpy makes it
+    data = {"X_train": X, "y_train": y, "X_val": X.astype(np.float32), "y_val": y,
+            "X_test": (X * 10).astype(np.int16), "y_test": y}
+    model = Sequential(Affine(2, 16, rng=0), ReLU(), Affine(16, 3, rng=0))  # float32
+    solver = Solver(model, data, epochs=2, verbose=False)
+    assert {solver.data[k].dtype for k in ("X_train", "X_val", "X_test")} == {np.dtype(np.float32)}
+    assert solver.data["X_val"] is data["X_val"]  # already the model's dtype: not copied
+    solver.train()
+    with pytest.raises(ValueError, match=r"X_train has values beyond float32"):
+        Solver(model, {**data, "X_train": X * 1e39}, verbose=False)
+    with pytest.raises(TypeError, match=r"X_train must be real numbers, got complex128"):
+        Solver(model, {**data, "X_train": X.astype(complex)}, verbose=False)

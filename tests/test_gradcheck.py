@@ -166,7 +166,7 @@ def test_cli_checks_only_the_named_module_and_says_why_it_failed():
     result = run_cli("broken_layers")
     assert result.returncode == 1
     last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("4 layers, 0 losses, 8 cases")
+    assert last.startswith("4 layers, 0 losses, 14 cases")  # 8, and 6 with parameters drawn
     assert last.endswith("FAILED: NeedsArguments, WrongInputGradScale, WrongParamGradScale")
     assert "Affine" not in result.stdout
     assert row(result.stdout, "GoodScale", "dx").endswith("pass")
@@ -181,7 +181,8 @@ def test_cli_builtins_flag_adds_the_builtins_and_json_has_every_report(tmp_path)
     result = run_cli("broken_layers", "--builtins", "--json", str(tmp_path / "r.json"))
     assert f"{len(BUILTINS) + 4} layers, 2 losses" in result.stdout
     data = json.loads((tmp_path / "r.json").read_text())
-    assert len(data) == 2 * (len(BUILTINS) + 4 + 2)
+    cases = int(re.search(r"(\d+) cases", result.stdout).group(1))
+    assert len(data) == cases > 2 * (len(BUILTINS) + 4 + 2)  # and the cases with parameters drawn
     assert {"seed", "batch", "layer", "checks", "problems", "passed"} <= set(data[0])
     assert not next(d for d in data if d["layer"] == "WrongParamGradScale")["passed"]
 
@@ -218,10 +219,10 @@ def test_objective_check_covers_loss_and_l2_and_catches_a_broken_layer(rng):
     net = Sequential(Affine(3, 5, rng=rng, dtype=np.float64), Tanh(), Affine(5, 3, rng=rng, dtype=np.float64))
     report = check_objective(net, SoftmaxCrossEntropy(), X, y, reg=0.1)
     assert report.passed, str(report)
-    assert [c.name for c in report.checks] == ["dX", "0.W", "0.b", "2.W", "2.b"]
+    assert [c.name for c in report.checks] == ["dX", "0.W (Affine)", "0.b (Affine)", "2.W (Affine)", "2.b (Affine)"]
     broken = Sequential(Affine(3, 3, rng=rng, dtype=np.float64), Doubled())
     failed = check_objective(broken, SoftmaxCrossEntropy(), X, y, reg=0.1)
-    assert [c.name for c in failed.checks if not c.passed] == ["dX", "0.W", "0.b"]
+    assert [c.name for c in failed.checks if not c.passed] == ["dX", "0.W (Affine)", "0.b (Affine)"]
 
 
 def test_solver_gradcheck_flag_checks_the_config_model():
@@ -361,3 +362,69 @@ def test_the_summary_counts_in_words():
 
     assert [count(1, "layer"), count(2, "layer"), count(1, "loss", "losses"), count(0, "loss", "losses")] == [
         "1 layer", "2 layers", "1 loss", "0 losses"]
+
+
+HIDDEN_BUGS = """
+import numpy as np
+from layers import Layer
+
+
+class LearnedSoftplus(Layer):  # out = log(1 + exp(beta x)) / beta, beta > 0 learned (1 in the example)
+
+    def __init__(self, beta=1.0, dtype=np.float32, buggy=False):
+        super().__init__()
+        self.params = {"beta": np.array([beta], dtype)}
+        self.grads = {"beta": np.zeros(1, dtype)}
+        self.buggy = buggy
+
+    def forward(self, x):
+        self.x = x
+        return np.logaddexp(0, self.params["beta"] * x) / self.params["beta"]
+
+    def backward(self, dout):
+        beta, x = self.params["beta"], self.x
+        s = 1 / (1 + np.exp(-beta * x))
+        soft = np.logaddexp(0, beta * x)
+        term = x * s if self.buggy else x * s / beta  # the bug drops 1/beta: invisible at beta = 1
+        self.grads["beta"][...] = np.sum(dout * (term - soft / beta ** 2))
+        return dout * s
+
+    @classmethod
+    def example(cls, rng, batch=3):
+        return cls(1.0, np.float64, buggy=BUGGY), (rng.standard_normal((batch, 4)),)
+
+
+class QuadraticTerm(Layer):  # out = x + alpha x**2, alpha learned, starting at 0
+
+    def __init__(self, dtype=np.float32):
+        super().__init__()
+        self.params = {"alpha": np.zeros(1, dtype)}
+        self.grads = {"alpha": np.zeros(1, dtype)}
+
+    def forward(self, x):
+        self.x = x
+        return x + self.params["alpha"] * x ** 2
+
+    def backward(self, dout):
+        self.grads["alpha"][...] = np.sum(dout * self.x ** 2)
+        return dout if BUGGY else dout * (1 + 2 * self.params["alpha"] * self.x)  # the bug: the alpha term
+
+    @classmethod
+    def example(cls, rng, batch=3):
+        return cls(np.float64), (rng.standard_normal((batch, 4)),)
+"""
+
+
+@pytest.mark.parametrize("buggy", [False, True])
+def test_bugs_hidden_by_an_examples_parameter_values_fail_at_drawn_values(tmp_path, buggy):
+    (tmp_path / "hidden.py").write_text(f"BUGGY = {buggy}\n" + HIDDEN_BUGS)
+    result = subprocess.run([sys.executable, "-m", "layers.gradcheck", "hidden.py", "--seeds", "5"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    if not buggy:
+        assert result.returncode == 0, result.stdout  # no false failure at drawn values (beta stays positive)
+        return
+    assert result.returncode == 1
+    failing = [line for line in result.stdout.splitlines() if "FAIL:" in line]
+    assert failing and all("params drawn" in line for line in failing), result.stdout
+    assert {line.split()[0] for line in failing} == {"LearnedSoftplus", "QuadraticTerm"}
+    assert any(" beta " in line for line in failing) and any(" dx " in line for line in failing)
