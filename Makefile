@@ -1,6 +1,6 @@
 PY ?= .venv/bin/python
 
-.PHONY: lint format typecheck test bench check gradcheck
+.PHONY: lint format typecheck test bench check gradcheck docs
 
 lint:
 	$(PY) -m ruff check .
@@ -18,3 +18,5 @@ gradcheck:
 	$(PY) -m layers.gradcheck
 
 check: lint typecheck test
+docs:
+	$(PY) -m mkdocs build --strict
