@@ -91,3 +91,12 @@ def test_the_solver_takes_numpy_data_as_it_comes_and_converts_it_once():
         Solver(model, {**data, "X_train": X * 1e39}, verbose=False)
     with pytest.raises(TypeError, match=r"X_train must be real numbers, got complex128"):
         Solver(model, {**data, "X_train": X.astype(complex)}, verbose=False)
+
+
+def test_without_matplotlib_evaluate_says_there_are_no_pictures(tmp_path, capsys, monkeypatch):
+    run = trained(tmp_path)
+    monkeypatch.setattr(evaluation, "pyplot", lambda: None)
+    capsys.readouterr()
+    assert chainrule_main(["evaluate", str(run.run_dir)]) == 0
+    assert "no pictures: matplotlib is not installed" in capsys.readouterr().err
+    assert (run.run_dir / "evaluation.json").exists() and not (run.run_dir / "confusion.png").exists()

@@ -217,3 +217,14 @@ def test_a_damaged_sweep_csv_is_named_when_resuming(tmp_path, capsys):
     assert chainrule_main(["sweep", "--resume", str(out_dir)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "sweep.csv' line 2 is damaged" in err[0], err
+
+
+def test_without_matplotlib_a_sweep_says_there_is_no_picture(tmp_path, capsys, monkeypatch):
+    from chainrule import sweep_folder, sweeps
+
+    monkeypatch.setattr(sweeps, "pyplot", lambda: None)
+    monkeypatch.setattr(sweep_folder, "pyplot", lambda: None)
+    chainrule.sweep(config(tmp_path, trials=2, epochs=1), workers=1, sets=[f"output.dir='{tmp_path / 's'}'"],
+                    verbose=True)
+    assert "no sweep.png: matplotlib is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "s" / "sweep.png").exists() and (tmp_path / "s" / "best.toml").exists()
