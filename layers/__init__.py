@@ -15,11 +15,12 @@ from .graph import Graph
 from .maxout import Maxout
 from .normalization import BatchNorm, GroupNorm, LayerNorm
 from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool, MaxPool1D, MaxPool2D
+from .recurrent import GRU, LSTM, RNN, Embedding, TemporalAffine
 from .shape import Flatten, Reshape
 
 __all__ = [
     "REGISTRY", "Layer", "Add", "Mul", "Max", "Affine", "ReLU", "LeakyReLU", "ELU", "Sigmoid",
     "Tanh", "Maxout", "Sequential", "Graph", "MatMul", "Exp", "Reciprocal", "Scale", "AddConst", "Square", "Sum",
     "Dropout", "BatchNorm", "LayerNorm", "GroupNorm", "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D",
-    "AvgPool2D", "GlobalAvgPool", "Flatten", "Reshape",
+    "AvgPool2D", "GlobalAvgPool", "Flatten", "Reshape", "RNN", "LSTM", "GRU", "Embedding", "TemporalAffine",
 ]

@@ -33,6 +33,8 @@ def test_registered_layer_passes_gradcheck(name, batch):
     assert report.passed, str(report)
     assert all(c.abs_error <= c.allowed for c in report.checks)
     expected = {f"d{n}" for n in getattr(layer, "input_names", ())} or ({"dx"} if len(inputs) == 1 else {"dx", "dy"})
+    if np.asarray(inputs[0]).dtype.kind != "f":  # indices (Embedding) have no gradient
+        expected = set()
     assert {c.name for c in report.checks} == expected | set(layer.params)
 
 

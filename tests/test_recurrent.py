@@ -1,0 +1,146 @@
+"""Recurrent layers: RNN, LSTM, GRU, Embedding and TemporalAffine against PyTorch in float64 (outputs, input and
+every parameter gradient, with and without return_sequences), against closed forms where they are short, and
+their errors."""
+
+import numpy as np
+import pytest
+
+from layers import GRU, LSTM, RNN, Embedding, TemporalAffine
+
+SHAPES = [(2, 5, 3, 4), (1, 1, 2, 3), (3, 7, 1, 6)]  # N, T, D, H
+
+
+def torch_module(layer):
+    """The PyTorch module with the layer's weights, converted between the layouts (x @ W against W x)."""
+    torch = pytest.importorskip("torch")
+    D, H = layer.input_size, layer.hidden_size
+    p = {k: torch.tensor(v) for k, v in layer.params.items()}
+    if isinstance(layer, RNN):
+        module = torch.nn.RNN(D, H, nonlinearity=layer.nonlinearity, batch_first=True).double()
+        weights = (p["Wx"].T, p["Wh"].T, p["b"], torch.zeros(H, dtype=torch.float64))
+    elif isinstance(layer, LSTM):
+        order = torch.cat([torch.arange(k * H, (k + 1) * H) for k in (0, 1, 3, 2)])  # (i, f, o, g) -> (i, f, g, o)
+        module = torch.nn.LSTM(D, H, batch_first=True).double()
+        weights = (p["Wx"].T[order], p["Wh"].T[order], p["b"][order], torch.zeros(4 * H, dtype=torch.float64))
+    else:
+        module = torch.nn.GRU(D, H, batch_first=True).double()
+        weights = (p["Wx"].T, p["Wh"].T, p["bx"], p["bh"])
+    with torch.no_grad():
+        for target, value in zip((module.weight_ih_l0, module.weight_hh_l0, module.bias_ih_l0, module.bias_hh_l0),
+                                 weights, strict=True):
+            target.copy_(value)
+    return module, order if isinstance(layer, LSTM) else None
+
+
+def back_to_ours(layer, grad, order):
+    """A PyTorch weight gradient in this layer's layout."""
+    g = grad.numpy()
+    if order is not None:
+        g = g[np.argsort(order.numpy())]
+    return g.T if g.ndim == 2 else g
+
+
+@pytest.mark.parametrize("sequences", [False, True])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("make", [lambda D, H, s, g: RNN(D, H, return_sequences=s, rng=g, dtype=np.float64),
+                                  lambda D, H, s, g: RNN(D, H, "relu", s, rng=g, dtype=np.float64),
+                                  lambda D, H, s, g: LSTM(D, H, s, rng=g, dtype=np.float64),
+                                  lambda D, H, s, g: GRU(D, H, s, rng=g, dtype=np.float64)],
+                         ids=["rnn-tanh", "rnn-relu", "lstm", "gru"])
+def test_recurrent_layers_match_pytorch_in_float64(make, shape, sequences):
+    torch = pytest.importorskip("torch")
+    N, T, D, H = shape
+    rng = np.random.default_rng(N * 100 + T)
+    layer = make(D, H, sequences, rng)
+    for name in ("b", "bx", "bh"):
+        if name in layer.params:
+            layer.params[name][:] = 0.3 * rng.standard_normal(layer.params[name].shape)
+    x = rng.standard_normal((N, T, D))
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+
+    module, order = torch_module(layer)
+    xt = torch.tensor(x, requires_grad=True)
+    hs, _ = module(xt)
+    ref = hs if sequences else hs[:, -1]
+    ref.backward(torch.tensor(dout))
+    np.testing.assert_allclose(out, ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(layer.grads["Wx"], back_to_ours(layer, module.weight_ih_l0.grad, order), rtol=1e-9,
+                               atol=1e-11)
+    np.testing.assert_allclose(layer.grads["Wh"], back_to_ours(layer, module.weight_hh_l0.grad, order), rtol=1e-9,
+                               atol=1e-11)
+    bias = layer.grads.get("b", layer.grads.get("bx"))
+    np.testing.assert_allclose(bias, back_to_ours(layer, module.bias_ih_l0.grad, order), rtol=1e-9, atol=1e-11)
+    if "bh" in layer.grads:
+        np.testing.assert_allclose(layer.grads["bh"], module.bias_hh_l0.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def test_one_rnn_step_is_the_course_formula():
+    rng = np.random.default_rng(0)
+    layer = RNN(3, 2, return_sequences=True, rng=rng, dtype=np.float64)
+    x = rng.standard_normal((4, 2, 3))
+    Wx, Wh, b = layer.params["Wx"], layer.params["Wh"], layer.params["b"]
+    h1 = np.tanh(x[:, 0] @ Wx + b)
+    h2 = np.tanh(x[:, 1] @ Wx + h1 @ Wh + b)
+    np.testing.assert_allclose(layer.forward(x), np.stack([h1, h2], axis=1), rtol=1e-14)
+
+
+def test_embedding_gathers_rows_and_repeated_indices_accumulate():
+    layer = Embedding(4, 2, rng=0, dtype=np.float64)
+    idx = np.array([[1, 1, 3], [0, 1, 3]])
+    out = layer.forward(idx)
+    np.testing.assert_array_equal(out, layer.params["W"][idx])
+    assert layer.backward(np.ones((2, 3, 2))) is None
+    np.testing.assert_array_equal(layer.grads["W"], [[1, 1], [3, 3], [0, 0], [2, 2]])  # row 1 three times
+
+
+def test_embedding_and_temporal_affine_match_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    emb, lin = Embedding(6, 4, rng=rng, dtype=np.float64), TemporalAffine(4, 3, rng=rng, dtype=np.float64)
+    lin.params["b"][:] = rng.standard_normal(3)
+    idx = rng.integers(0, 6, (2, 5))
+    dout = rng.standard_normal((2, 5, 3))
+    lin.forward(emb.forward(idx))
+    emb.backward(lin.backward(dout))
+    t_emb, t_lin = torch.nn.Embedding(6, 4).double(), torch.nn.Linear(4, 3).double()
+    with torch.no_grad():
+        t_emb.weight.copy_(torch.tensor(emb.params["W"]))
+        t_lin.weight.copy_(torch.tensor(lin.params["W"].T))
+        t_lin.bias.copy_(torch.tensor(lin.params["b"]))
+    t_lin(t_emb(torch.tensor(idx))).backward(torch.tensor(dout))
+    np.testing.assert_allclose(emb.grads["W"], t_emb.weight.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(lin.grads["W"], t_lin.weight.grad.numpy().T, rtol=1e-12)
+    np.testing.assert_allclose(lin.grads["b"], t_lin.bias.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_float32_in_float32_out_and_long_sequences_stay_finite(cls):
+    rng = np.random.default_rng(1)
+    layer = cls(2, 8, return_sequences=True, rng=rng)
+    x = (10 * rng.standard_normal((3, 500, 2))).astype(np.float32)  # T = 500, large inputs
+    out = layer.forward(x)
+    dx = layer.backward(np.ones_like(out))
+    assert out.dtype == dx.dtype == np.float32 and all(g.dtype == np.float32 for g in layer.grads.values())
+    assert np.isfinite(out).all() and np.isfinite(dx).all() and all(np.isfinite(g).all() for g in layer.grads.values())
+
+
+def test_the_lstm_forget_gate_bias_starts_at_one():
+    b = LSTM(3, 4).params["b"]
+    np.testing.assert_array_equal(b, np.r_[np.zeros(4), np.ones(4), np.zeros(8)])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: RNN(3, 4).forward(np.zeros((2, 3), np.float32)), r"RNN\(3, 4\): expected x of shape \(N, T, 3\)"),
+    (lambda: GRU(3, 4).forward(np.zeros((2, 0, 3), np.float32)), r"GRU\(3, 4\): the sequences have length 0"),
+    (lambda: LSTM(3, 4).forward(np.zeros((2, 5, 2), np.float32)), r"expected x of shape \(N, T, 3\).*got \(2, 5, 2\)"),
+    (lambda: Embedding(5, 2).forward(np.array([[0, 5]])), r"Embedding\(5, 2\): index 5 is out of range: expected 0..4"),
+    (lambda: Embedding(5, 2).forward(np.array([[0.0, 1.0]])), r"Embedding\(5, 2\): expected integer indices"),
+    (lambda: RNN(3, 4, "sigmoid"), r"RNN: nonlinearity must be 'tanh' or 'relu'"),
+    (lambda: TemporalAffine(4, 3).forward(np.zeros((2, 4), np.float32)), r"expected x of shape \(N, T, 4\)"),
+])
+def test_errors_name_the_layer_and_the_shapes(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()
