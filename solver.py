@@ -38,10 +38,17 @@ def model_dtype(model: Layer) -> np.dtype | None:
     return dtypes.pop() if len(dtypes) == 1 else None
 
 
-def check_data(data: dict[str, Any], dtype: np.dtype | None = None) -> dict[str, NDArray[Any]]:
+def takes_indices(model: Layer) -> bool:
+    """Whether the model reads integer indices (it holds a layer with ``integer_input``, an Embedding)."""
+    return any(getattr(layer, "integer_input", False) for _, layer in model.named_layers())
+
+
+def check_data(data: dict[str, Any], dtype: np.dtype | None = None, indices: bool = False
+               ) -> dict[str, NDArray[Any]]:
     """Validate the data dict: the four required arrays, optional test arrays, matching lengths. Inputs are
     converted once, here, to ``dtype`` (the model's: numpy's float64 data for a float32 model, or integer
-    pixels); layers themselves stay strict about dtypes."""
+    pixels), except integer inputs of a model that reads indices (``indices``: an Embedding); layers themselves
+    stay strict about dtypes."""
     unknown = sorted(set(data) - set(DATA_KEYS))
     if unknown:
         raise KeyError(f"Solver data: unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
@@ -58,10 +65,11 @@ def check_data(data: dict[str, Any], dtype: np.dtype | None = None) -> dict[str,
         if X.dtype.kind not in "fiu":
             raise TypeError(f"Solver data: X_{split} must be real numbers, got {X.dtype}")
         target = dtype if dtype is not None else X.dtype if X.dtype.kind == "f" else np.dtype(np.float32)
-        if X.dtype != target:
+        if X.dtype != target and not (indices and X.dtype.kind in "iu"):
             out[f"X_{split}"] = X = to_dtype(X, target, f"X_{split}")
-        if y.dtype.kind not in "iu" or y.ndim != 1:
-            raise ValueError(f"Solver data: y_{split} must be 1-D integer labels, got {y.dtype} of shape {y.shape}")
+        if y.dtype.kind not in "iu" or y.ndim not in (1, 2):
+            raise ValueError(f"Solver data: y_{split} must be integer labels, (N,) or (N, T) for a label at every "
+                             f"step of a sequence, got {y.dtype} of shape {y.shape}")
         if len(X) != len(y):
             raise ValueError(f"Solver data: X_{split} has {len(X)} rows but y_{split} has {len(y)}")
     return out
@@ -77,10 +85,12 @@ def to_dtype(X: NDArray[Any], dtype: np.dtype, name: str) -> NDArray[Any]:
     return converted
 
 
-def check_labels(data: dict[str, NDArray[Any]], classes: int) -> None:
-    """Every label in [0, C), C being the model's number of scores."""
+def check_labels(data: dict[str, NDArray[Any]], classes: int, ignore: int | None = None) -> None:
+    """Every label in [0, C), C being the model's number of scores, or the loss's ``ignore_index``."""
     for key in ("y_train", "y_val", "y_test"):
         y = data.get(key)
+        if y is not None and ignore is not None:
+            y = y[y != ignore]
         if y is not None and y.size and (y.min() < 0 or y.max() >= classes):
             raise ValueError(f"Solver data: {key} has labels in [{y.min()}, {y.max()}], "
                              f"but the model gives {classes} scores (labels 0..{classes - 1})")
@@ -189,7 +199,7 @@ class Solver:
         if not isinstance(model, Layer):
             raise TypeError(f"Solver: model must be a Layer, got {type(model).__name__}")
         self.model = model
-        self.data = check_data(data, model_dtype(model))
+        self.data = check_data(data, model_dtype(model), takes_indices(model))
         self.loss = LOSSES.lookup(loss)() if isinstance(loss, str) else loss
         self.optimizer = OPTIMIZERS.lookup(optimizer)() if isinstance(optimizer, str) else optimizer
         counts = (("batch_size", batch_size, 1), ("epochs", epochs, 0), ("num_train_samples", num_train_samples, 1))
@@ -219,20 +229,25 @@ class Solver:
         self.val_loss_history: list[float] = []
         self.lr_history: list[float] = []
         self.epoch_seconds: list[float] = []
+        self.clip_history: list[int] = []  # steps of each epoch whose gradients the optimizer clipped
+        self.clipped_before = 0
         self.best_val_acc = -1.0
         self.snapshot_best()
         self.bad_epochs = 0
         self.stop_reason: StopReason | None = None
-        check_labels(self.data, self.classes())
+        self.ignore_index: int | None = getattr(self.loss, "ignore_index", None)
+        check_labels(self.data, self.classes(), self.ignore_index)
 
     def classes(self) -> int:
-        """The number of scores the model gives for one example."""
+        """The number of scores the model gives for one example (at each step, for labels per step)."""
         with eval_mode(self.model):
             scores = np.asarray(self.model.forward(self.data["X_train"][:1]))
-        if scores.ndim != 2:
-            raise ValueError(f"Solver: the model gives output of shape {scores.shape} for one example; "
-                             "the loss needs scores of shape (N, C)")
-        return int(scores.shape[1])
+        labels = self.data["y_train"][:1]
+        if scores.ndim != labels.ndim + 1 or scores.shape[:-1] != labels.shape:
+            expected = "(N, C)" if labels.ndim == 1 else "(N, T, C) with T the labels' steps"
+            raise ValueError(f"Solver: the model gives output of shape {scores.shape} for one example of labels "
+                             f"{labels.shape}; the loss needs scores of shape {expected}")
+        return int(scores.shape[-1])
 
     def step(self, X: NDArray[np.floating], y: NDArray[np.integer]) -> float:
         """One forward, loss plus L2 penalty, backward and update. Returns the total loss."""
@@ -250,7 +265,7 @@ class Solver:
     def predict(self, X: NDArray[np.floating], batch_size: int = 1000) -> NDArray[np.intp]:
         """Class indices of the highest score, computed in eval mode in batches; the model's mode is restored."""
         with eval_mode(self.model):
-            preds = [np.argmax(self.model.forward(X[i:i + batch_size]), axis=1) for i in range(0, len(X), batch_size)]
+            preds = [np.argmax(self.model.forward(X[i:i + batch_size]), axis=-1) for i in range(0, len(X), batch_size)]
         return np.concatenate(preds) if preds else np.zeros(0, dtype=np.intp)
 
     def check_accuracy(self, X: NDArray[np.floating], y: NDArray[np.integer], num_samples: int | None = None) -> float:
@@ -258,7 +273,16 @@ class Solver:
         if num_samples is not None and len(X) > num_samples:
             idx = self.sample_rng.choice(len(X), num_samples, replace=False)
             X, y = X[idx], y[idx]
-        return float(np.mean(self.predict(X) == y)) if len(y) else 0.0
+        counted = self.counted(y)
+        hits = self.predict(X) == y
+        return float(np.mean(hits) if counted is None else np.sum(hits & counted) / max(int(counted.sum()), 1)) \
+            if len(y) else 0.0
+
+    def counted(self, y: NDArray[np.integer]) -> NDArray[np.bool_] | None:
+        """Which labels count (not the loss's ``ignore_index``), or None when all do."""
+        if self.ignore_index is None or y.size == 0 or y.min() > self.ignore_index or y.max() < self.ignore_index:
+            return None
+        return np.asarray(y != self.ignore_index)
 
     def train(self, on_epoch_end: Callable[[Solver], None] | None = None,
               on_stop: Callable[[Solver], None] | None = None) -> dict[str, Any]:
@@ -308,6 +332,7 @@ class Solver:
 
     def run_epoch(self, bar: tqdm) -> bool:
         """One shuffled pass over the training set; False if the loss became NaN or inf."""
+        self.clipped_before = self.optimizer.clipped
         X, y = self.data["X_train"], self.data["y_train"]
         self.optimizer.lr = self.schedule(self.base_lr, self.epoch)
         order = self.rng.permutation(len(X))
@@ -328,15 +353,19 @@ class Solver:
     def loss_and_accuracy(self, X: NDArray[np.floating], y: NDArray[np.integer],
                           batch_size: int = 1000) -> tuple[float, float]:
         """Data loss plus the L2 penalty, and accuracy, in eval mode in batches (one forward pass)."""
-        total, correct = 0.0, 0
+        total, correct, count = 0.0, 0, 0
         with eval_mode(self.model):
             for i in range(0, len(X), batch_size):
-                scores = self.model.forward(X[i:i + batch_size])
-                total += self.loss.forward(scores, y[i:i + batch_size]) * len(scores)
-                correct += int(np.sum(np.argmax(scores, axis=1) == y[i:i + batch_size]))
-        if not len(y):
+                scores, labels = self.model.forward(X[i:i + batch_size]), y[i:i + batch_size]
+                counted = self.counted(labels)
+                rows = labels.size if counted is None else int(counted.sum())
+                total += self.loss.forward(scores, labels) * rows
+                hits = np.argmax(scores, axis=-1) == labels
+                correct += int(np.sum(hits if counted is None else hits & counted))
+                count += rows
+        if not count:
             return 0.0, 0.0
-        return total / len(y) + self.objective.penalty(self.model.params), correct / len(y)
+        return total / count + self.objective.penalty(self.model.params), correct / count
 
     def end_epoch(self, seconds: float) -> None:
         train_acc = self.check_accuracy(self.data["X_train"], self.data["y_train"], self.num_train_samples)
@@ -346,6 +375,7 @@ class Solver:
         self.val_loss_history.append(val_loss)
         self.lr_history.append(self.optimizer.lr)
         self.epoch_seconds.append(seconds)
+        self.clip_history.append(self.optimizer.clipped - self.clipped_before)
         self.epoch += 1
         if val_acc > self.best_val_acc:
             self.best_val_acc, self.bad_epochs = val_acc, 0

@@ -178,6 +178,7 @@ def old_history(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarr
     lists = {k: list(meta[k]) for k in OLD_HISTORY}
     lists["loss_history"] = arrays["history/loss"].tolist()
     lists["val_loss_history"] = list(meta.get("val_loss_history", [float("nan")] * meta["epoch"]))
+    lists["clip_history"] = [0] * meta["epoch"]  # no clipping before format 6
     return lists
 
 

@@ -20,11 +20,11 @@ from chainrule.checkpoint import atomic_write
 from solver import Solver
 
 HISTORY, STEPS = "history.csv", "steps.csv"
-EPOCH_FIELDS = ["epoch", "loss", "val_loss", "train_acc", "val_acc", "lr", "seconds"]
+EPOCH_FIELDS = ["epoch", "loss", "val_loss", "train_acc", "val_acc", "lr", "seconds", "clipped"]
 STEP_FIELDS = ["epoch", "step", "loss"]
 #: The Solver's per-epoch lists and the history.csv column each is read back from.
 EPOCH_LISTS = {"val_loss_history": "val_loss", "train_acc_history": "train_acc", "val_acc_history": "val_acc",
-               "lr_history": "lr", "epoch_seconds": "seconds"}
+               "lr_history": "lr", "epoch_seconds": "seconds", "clip_history": "clipped"}
 
 
 def epoch_rows(solver: Solver, start: int = 0) -> list[list[Any]]:
@@ -35,7 +35,7 @@ def epoch_rows(solver: Solver, start: int = 0) -> list[list[Any]]:
         losses = solver.loss_history[e * steps:(e + 1) * steps]
         loss = math.fsum(losses) / len(losses) if losses else math.nan
         rows.append([e + 1, loss, solver.val_loss_history[e], solver.train_acc_history[e],
-                     solver.val_acc_history[e], solver.lr_history[e], solver.epoch_seconds[e]])
+                     solver.val_acc_history[e], solver.lr_history[e], solver.epoch_seconds[e], solver.clip_history[e]])
     return rows
 
 
@@ -95,6 +95,7 @@ def read(run_dir: Path, epoch: int, steps_per_epoch: int) -> dict[str, list[floa
         raise ValueError(f"--resume: {str(run_dir / STEPS)!r}: its epoch and step columns are not "
                          f"{steps_per_epoch} steps an epoch numbered from 1; the file is damaged")
     lists["loss_history"] = [row["loss"] for row in steps]
+    lists["clip_history"] = [int(v) for v in lists["clip_history"]]
     return lists
 
 

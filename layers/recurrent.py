@@ -282,6 +282,8 @@ class Embedding(Layer, leaf=True):
     accumulates (``np.add.at``); indices have no gradient (backward returns None). Caches the indices.
     """
 
+    integer_input = True  # the Solver leaves integer data as it is for a model holding one
+
     def __init__(self, num_embeddings: int, embedding_dim: int, *, rng: np.random.Generator | int | None = None,
                  dtype: Any = np.float32) -> None:
         super().__init__()

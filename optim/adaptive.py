@@ -18,8 +18,9 @@ class AdaGrad(Optimizer):
     aliases = ("adagrad",)
     slots = ("cache",)
 
-    def __init__(self, lr: float = 1e-2, eps: float = 1e-8) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float = 1e-2, eps: float = 1e-8,
+                 clip_norm: float | None = None) -> None:
+        super().__init__(lr, clip_norm)
         check_positive(self, eps=eps)
         self.eps = float(eps)
 
@@ -35,8 +36,9 @@ class RMSProp(Optimizer):
     aliases = ("rmsprop",)
     slots = ("cache",)
 
-    def __init__(self, lr: float = 1e-2, decay_rate: float = 0.99, eps: float = 1e-8) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float = 1e-2, decay_rate: float = 0.99, eps: float = 1e-8,
+                 clip_norm: float | None = None) -> None:
+        super().__init__(lr, clip_norm)
         check_fraction(self, decay_rate=decay_rate)
         check_positive(self, eps=eps)
         self.decay_rate, self.eps = float(decay_rate), float(eps)
@@ -57,8 +59,9 @@ class Adam(Optimizer):
     aliases = ("adam",)
     slots = ("m", "v")
 
-    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 clip_norm: float | None = None) -> None:
+        super().__init__(lr, clip_norm)
         check_fraction(self, beta1=beta1, beta2=beta2)
         check_positive(self, eps=eps)
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)

@@ -18,7 +18,9 @@ class Optimizer:
 
     Per-parameter state (velocities, moment estimates) lives in ``state[name]``,
     a dict of arrays shaped like the parameter. ``lr`` may be changed between
-    steps (the Solver's schedule does). Subclasses register by class name and aliases.
+    steps (the Solver's schedule does). With ``clip_norm``, every optimizer first
+    scales all gradients together so their global L2 norm is at most ``clip_norm``
+    (``clipped`` counts the steps it did). Subclasses register by class name and aliases.
     """
 
     aliases: tuple[str, ...] = ()
@@ -29,19 +31,37 @@ class Optimizer:
         if register:
             OPTIMIZERS.add(cls)
 
-    def __init__(self, lr: float) -> None:
+    def __init__(self, lr: float, clip_norm: float | None = None) -> None:
         check_positive(self, lr=lr)
+        if clip_norm is not None:
+            check_positive(self, clip_norm=clip_norm)
         self.lr = float(lr)
+        self.clip_norm = None if clip_norm is None else float(clip_norm)
         self.t = 0
+        self.clipped = 0  # steps whose gradients were scaled down to clip_norm
         self.state: dict[str, dict[str, NDArray[np.floating]]] = {}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(lr={self.lr})"
+        clip = "" if self.clip_norm is None else f", clip_norm={self.clip_norm}"
+        return f"{type(self).__name__}(lr={self.lr}{clip})"
 
     def step(self, params: Params, grads: Params) -> None:
         self.t += 1
+        scale = self.clip_scale(grads) if self.clip_norm is not None else None
         for name, p in params.items():
-            self.update(p, grads[name], self.slots_for(name, p))
+            g = grads[name] if scale is None else grads[name] * scale
+            self.update(p, g, self.slots_for(name, p))
+
+    def clip_scale(self, grads: Params) -> Any:
+        """With ``clip_norm``: the factor that brings the global L2 norm of all gradients down to it (PyTorch's
+        ``clip_grad_norm_``: clip_norm / (norm + 1e-6)), or None when the norm is within it."""
+        assert self.clip_norm is not None
+        norm = np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+        if not norm > self.clip_norm:  # NaN too: a non-finite loss is the Solver's to report
+            return None
+        self.clipped += 1
+        dtype = next(iter(grads.values())).dtype
+        return dtype.type(self.clip_norm / (norm + 1e-6))
 
     def update(self, p: NDArray[np.floating], g: NDArray[np.floating], state: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -55,10 +75,11 @@ class Optimizer:
     def state_dict(self) -> tuple[dict[str, Any], dict[str, NDArray[np.floating]]]:
         """Scalars (JSON-able) and arrays keyed "slot/param", for checkpoints."""
         arrays = {f"{slot}/{name}": a for name, st in self.state.items() for slot, a in st.items()}
-        return {"lr": self.lr, "t": self.t}, arrays
+        return {"lr": self.lr, "t": self.t, "clipped": self.clipped}, arrays
 
     def load_state_dict(self, scalars: dict[str, Any], arrays: dict[str, NDArray[np.floating]]) -> None:
         self.lr, self.t = float(scalars["lr"]), int(scalars["t"])
+        self.clipped = int(scalars.get("clipped", 0))
         self.state = {}
         for key, a in arrays.items():
             slot, name = key.split("/", 1)

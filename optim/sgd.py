@@ -19,8 +19,9 @@ class SGD(Optimizer):
 
     aliases = ("sgd",)
 
-    def __init__(self, lr: float = 1e-2, momentum: float = 0.0, nesterov: bool = False) -> None:
-        super().__init__(lr)
+    def __init__(self, lr: float = 1e-2, momentum: float = 0.0, nesterov: bool = False,
+                 clip_norm: float | None = None) -> None:
+        super().__init__(lr, clip_norm)
         check_fraction(self, momentum=momentum)
         if nesterov and momentum == 0:
             raise ValueError("SGD: nesterov=True needs a momentum > 0")
@@ -28,10 +29,11 @@ class SGD(Optimizer):
         self.slots = ("velocity",) if momentum else ()
 
     def __repr__(self) -> str:
-        return f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov})"
+        clip = "" if self.clip_norm is None else f", clip_norm={self.clip_norm}"
+        return f"SGD(lr={self.lr}, momentum={self.momentum}, nesterov={self.nesterov}{clip})"
 
     def step(self, params: dict[str, Array], grads: dict[str, Array]) -> None:
-        if self.momentum:
+        if self.momentum or self.clip_norm is not None:
             super().step(params, grads)
             return
         self.t += 1
@@ -41,6 +43,9 @@ class SGD(Optimizer):
 
     def update(self, p: Array, g: Array, state: dict[str, Any]) -> None:
         lr, mu = p.dtype.type(self.lr), p.dtype.type(self.momentum)
+        if not self.momentum:
+            p -= lr * g
+            return
         v = state["velocity"]
         v *= mu
         v += g

@@ -97,7 +97,7 @@ def test_float32_scores_give_float32_gradient(loss):
 @pytest.mark.parametrize("y, match", [
     (np.array([0, 3]), r"SVMLoss\(\): label 3 is out of range for 3 classes \(0..2\)"),
     (np.array([0.0, 1.0]), r"SVMLoss\(\): expected integer class labels, got dtype float64"),
-    (np.array([0, 1, 2]), r"expected labels of shape \(2,\) to match scores, got \(3,\)"),
+    (np.array([0, 1, 2]), r"expected labels of shape \(2,\) to match scores of shape \(2, 3\), got \(3,\)"),
     (np.array([-1, 0]), r"label -1 is out of range"),
 ])
 def test_bad_labels_are_value_errors(y, match):
@@ -150,3 +150,45 @@ def test_svm_is_zero_when_every_margin_is_met(n, c, data):
     loss = SVMLoss()
     assert loss.forward(scores, y) == 0.0
     np.testing.assert_array_equal(loss.backward(), 0.0)
+
+
+def test_sequence_scores_with_ignored_steps_match_pytorch_cross_entropy():
+    torch = pytest.importorskip("torch")
+    from losses import SoftmaxCrossEntropy
+
+    rng = np.random.default_rng(0)
+    scores, y = rng.standard_normal((2, 5, 4)), rng.integers(0, 4, (2, 5))
+    y[0, 3:] = -100  # padding
+    loss = SoftmaxCrossEntropy()
+    value, dscores = loss.forward(scores, y), loss.backward()
+    s = torch.tensor(scores, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(s.permute(0, 2, 1), torch.tensor(y), ignore_index=-100)
+    ref.backward()
+    assert value == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(dscores, s.grad.numpy(), rtol=1e-10, atol=1e-14)
+    assert not dscores[0, 3:].any()
+
+
+@pytest.mark.parametrize("name", ["softmax", "svm"])
+def test_a_sequence_loss_is_the_loss_of_its_kept_steps_as_rows(name):
+    from losses import LOSSES
+
+    rng = np.random.default_rng(1)
+    scores, y = rng.standard_normal((3, 4, 5)), rng.integers(0, 5, (3, 4))
+    y[1, 1] = y[2, 3] = -100
+    seq, flat = LOSSES.lookup(name)(), LOSSES.lookup(name)()
+    keep = y.reshape(-1) != -100
+    assert seq.forward(scores, y) == pytest.approx(flat.forward(scores.reshape(-1, 5)[keep], y.reshape(-1)[keep]))
+    expected = np.zeros((12, 5))
+    expected[keep] = flat.backward()
+    np.testing.assert_allclose(seq.backward(), expected.reshape(3, 4, 5), rtol=1e-12)
+
+
+def test_sequence_label_errors_name_the_loss_and_shapes():
+    from losses import SoftmaxCrossEntropy
+
+    with pytest.raises(ValueError, match=r"expected labels of shape \(2, 5\) to match scores of shape \(2, 5, 4\)"):
+        SoftmaxCrossEntropy().forward(np.zeros((2, 5, 4)), np.zeros((2, 4), int))
+    with pytest.raises(ValueError, match=r"label 7 is out of range for 4 classes"):
+        SoftmaxCrossEntropy().forward(np.zeros((2, 5, 4)), np.full((2, 5), 7))
+    assert SoftmaxCrossEntropy().forward(np.zeros((1, 2, 4)), np.full((1, 2), -100)) == 0.0  # nothing counts

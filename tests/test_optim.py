@@ -83,3 +83,24 @@ def test_schedules():
     cos = CosineDecay(epochs=4, min_lr=0.1)
     assert [cos(1.1, e) for e in (0, 2, 4, 9)] == pytest.approx([1.1, 0.6, 0.1, 0.1])
 
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop", "adagrad"])
+def test_clip_norm_scales_all_gradients_together_as_pytorch_does(name):
+    from optim import OPTIMIZERS
+
+    grads = {"a": np.array([3.0, 0.0]), "b": np.array([[0.0, 4.0]])}  # global norm 5
+    kept = {k: v.copy() for k, v in grads.items()}
+    plain, clipped = OPTIMIZERS.lookup(name)(lr=0.1), OPTIMIZERS.lookup(name)(lr=0.1, clip_norm=1.0)
+    p1 = {"a": np.zeros(2), "b": np.zeros((1, 2))}
+    p2 = {k: v.copy() for k, v in p1.items()}
+    plain.step(p1, {k: v * (1.0 / (5.0 + 1e-6)) for k, v in grads.items()})  # torch: max_norm / (norm + 1e-6)
+    clipped.step(p2, grads)
+    for k in p1:
+        np.testing.assert_allclose(p2[k], p1[k], rtol=1e-12)
+        np.testing.assert_array_equal(grads[k], kept[k])  # the layers' gradients are not changed
+    assert clipped.clipped == 1 and "clip_norm=1.0" in repr(clipped)
+    clipped.step(p2, {k: v * 0.1 for k, v in grads.items()})  # norm 0.5: left alone
+    assert clipped.clipped == 1
+    with pytest.raises(ValueError, match="clip_norm must be a positive number"):
+        OPTIMIZERS.lookup(name)(clip_norm=0)

@@ -144,3 +144,22 @@ def test_the_lstm_forget_gate_bias_starts_at_one():
 def test_errors_name_the_layer_and_the_shapes(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+def test_a_sequence_model_trains_with_labels_per_step_and_padding_left_out():
+    """Embedding, GRU over the sequence, TemporalAffine at each step; labels (N, T) with padded steps."""
+    from layers import Sequential
+    from optim import Adam
+    from solver import Solver
+
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 5, (300, 6))
+    y = (X + 1) % 5  # the next symbol of a rotation: learnable from the current step alone
+    y[:, 4:] = -100  # the last two steps are padding
+    data = {"X_train": X[:200], "y_train": y[:200], "X_val": X[200:], "y_val": y[200:]}
+    model = Sequential(Embedding(5, 8, rng=rng), GRU(8, 16, return_sequences=True, rng=rng),
+                       TemporalAffine(16, 5, rng=rng))
+    solver = Solver(model, data, optimizer=Adam(lr=1e-2, clip_norm=5.0), epochs=15, batch_size=20, verbose=False)
+    metrics = solver.train()
+    assert metrics["best_val_acc"] == 1.0 and solver.predict(X[:3]).shape == (3, 6)
+    assert len(solver.clip_history) == 15 and all(c >= 0 for c in solver.clip_history)
