@@ -101,12 +101,21 @@ def import_modules(names: list[str], dirs: list[str]) -> None:
         sys.path[:] = saved
 
 
-def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generator) -> Sequential:
+def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generator, classes: int | None = None
+                ) -> Sequential:
     """Layers by registered name; in_features, num_features (a feature count, or the channels of an
-    (N, C, ...) input), in_channels and num_channels, and dtype, rng and init filled in from the data and the
-    previous layer when the constructor takes them and the config does not give them."""
+    (N, C, ...) input), in_channels and num_channels, input_size (the last axis: a recurrent layer's D of (N,
+    T, D)), num_embeddings (the largest index in integer data, plus 1), and dtype, rng and init filled in from
+    the data and the previous layer when the constructor takes them and the config does not give them; and the
+    last layer's out_features, when the config leaves it out, from ``classes`` (a character model's vocabulary)."""
     dtype = np.dtype(cfg["dtype"])
-    x = np.zeros((2, *sample.shape[1:]), dtype=dtype)
+    try:
+        first: Any = REGISTRY.lookup(cfg["layers"][0]["type"])
+    except (KeyError, IndexError, TypeError):
+        first = None  # said below, with the layer's position
+    indices = sample.dtype.kind in "iu" and getattr(first, "integer_input", False)  # an Embedding reads them
+    x = np.zeros((2, *sample.shape[1:]), dtype=sample.dtype if indices else dtype)
+    vocabulary = max(int(sample.max()) + 1 if indices and sample.size else 1, classes or 0)
     layers: list[Layer] = []
     for i, spec in enumerate(cfg["layers"]):
         path = f"model.layers[{i}]"
@@ -114,10 +123,13 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
         cls = registered(REGISTRY, name, f"{path}.type")
         kwargs = kwargs_for(path, cls, {k: v for k, v in spec.items() if k != "type"})
         accepts = inspect.signature(cls).parameters
-        features = int(np.prod(x.shape[1:]))
+        features = x.shape[-1] if getattr(cls, "features_last_axis", False) else int(np.prod(x.shape[1:]))
         channels = x.shape[1] if x.ndim > 1 else features
         fill = {"in_features": features, "num_features": channels if x.ndim > 2 else features,
-                "in_channels": channels, "num_channels": channels, "dtype": dtype, "rng": rng, "init": cfg["init"]}
+                "in_channels": channels, "num_channels": channels, "input_size": x.shape[-1],
+                "num_embeddings": vocabulary, "dtype": dtype, "rng": rng, "init": cfg["init"]}
+        if classes is not None and i == len(cfg["layers"]) - 1:
+            fill["out_features"] = classes
         kwargs.update({k: v for k, v in fill.items() if k in accepts and k not in kwargs})
         layer = build(path, cls, kwargs)
         try:
@@ -132,15 +144,17 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
 def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray]) -> tuple[Sequential, Solver]:
     """Model, loss, optimizer, schedule and Solver from a self-contained config (``config.self_contained``)."""
     import_modules(cfg["model"]["imports"], cfg["model"]["import_dirs"])
-    model = build_model(cfg["model"], data["X_train"], model_rng(cfg))
+    classes = int(max(int(data[k][data[k] >= 0].max(initial=0)) for k in data if k.startswith("y_"))) + 1
+    model = build_model(cfg["model"], data["X_train"], model_rng(cfg), classes)
     with eval_mode(model):
         scores = np.asarray(model.forward(data["X_train"][:2]))
-    if scores.ndim != 2:
+    labels = data["y_train"][:2]
+    if scores.ndim != labels.ndim + 1 or scores.shape[:-1] != labels.shape:
+        expected = "(N, C), one row per example" if labels.ndim == 1 else "(N, T, C) for labels of shape (N, T)"
         raise ConfigError(f"model.layers: the last layer gives output of shape {scores.shape} for 2 examples; "
-                          "the loss needs scores of shape (N, C), one row per example")
-    classes = int(max(int(data[k].max()) for k in data if k.startswith("y_") and data[k].size)) + 1
-    if scores.shape[1] != classes:
-        raise ConfigError(f"model.layers: the last layer gives {scores.shape[1]} scores per example, "
+                          f"the loss needs scores of shape {expected}")
+    if scores.shape[-1] != classes:
+        raise ConfigError(f"model.layers: the last layer gives {scores.shape[-1]} scores per example, "
                           f"but the data has {classes} classes")
 
     def make(section: str, registry: Registry) -> Any:
@@ -177,6 +191,9 @@ def load_data(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.
     model's dtype, and the preprocessing statistics ({} or the training mean and std) to keep with the run."""
     data_cfg = cfg["data"]
     data = datasets.load(data_cfg, Path("."))
+    vocabulary = data.pop("vocabulary", None)
+    if vocabulary is not None and data_cfg["standardize"]:
+        raise ConfigError("data.standardize: a text source gives character indices, which are not standardized")
     per = "feature" if data_cfg["standardize"] is True else data_cfg["standardize"]
     stats = datasets.standardization(data["X_train"], per) if per else {}
     if stats:
@@ -187,7 +204,10 @@ def load_data(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.
         if data[key].size and np.abs(data[key]).max() > limit:
             raise ValueError(f"data: {key} has values up to {np.abs(data[key]).max():.3g}, beyond model.dtype "
                              f"{dtype} (largest {limit:.3g}); scale the data or set model.dtype = \"float64\"")
-    return {k: v.astype(dtype) if k.startswith("X_") else v for k, v in data.items()}, stats
+    if vocabulary is not None:
+        stats = {**stats, "vocabulary": vocabulary}  # kept with the run: chainrule sample decodes with it
+    # floating inputs in the model's dtype; integers (a text's indices, or pixels) go to the Solver as they are
+    return {k: v.astype(dtype) if k.startswith("X_") and v.dtype.kind == "f" else v for k, v in data.items()}, stats
 
 
 def model_rng(cfg: dict[str, Any]) -> np.random.Generator:

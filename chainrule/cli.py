@@ -1,4 +1,4 @@
-"""The command lines: ``chainrule train|predict|evaluate|gradcheck`` and ``python -m solver`` (= train).
+"""The command lines: ``chainrule train|predict|evaluate|sweep|sample|gradcheck`` and ``python -m solver``.
 
 Each is a thin shell over functions a notebook can call (``chainrule.runs``, ``chainrule.load_run``):
 argument parsing, exit codes, one-line errors (``--debug`` shows the traceback).
@@ -136,6 +136,13 @@ def sweep(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def sample(args: argparse.Namespace) -> int:
+    from chainrule.sampling import sample_text
+
+    print(sample_text(load_run(args.run_dir, args.which), args.prime, args.length, args.temperature, args.seed))
+    return 0
+
+
 def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
     try:
         return command(args)
@@ -188,6 +195,16 @@ def parser() -> OneLineParser:
     sw.add_argument("--address", help="a Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local process pool)")
     sw.add_argument("--resume", metavar="SWEEP_DIR", help="continue the sweep in SWEEP_DIR")
     sw.add_argument("--debug", action="store_true", help="show tracebacks")
+    sa = sub.add_parser("sample", help="text drawn from a trained character model", formatter_class=fmt,
+                        epilog="examples:\n  chainrule sample runs/chars\n"
+                               "  chainrule sample runs/chars --prime 'The chain rule' --length 300 --temperature 0.7")
+    sa.add_argument("run_dir", metavar="RUN_DIR")
+    sa.add_argument("--prime", default="", help="text the sample starts from (default: one random character)")
+    sa.add_argument("--length", type=int, default=200, help="characters to draw (default 200)")
+    sa.add_argument("--temperature", type=float, default=1.0, help="below 1: likelier characters (default 1)")
+    sa.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    sa.add_argument("--which", choices=("best", "last"), default="best")
+    sa.add_argument("--debug", action="store_true", help="show tracebacks")
     sub.add_parser("gradcheck", help="gradient-check layers and losses (see 'chainrule gradcheck --help')",
                    add_help=False)
     return p
@@ -202,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def command() -> int:
         args = parser().parse_args(argv)
-        chosen = {"train": train, "predict": predict, "evaluate": evaluate, "sweep": sweep}[args.command]
+        chosen = {"train": train, "predict": predict, "evaluate": evaluate, "sweep": sweep,
+                  "sample": sample}[args.command]
         return quiet_on_broken_pipe(lambda: run_command(chosen, args, "chainrule"))
 
     return one_line_interrupt("chainrule", command)

@@ -24,7 +24,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "source": ((str,), "spiral"), "path": ((str,), ""), "label_column": ((str, int), "label"),
         "delimiter": ((str,), ","), "val_fraction": ((float,), 0.2), "test_fraction": ((float,), 0.2),
         "standardize": ((bool, str), False), "samples": ((int,), 300), "classes": ((int,), 3),
-        "noise": ((float,), 0.2), "seed": ((int,), 0),
+        "noise": ((float,), 0.2), "seed": ((int,), 0), "seq_len": ((int,), 50),
     },
     "model": {"layers": ((list,), None), "imports": ((list,), []), "import_dirs": ((list,), []),
               "dtype": ((str,), "float32"),
@@ -41,7 +41,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
               "params": ((dict,), {}), "points": ((int,), 3), "median_stop": ((bool,), False)},
 }
 OPEN_SECTIONS = {"loss", "optim", "schedule"}  # extra keys are the class's keyword arguments
-SOURCES = ("spiral", "npz", "csv", "mnist-idx", "cifar10-bin", "digits", "mnist1d")
+SOURCES = ("spiral", "npz", "csv", "mnist-idx", "cifar10-bin", "digits", "mnist1d", "text")
 DTYPES = ("float32", "float64")
 RESUMABLE = {"solver.epochs", "solver.verbose", "solver.patience", "solver.threads", "output.dir", "output.plot",
              "output.checkpoint_seconds"}

@@ -301,10 +301,33 @@ def load(cfg: dict[str, Any], base: Path) -> Data:
             X, y = load_csv(path, cfg["label_column"], cfg["delimiter"])  # type: ignore[arg-type]
         check_arrays({"X_train": X, "y_train": y}, where)
         return split(X, y, val, test, seed)
+    if source == "text":
+        X, y, vocabulary = load_text(path, cfg["seq_len"])  # type: ignore[arg-type]
+        return {**split(X, y, val, test, seed), "vocabulary": vocabulary}
     loader = {"npz": load_npz, "mnist-idx": load_mnist_idx, "cifar10-bin": load_cifar10_bin}.get(source)
     raw = load_mnist1d(seed) if loader is None else loader(path)  # type: ignore[arg-type]
     check_arrays(raw, where)
     return hold_out_val(raw, val, seed)
+
+
+def load_text(path: str, seq_len: int) -> tuple[NDArray, NDArray, NDArray]:
+    """Any UTF-8 text file as a character model's data: the text cut into sequences of ``seq_len`` characters
+    (X, (N, T) integer indices into the vocabulary) whose labels are the next characters (y, (N, T)), and the
+    vocabulary, the sorted distinct characters as code points."""
+    file = existing(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"data.path: {str(file)!r} is not UTF-8 text (byte {e.start})") from None
+    if not isinstance(seq_len, int) or seq_len < 1:
+        raise ValueError(f"data.seq_len: expected an integer >= 1, got {seq_len!r}")
+    n = (len(text) - 1) // seq_len
+    if n < 3:
+        raise ValueError(f"data.path: {str(file)!r} has {len(text)} characters, too few for 3 sequences of "
+                         f"data.seq_len = {seq_len} (and the character after each)")
+    vocabulary = np.array(sorted({ord(c) for c in text}), dtype=np.int64)
+    codes = np.searchsorted(vocabulary, np.array([ord(c) for c in text[:n * seq_len + 1]], dtype=np.int64))
+    return codes[:-1].reshape(n, seq_len), codes[1:].reshape(n, seq_len), vocabulary
 
 
 def check_arrays(data: Data, where: str) -> None:
@@ -314,9 +337,9 @@ def check_arrays(data: Data, where: str) -> None:
         if key.startswith("X_") and kind not in "iuf":
             what = "complex" if kind == "c" else f"of dtype {value.dtype}"
             raise ValueError(f"data: {key} in {where} is {what}; expected real numbers")
-        if key.startswith("y_") and (kind not in "iu" or value.ndim != 1):
-            raise ValueError(f"data: {key} in {where} must be 1-D integer class labels, got dtype {value.dtype} "
-                             f"of shape {value.shape}")
+        if key.startswith("y_") and (kind not in "iu" or value.ndim not in (1, 2)):
+            raise ValueError(f"data: {key} in {where} must be integer class labels, (N,) or (N, T), got dtype "
+                             f"{value.dtype} of shape {value.shape}")
     for key in [k for k in data if k.startswith("X_")]:
         X, y = data[key], data.get("y_" + key[2:])
         if y is not None and len(X) != len(y):

@@ -24,7 +24,7 @@ from chainrule import checkpoint as ckpt
 from chainrule.build import build_model, import_modules, model_rng
 from chainrule.evaluation import classification_report
 from layers import Layer
-from solver import eval_mode
+from solver import eval_mode, takes_indices
 
 FORMAT = 1
 
@@ -41,6 +41,7 @@ class TrainedModel:
         self.network, self.config = network.eval(), config
         self.preprocessing, self.input_shape = preprocessing, tuple(input_shape)
         self.dtype = np.dtype(config["model"]["dtype"])
+        self.indices = takes_indices(network)  # a character model reads integer indices, not numbers
 
     def __repr__(self) -> str:
         return f"TrainedModel(input_shape={self.input_shape}, network={self.network!r})"
@@ -49,6 +50,11 @@ class TrainedModel:
         """Raw inputs as the network saw them in training: standardized (when the run was) and cast. NaN, inf
         and values beyond the model's dtype are a ValueError naming ``source`` and the first such row."""
         X = np.asarray(X)
+        if self.indices:
+            if X.dtype.kind not in "iu" or X.ndim != len(self.input_shape) + 1:
+                raise ValueError(f"{source}: expected integer indices of shape (N, T), got {X.dtype} of "
+                                 f"shape {X.shape}")
+            return X
         if X.dtype.kind not in "iuf":
             raise TypeError(f"{source}: expected real-valued inputs, got dtype {X.dtype}")
         if X.ndim == 2 and X.shape[1:] != self.input_shape and X.shape[1] == int(np.prod(self.input_shape)):
@@ -64,7 +70,7 @@ class TrainedModel:
             if bad.any():
                 raise ValueError(f"{source}: row {int(np.argmax(bad))} has NaN, inf or a value beyond the model's "
                                  f"{self.dtype} (largest {limit:.3g}); no prediction is made for such rows")
-        if self.preprocessing:
+        if "mean" in self.preprocessing:
             X = (X - self.preprocessing["mean"]) / self.preprocessing["std"]
         return X.astype(self.dtype)
 
@@ -77,8 +83,9 @@ class TrainedModel:
 
     @property
     def classes(self) -> int:
+        sample = np.zeros((1, *self.input_shape), np.int64 if self.indices else self.dtype)
         with eval_mode(self.network):
-            return int(self.network.forward(np.zeros((1, *self.input_shape), self.dtype)).shape[1])
+            return int(self.network.forward(sample).shape[-1])
 
     def predict(self, X: Any, source: str = "X") -> NDArray[np.intp]:
         """The class of the highest score for each row."""
@@ -96,7 +103,7 @@ class TrainedModel:
     def save(self, path: str | Path) -> None:
         """One npz file (the layout in the module docstring), written atomically."""
         meta = {"format": FORMAT, "config": self.config, "input_shape": list(self.input_shape),
-                "classes": self.classes}
+                "classes": self.classes, "input_dtype": "int64" if self.indices else str(self.dtype)}
         arrays = {f"param/{k}": v for k, v in self.network.params.items()}
         arrays.update({f"buffer/{k}": v for k, v in self.network.buffers.items()})
         arrays.update({f"pre/{k}": v for k, v in self.preprocessing.items()})
@@ -113,15 +120,17 @@ class TrainedModel:
                              f"chainrule.load_run({str(Path(path).parent)!r})")
         if meta.get("format") != FORMAT:
             raise ValueError(f"{str(path)!r}: model format {meta.get('format')}, expected {FORMAT}")
-        return from_arrays(meta["config"], meta["input_shape"], arrays, "param/", "buffer/", str(path))
+        return from_arrays(meta, arrays, "param/", "buffer/", str(path))
 
 
-def from_arrays(config: dict[str, Any], input_shape: list[int], arrays: dict[str, NDArray], param_prefix: str,
-                buffer_prefix: str, source: str) -> TrainedModel:
-    """Rebuild the config's network and fill in its parameters and buffers from ``arrays``."""
+def from_arrays(meta: dict[str, Any], arrays: dict[str, NDArray], param_prefix: str, buffer_prefix: str,
+                source: str) -> TrainedModel:
+    """Rebuild the network of the run or model described by ``meta`` (its config, input shape and dtype, and
+    classes) and fill in its parameters and buffers from ``arrays``."""
+    config, input_shape = meta["config"], meta["input_shape"]
     import_modules(config["model"]["imports"], config["model"]["import_dirs"])
-    sample = np.zeros((1, *input_shape), dtype=config["model"]["dtype"])
-    network = build_model(config["model"], sample, model_rng(config))
+    sample = np.zeros((1, *input_shape), dtype=meta.get("input_dtype", config["model"]["dtype"]))
+    network = build_model(config["model"], sample, model_rng(config), meta.get("classes"))
     ckpt.load_arrays("parameters", network.params, arrays, param_prefix, source)
     ckpt.load_arrays("buffers", network.buffers, arrays, buffer_prefix, source)
     return TrainedModel(network, config, ckpt.with_prefix(arrays, "pre/"), tuple(input_shape))
@@ -141,4 +150,4 @@ def load_run(run_dir: str | Path, which: str = "best") -> TrainedModel:
         raise FileNotFoundError(f"{str(run_dir)!r} is {what}: it has no checkpoint.npz")
     meta, arrays = ckpt.read_checkpoint(run_dir)
     prefixes = {"best": ("best/", "best_buffer/"), "last": ("param/", "buffer/")}[which]
-    return from_arrays(meta["config"], meta["input_shape"], arrays, *prefixes, str(run_dir / "checkpoint.npz"))
+    return from_arrays(meta, arrays, *prefixes, str(run_dir / "checkpoint.npz"))

@@ -328,6 +328,8 @@ class TemporalAffine(Layer, leaf=True):
     """out[:, t] = x[:, t] W + b at every time step: x (N, T, D) in, (N, T, M) out, the course's temporal
     affine. Parameters ``W`` (D, M) drawn from N(0, 1/D) and ``b`` (M,), as ``Affine``'s. Caches x."""
 
+    features_last_axis = True  # in_features is x's last axis (a config fills it in so), not all but the first
+
     def __init__(self, in_features: int, out_features: int, *, rng: np.random.Generator | int | None = None,
                  dtype: Any = np.float32) -> None:
         super().__init__()

@@ -1,0 +1,87 @@
+"""Character models: the text source, a recurrent run killed and resumed, and ``chainrule sample``."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from chainrule import load_run
+from chainrule.data import load_text
+from chainrule.sampling import sample_text
+from tests.subprocess_runs import ROOT, USER_ENV, assert_same_checkpoint_arrays, run_killed_and_resumed
+
+TEXT = ROOT / "examples" / "text" / "chain_rule.txt"
+CHARS = f"""
+[data]
+source = "text"
+path = "{TEXT}"
+seq_len = 20
+val_fraction = 0.2
+test_fraction = 0.0
+[model]
+imports = ["slowlayer"]
+layers = [{{ type = "Embedding", embedding_dim = 8 }}, {{ type = "SlowIdentity" }},
+          {{ type = "LSTM", hidden_size = 16, return_sequences = true }}, {{ type = "TemporalAffine" }}]
+[loss]
+type = "softmax"
+[optim]
+type = "adam"
+lr = 1e-2
+clip_norm = 1.0
+[solver]
+epochs = 10
+batch_size = 32
+verbose = false
+[output]
+plot = false
+checkpoint_seconds = 0.0
+"""
+
+
+def test_a_text_becomes_sequences_labelled_with_their_next_characters(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("abcabcabca\u00e9bc", encoding="utf-8")
+    X, y, vocabulary = load_text(str(path), 3)
+    assert "".join(map(chr, vocabulary)) == "abc\u00e9"
+    decode = lambda codes: "".join(chr(vocabulary[c]) for c in codes)  # noqa: E731
+    assert [decode(r) for r in X] == ["abc", "abc", "abc", "a\u00e9b"] and [decode(r) for r in y] == [
+        "bca", "bca", "bca", "\u00e9bc"]
+    path.write_bytes(b"caf\xe9 " * 20)
+    with pytest.raises(ValueError, match=r"t.txt' is not UTF-8 text \(byte 3\)"):
+        load_text(str(path), 3)
+    path.write_text("short")
+    with pytest.raises(ValueError, match=r"has 5 characters, too few for 3 sequences of data.seq_len = 3"):
+        load_text(str(path), 3)
+
+
+@pytest.mark.slow
+def test_a_character_run_is_killed_resumed_bit_identical_and_samples(tmp_path):
+    cfg = tmp_path / "chars.toml"
+    cfg.write_text(CHARS)
+    full, killed = run_killed_and_resumed(cfg, tmp_path, epochs=10)
+    files = assert_same_checkpoint_arrays(full, killed)
+    assert {"param/2.Wx", "param/2.Wh", "param/0.W", "pre/vocabulary"} <= set(files)
+    sys.path.insert(0, str(ROOT / "tests" / "userlayers"))
+    a, b = load_run(full), load_run(killed)
+    X = np.array([[1, 2, 3, 4]])
+    np.testing.assert_array_equal(a.scores(X), b.scores(X))
+    text = sample_text(a, "The chain", length=40, seed=3)
+    assert text.startswith("The chain") and len(text) == 49 and text == sample_text(b, "The chain", 40, seed=3)
+    assert sample_text(a, "The", 40, seed=4) != sample_text(a, "The", 40, seed=5)
+    result = subprocess.run([sys.executable, "-m", "chainrule", "sample", str(full), "--prime", "A gate",
+                             "--length", "30", "--temperature", "0.5"], capture_output=True, text=True, env=USER_ENV)
+    assert result.returncode == 0 and result.stdout.startswith("A gate") and len(result.stdout.strip()) >= 30
+    bad = subprocess.run([sys.executable, "-m", "chainrule", "sample", str(full), "--prime", "\u00df"],
+                         capture_output=True, text=True, env=USER_ENV)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        f"chainrule: error: --prime: the model never saw '\u00df'; it knows {len(a.preprocessing['vocabulary'])} "
+        "characters"]
+
+
+def test_sample_refuses_a_run_that_is_not_a_character_model(tmp_path):
+    from tests.test_after_training import trained
+
+    run = trained(tmp_path)
+    with pytest.raises(ValueError, match="this run is not a character model"):
+        sample_text(load_run(run.run_dir))
