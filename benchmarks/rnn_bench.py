@@ -1,0 +1,127 @@
+"""Recurrent training steps: chainrule's Solver.step against PyTorch's fused recurrent layers on the CPU, each
+alone in its own process, float32, alternating rounds, medians with the rounds' range.
+
+    python benchmarks/rnn_bench.py                  # GRU and LSTM, 5 rounds, 2 threads
+    python benchmarks/rnn_bench.py --rounds 3 --threads 1
+
+The net reads MNIST-1D as 40 steps of one value (N = 100, T = 40, D = 1): a GRU or LSTM with 64 units, its last
+hidden state into a linear layer to 10 classes; a step is forward, softmax loss, backward and an Adam update.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+N, T, D, H, CLASSES = 100, 40, 1, 64, 10
+
+
+def chainrule_step(kind: str) -> Any:
+    sys.path.insert(0, str(HERE.parent))
+    from layers import GRU, LSTM, Affine, Sequential
+    from optim import Adam
+    from solver import Solver
+
+    cell = {"gru": GRU, "lstm": LSTM}[kind]
+    model = Sequential(cell(D, H, rng=0), Affine(H, CLASSES, rng=0))
+    X, y = np.zeros((2, T, D), np.float32), np.zeros(2, np.int64)
+    solver = Solver(model, {"X_train": X, "y_train": y, "X_val": X, "y_val": y}, optimizer=Adam(lr=3e-3),
+                    verbose=False)
+    return solver.step
+
+
+def torch_step(kind: str) -> Any:
+    import torch
+
+    cell = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[kind](D, H, batch_first=True)
+    head = torch.nn.Linear(H, CLASSES)
+    opt = torch.optim.Adam([*cell.parameters(), *head.parameters()], lr=3e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step(X: Any, y: Any) -> float:
+        opt.zero_grad()
+        hs, _ = cell(X)
+        loss = loss_fn(head(hs[:, -1]), y)
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    return step
+
+
+def solo(contender: str, kind: str, threads: int, seconds: float) -> float:
+    """Run in this process: the median seconds of one step, after a warm-up."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    data = [(rng.standard_normal((N, T, D)).astype(np.float32), rng.integers(0, CLASSES, N)) for _ in range(4)]
+    with threadpool_limits(limits=threads):
+        if contender == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
+            data = [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in data]
+            step = torch_step(kind)
+        else:
+            step = chainrule_step(kind)
+        for X, y in data * 2:
+            step(X, y)
+        samples, end = [], time.perf_counter() + seconds
+        while time.perf_counter() < end or len(samples) < 5:
+            t0 = time.perf_counter()
+            for X, y in data:
+                step(X, y)
+            samples.append((time.perf_counter() - t0) / len(data))
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=1.0, help="timing per net and contender in each round")
+    parser.add_argument("--solo", nargs=2, metavar=("CONTENDER", "KIND"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.solo:
+        print(json.dumps(solo(args.solo[0], args.solo[1], args.threads, args.seconds)))
+        return
+    try:
+        import torch  # noqa: F401
+        contenders = ["chainrule", "torch"]
+    except ImportError:
+        contenders = ["chainrule"]
+    order = np.random.default_rng(0)
+    samples: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for kind in ("gru", "lstm"):
+            for contender in order.permutation(contenders):
+                out = subprocess.run([sys.executable, __file__, "--solo", str(contender), kind, "--threads",
+                                      str(args.threads), "--seconds", str(args.seconds)],
+                                     capture_output=True, text=True, check=True)
+                samples.setdefault((kind, str(contender)), []).append(float(out.stdout.strip().splitlines()[-1]))
+    print(f"{args.threads} threads, {args.rounds} rounds, float32; N={N}, T={T}, D={D}, H={H}; a step: forward, "
+          "softmax loss, backward, Adam")
+    print(f"{'layer':>5}  {'chainrule ms (range)':>22}  {'torch ms (range)':>22}  {'÷torch':>6}")
+    for kind in ("gru", "lstm"):
+        ours, theirs = samples[(kind, "chainrule")], samples.get((kind, "torch"), [])
+        ratio = f"{statistics.median(ours) / statistics.median(theirs):.2f}" if theirs else "-"
+        print(f"{kind.upper():>5}  {spread(ours):>22}  {spread(theirs):>22}  {ratio:>6}")
+
+
+def spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{statistics.median(values) * 1e3:.2f} ({min(values) * 1e3:.2f}-{max(values) * 1e3:.2f})"
+
+
+if __name__ == "__main__":
+    main()
