@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from chainrule import data as datasets
 from chainrule.checkpoint import atomic_write
 from chainrule.report import pyplot, save_figure
+from losses.classification import IGNORE_INDEX
 
 NPZ_KEYS = (("X", "y"), ("X_test", "y_test"), ("X_val", "y_val"), ("X_train", "y_train"))
 
@@ -100,9 +101,12 @@ def classification_report(y: NDArray, pred: NDArray, classes: int, source: str =
     """Accuracy, per-class precision, recall, F1 and support, macro averages, and the confusion matrix
     (rows are true classes, columns predicted). A class never predicted has precision 0, as scikit-learn's
     ``zero_division=0`` gives."""
-    if y.ndim != 1 or len(y) != len(pred):
-        raise ValueError(f"evaluate: {source}: expected {len(pred)} labels (one a row), got an array of shape "
-                         f"{y.shape}")
+    if y.shape != pred.shape:
+        raise ValueError(f"evaluate: {source}: expected labels of shape {pred.shape} (one per prediction), got "
+                         f"an array of shape {y.shape}")
+    if y.ndim == 2 and y.dtype.kind in "iu":  # a label per step of a sequence: each step is an example, padding out
+        counted = y.ravel() != IGNORE_INDEX
+        y, pred = y.ravel()[counted], pred.ravel()[counted]
     if y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= classes)):
         outside = sorted(set(np.unique(y[(y < 0) | (y >= classes)]).tolist()))[:5] if y.dtype.kind in "iu" else []
         raise ValueError(f"evaluate: {source} must hold the run's classes, integers 0..{classes - 1}"

@@ -89,11 +89,11 @@ class TrainedModel:
 
     def predict(self, X: Any, source: str = "X") -> NDArray[np.intp]:
         """The class of the highest score for each row."""
-        return np.argmax(self.scores(X, source=source), axis=1)
+        return np.argmax(self.scores(X, source=source), axis=-1)  # (N,), or (N, T) for a label per step
 
     def predict_proba(self, X: Any, source: str = "X") -> NDArray[np.floating]:
         """Class probabilities: the softmax of the scores, shape (N, C)."""
-        return softmax(self.scores(X, source=source), axis=1)
+        return softmax(self.scores(X, source=source), axis=-1)
 
     def evaluate(self, X: Any, y: Any, source: str = "X") -> dict[str, Any]:
         """Accuracy, per-class precision, recall, F1 and support, and the confusion matrix (rows: true class).

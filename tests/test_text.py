@@ -85,3 +85,20 @@ def test_sample_refuses_a_run_that_is_not_a_character_model(tmp_path):
     run = trained(tmp_path)
     with pytest.raises(ValueError, match="this run is not a character model"):
         sample_text(load_run(run.run_dir))
+
+
+def test_a_character_run_evaluates_each_step_as_an_example(tmp_path, capsys):
+    import json
+
+    from chainrule import runs
+    from chainrule.cli import main as chainrule_main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CHARS.replace('imports = ["slowlayer"]\n', "").replace('{ type = "SlowIdentity" },', "")
+                   .replace("epochs = 10", "epochs = 2"))
+    run = runs.setup(cfg, [f"output.dir='{tmp_path / 'r'}'"])
+    assert runs.train(run) == 0
+    assert chainrule_main(["evaluate", str(tmp_path / "r")]) == 0
+    report = json.loads((tmp_path / "r" / "evaluation.json").read_text())
+    assert report["examples"] == run.solver.data["y_val"].size  # every step of every validation sequence
+    assert load_run(tmp_path / "r").predict(run.solver.data["X_val"][:2]).shape == (2, 20)
