@@ -1,0 +1,176 @@
+"""scikit-learn estimators over chainrule networks: ``NetClassifier`` (fit, predict, predict_proba,
+decision_function, score, partial_fit, warm_start), usable in a Pipeline, GridSearchCV, cross_val_score,
+``clone`` and pickle. Needs scikit-learn (``pip install -e '.[datasets]'``).
+
+The constructor stores its arguments as given (scikit-learn's rule); ``fit`` validates and converts the data as
+scikit-learn does (any array-like, any numeric dtype, a DataFrame's column names kept in ``feature_names_in_``),
+encodes the labels (any labels, strings included, in ``classes_``), builds the network and trains it with the
+Solver, holding out ``validation_fraction`` of the rows for the best-epoch and early-stopping rules.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import softmax
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from chainrule.build import build_model
+from layers import Layer, Sequential
+from optim import OPTIMIZERS
+from solver import Solver, eval_mode
+
+ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "logistic": "Sigmoid", "elu": "ELU", "leaky_relu": "LeakyReLU"}
+
+
+class NetClassifier(ClassifierMixin, BaseEstimator):
+    """A classifier trained by chainrule's Solver.
+
+    The network is ``hidden_layer_sizes`` Affine layers with ``activation`` between them (as MLPClassifier's),
+    or ``layers``, a list of layer tables as a config's ``model.layers`` (the last layer's ``out_features`` is
+    filled in with the number of classes when left out). ``loss`` ("softmax" or "svm"), ``optimizer`` ("adam",
+    "sgd", "rmsprop", "adagrad") with ``lr``, L2 ``reg`` on the weights, ``epochs``, ``batch_size`` (at most the
+    training rows), ``validation_fraction`` held out (0: the training rows measure the epochs), ``patience``
+    (epochs without a better validation accuracy before stopping; None: never), ``random_state`` (the seed of
+    the weights, the split and the batches; None means 0: chainrule never uses global random state), ``dtype``
+    of the network, ``verbose``, and ``warm_start`` (a second ``fit`` continues from the trained network).
+    """
+
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", layers: Any = None,
+                 loss: str = "softmax", optimizer: str = "adam", lr: float = 1e-2, reg: float = 1e-4,
+                 epochs: int = 60, batch_size: int = 200, validation_fraction: float = 0.1,
+                 patience: int | None = 10, random_state: int | None = None, dtype: str = "float32",
+                 verbose: bool = False, warm_start: bool = False) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.layers = layers
+        self.loss = loss
+        self.optimizer = optimizer
+        self.lr = lr
+        self.reg = reg
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.dtype = dtype
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+    # -- training ----------------------------------------------------------------------------------------
+
+    def fit(self, X: Any, y: Any) -> NetClassifier:
+        """Train on X (n_samples, n_features) and labels y; returns self."""
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        check_classification_targets(y)
+        classes, encoded = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"NetClassifier: y has {len(classes)} class; a classifier needs at least 2 classes")
+        continuing = self.warm_start and hasattr(self, "model_") and np.array_equal(classes, self.classes_)
+        self.classes_ = classes
+        if not continuing:
+            self.model_ = self.build(X.shape[1], len(classes))
+            self.history_: dict[str, list[float]] = {"loss": [], "val_acc": [], "train_acc": []}
+        self.train(X, encoded, self.epochs)
+        return self
+
+    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> NetClassifier:
+        """One epoch on X, y; the first call needs ``classes``, every class there will ever be."""
+        first = not hasattr(self, "model_")
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
+        check_classification_targets(y)
+        if first:
+            if classes is None:
+                raise ValueError("NetClassifier.partial_fit: the first call needs classes=, every class there "
+                                 "will ever be")
+            self.classes_ = np.unique(classes)
+            self.model_ = self.build(X.shape[1], len(self.classes_))
+            self.history_ = {"loss": [], "val_acc": [], "train_acc": []}
+        unknown = np.setdiff1d(y, self.classes_)
+        if unknown.size:
+            raise ValueError(f"NetClassifier.partial_fit: labels {unknown[:5].tolist()} are not in classes_ "
+                             f"{self.classes_.tolist()}")
+        self.train(X, np.searchsorted(self.classes_, y), 1, hold_out=False)
+        return self
+
+    def build(self, features: int, classes: int) -> Layer:
+        """The network: from ``layers`` (a config's layer tables) or ``hidden_layer_sizes`` and ``activation``."""
+        if self.layers is not None:
+            specs = [dict(spec) for spec in self.layers]
+        else:
+            if self.activation not in ACTIVATIONS:
+                raise ValueError(f"NetClassifier: activation must be one of {', '.join(ACTIVATIONS)}, got "
+                                 f"{self.activation!r}")
+            sizes = [self.hidden_layer_sizes] if np.isscalar(self.hidden_layer_sizes) else self.hidden_layer_sizes
+            specs = []
+            for size in sizes:
+                specs += [{"type": "Affine", "out_features": int(size)}, {"type": ACTIVATIONS[self.activation]}]
+            specs.append({"type": "Affine"})
+        cfg = {"layers": specs, "dtype": np.dtype(self.dtype).name, "init": "he"}
+        rng = np.random.default_rng((self.seed(), 1))
+        return build_model(cfg, np.zeros((1, features)), rng, classes)
+
+    def seed(self) -> int:
+        if self.random_state is None:
+            return 0
+        if isinstance(self.random_state, (int, np.integer)):
+            return int(self.random_state)
+        raise ValueError(f"NetClassifier: random_state must be an integer or None, got {self.random_state!r}")
+
+    def train(self, X: NDArray, y: NDArray, epochs: int, hold_out: bool = True) -> None:
+        """Train ``self.model_`` for ``epochs`` with the Solver, holding out ``validation_fraction``."""
+        rng = np.random.default_rng((self.seed(), 2))
+        n_val = int(round(len(X) * self.validation_fraction)) if hold_out else 0
+        if n_val and len(X) - n_val >= 1:
+            order = rng.permutation(len(X))
+            val, fit_rows = order[:n_val], order[n_val:]
+        else:
+            val = fit_rows = np.arange(len(X))
+        data = {"X_train": X[fit_rows], "y_train": y[fit_rows], "X_val": X[val], "y_val": y[val]}
+        optimizer = OPTIMIZERS.lookup(self.optimizer)(lr=self.lr)
+        solver = Solver(self.model_, data, loss=self.loss, optimizer=optimizer, reg=self.reg,
+                        batch_size=max(1, min(self.batch_size, len(fit_rows))), epochs=epochs,
+                        seed=self.seed() + len(self.history_["loss"]), patience=self.patience if hold_out else None,
+                        verbose=self.verbose, threads=1)
+        solver.train()
+        steps = solver.steps_per_epoch
+        self.history_["loss"] += [float(np.mean(solver.loss_history[e * steps:(e + 1) * steps]))
+                                  for e in range(solver.epoch)]
+        self.history_["val_acc"] += solver.val_acc_history
+        self.history_["train_acc"] += solver.train_acc_history
+        self.n_iter_ = len(self.history_["loss"])
+
+    # -- prediction --------------------------------------------------------------------------------------
+
+    def decision_function(self, X: Any) -> NDArray:
+        """The network's scores (n_samples, n_classes); for two classes, the second's minus the first's."""
+        scores = self.scores(X)
+        return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
+
+    def predict_proba(self, X: Any) -> NDArray:
+        """Class probabilities, the softmax of the scores, (n_samples, n_classes), columns in ``classes_`` order."""
+        return softmax(self.scores(X).astype(np.float64), axis=1)
+
+    def predict(self, X: Any) -> NDArray:
+        """The class of the highest score, from ``classes_``."""
+        best = np.argmax(self.scores(X), axis=1)
+        return self.classes_[best]
+
+    def scores(self, X: Any) -> NDArray:
+        """The network's scores in float64, through a float64 copy of it: float32 products round differently
+        with the number of rows, and a row's prediction must not depend on the rows beside it."""
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        network: Sequential = copy.deepcopy(self.model_).astype(np.float64)
+        with eval_mode(network):
+            return np.asarray(network.forward(X))

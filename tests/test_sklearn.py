@@ -1,0 +1,68 @@
+"""chainrule's scikit-learn estimators against scikit-learn's own estimator checks, and in its tools."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from chainrule.sklearn import NetClassifier  # noqa: E402
+
+
+@parametrize_with_checks([NetClassifier()])
+def test_scikit_learns_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, random_state=0)
+
+
+@pytest.mark.slow
+def test_a_pipeline_in_grid_search_on_digits_and_cross_validation(digits):
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X_train, X_test, y_train, y_test = digits
+    pipe = make_pipeline(StandardScaler(), NetClassifier(hidden_layer_sizes=(64,), epochs=30, random_state=0))
+    search = GridSearchCV(pipe, {"netclassifier__lr": [3e-3, 1e-2]}, cv=3, n_jobs=2).fit(X_train, y_train)
+    assert search.best_score_ > 0.93 and search.score(X_test, y_test) > 0.94
+    scores = cross_val_score(NetClassifier(epochs=20, random_state=1), X_train / 16, y_train, cv=3)
+    assert scores.shape == (3,) and scores.min() > 0.9
+
+
+def test_labels_of_any_kind_pickle_clone_warm_start_and_partial_fit(digits, tmp_path):
+    from sklearn.base import clone
+
+    X_train, X_test, y_train, y_test = digits
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    net = NetClassifier(hidden_layer_sizes=(32,), epochs=8, random_state=0).fit(X_train / 16, names[y_train])
+    assert set(net.classes_) == set(names) and net.predict(X_test[:3] / 16).dtype == names.dtype
+    assert net.n_features_in_ == 64 and net.score(X_test / 16, names[y_test]) > 0.85
+    again = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(again.predict_proba(X_test / 16), net.predict_proba(X_test / 16))
+    fresh = clone(net)
+    assert not hasattr(fresh, "model_") and fresh.get_params() == net.get_params()
+    before = net.n_iter_
+    net.set_params(warm_start=True, epochs=2).fit(X_train / 16, names[y_train])
+    assert net.n_iter_ == before + 2  # continued, not restarted
+    stream = NetClassifier(hidden_layer_sizes=(32,), random_state=0)
+    for part in np.array_split(np.arange(len(X_train)), 5):
+        stream.partial_fit(X_train[part] / 16, y_train[part], classes=np.arange(10))
+    assert stream.n_iter_ == 5 and stream.score(X_test / 16, y_test) > 0.5
+
+
+def test_feature_names_from_a_dataframe(digits):
+    pd = pytest.importorskip("pandas")
+    X_train, _, y_train, _ = digits
+    frame = pd.DataFrame(X_train / 16, columns=[f"pixel{i}" for i in range(64)])
+    net = NetClassifier(epochs=2, random_state=0).fit(frame, y_train)
+    assert list(net.feature_names_in_) == list(frame.columns)
