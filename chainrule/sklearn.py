@@ -21,7 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from chainrule.build import build_model
-from layers import Layer, Sequential
+from layers import Layer
 from optim import OPTIMIZERS
 from solver import Solver, eval_mode
 
@@ -76,7 +76,8 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         classes, encoded = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(f"NetClassifier: y has {len(classes)} class; a classifier needs at least 2 classes")
-        continuing = self.warm_start and hasattr(self, "model_") and np.array_equal(classes, self.classes_)
+        previous: NDArray | None = getattr(self, "classes_", None)
+        continuing = self.warm_start and hasattr(self, "model_") and np.array_equal(classes, previous)
         self.classes_ = classes
         if not continuing:
             self.model_ = self.build(X.shape[1], len(classes))
@@ -111,7 +112,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
             if self.activation not in ACTIVATIONS:
                 raise ValueError(f"NetClassifier: activation must be one of {', '.join(ACTIVATIONS)}, got "
                                  f"{self.activation!r}")
-            sizes = [self.hidden_layer_sizes] if np.isscalar(self.hidden_layer_sizes) else self.hidden_layer_sizes
+            sizes: Any = [self.hidden_layer_sizes] if np.isscalar(self.hidden_layer_sizes) else self.hidden_layer_sizes
             specs = []
             for size in sizes:
                 specs += [{"type": "Affine", "out_features": int(size)}, {"type": ACTIVATIONS[self.activation]}]
@@ -171,6 +172,6 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         with the number of rows, and a row's prediction must not depend on the rows beside it."""
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        network: Sequential = copy.deepcopy(self.model_).astype(np.float64)
+        network: Layer = copy.deepcopy(self.model_).astype(np.float64)
         with eval_mode(network):
             return np.asarray(network.forward(X))
