@@ -77,7 +77,8 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         if len(classes) < 2:
             raise ValueError(f"NetClassifier: y has {len(classes)} class; a classifier needs at least 2 classes")
         previous: NDArray | None = getattr(self, "classes_", None)
-        continuing = self.warm_start and hasattr(self, "model_") and np.array_equal(classes, previous)
+        continuing = (self.warm_start and hasattr(self, "model_") and previous is not None
+                      and np.array_equal(classes, previous))
         self.classes_ = classes
         if not continuing:
             self.model_ = self.build(X.shape[1], len(classes))
