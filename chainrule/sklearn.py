@@ -42,9 +42,9 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", layers: Any = None,
-                 loss: str = "softmax", optimizer: str = "adam", lr: float = 1e-2, reg: float = 1e-4,
-                 epochs: int = 60, batch_size: int = 200, validation_fraction: float = 0.1,
-                 patience: int | None = 10, random_state: int | None = None, dtype: str = "float32",
+                 loss: str = "softmax", optimizer: str = "adam", lr: float = 3e-3, reg: float = 1e-3,
+                 epochs: int = 40, batch_size: int = 64, validation_fraction: float = 0.1,
+                 patience: int | None = None, random_state: int | None = None, dtype: str = "float32",
                  verbose: bool = False, warm_start: bool = False) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
