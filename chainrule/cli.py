@@ -136,6 +136,15 @@ def sweep(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def export(args: argparse.Namespace) -> int:
+    from chainrule.export import write_onnx
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / "model.onnx"
+    refuse_to_replace(out, Path(args.run_dir), [], "--out")
+    print(f"wrote {write_onnx(load_run(args.run_dir, args.which), out, args.opset)}")
+    return 0
+
+
 def sample(args: argparse.Namespace) -> int:
     from chainrule.sampling import sample_text
 
@@ -195,6 +204,14 @@ def parser() -> OneLineParser:
     sw.add_argument("--address", help="a Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local process pool)")
     sw.add_argument("--resume", metavar="SWEEP_DIR", help="continue the sweep in SWEEP_DIR")
     sw.add_argument("--debug", action="store_true", help="show tracebacks")
+    ex = sub.add_parser("export", help="a trained run as an ONNX model (standardization included)",
+                        formatter_class=fmt, epilog="examples:\n  chainrule export runs/digits\n"
+                                                    "  chainrule export runs/digits --which last --out digits.onnx")
+    ex.add_argument("run_dir", metavar="RUN_DIR")
+    ex.add_argument("--which", choices=("best", "last"), default="best")
+    ex.add_argument("--out", metavar="FILE", help="the .onnx file (default RUN_DIR/model.onnx)")
+    ex.add_argument("--opset", type=int, default=17, help="the ONNX opset (17 to 21; default 17)")
+    ex.add_argument("--debug", action="store_true", help="show tracebacks")
     sa = sub.add_parser("sample", help="text drawn from a trained character model", formatter_class=fmt,
                         epilog="examples:\n  chainrule sample runs/chars\n"
                                "  chainrule sample runs/chars --prime 'The chain rule' --length 300 --temperature 0.7")
@@ -220,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     def command() -> int:
         args = parser().parse_args(argv)
         chosen = {"train": train, "predict": predict, "evaluate": evaluate, "sweep": sweep,
-                  "sample": sample}[args.command]
+                  "sample": sample, "export": export}[args.command]
         return quiet_on_broken_pipe(lambda: run_command(chosen, args, "chainrule"))
 
     return one_line_interrupt("chainrule", command)

@@ -100,6 +100,13 @@ class TrainedModel:
         ``source`` names where X and y came from in errors."""
         return classification_report(np.asarray(y), self.predict(X, source), self.classes, f"the labels of {source}")
 
+    def to_onnx(self, path: str | Path, opset: int = 17) -> Path:
+        """Write the model as ONNX (standardization included; outputs ``scores`` and ``probabilities``); see
+        ``chainrule.export``. Needs the extra ``onnx``."""
+        from chainrule.export import write_onnx
+
+        return write_onnx(self, path, opset)
+
     def save(self, path: str | Path) -> None:
         """One npz file (the layout in the module docstring), written atomically."""
         meta = {"format": FORMAT, "config": self.config, "input_shape": list(self.input_shape),

@@ -1,0 +1,203 @@
+"""ONNX export of a trained model: ``chainrule export RUN_DIR`` and ``TrainedModel.to_onnx(path)``.
+
+The exported graph takes raw inputs as ``TrainedModel.predict`` does: one float32 input named ``input`` with a
+dynamic batch dimension, the run's standardization first, then the network, and two outputs, ``scores`` and
+``probabilities`` (their softmax). Every file passes ``onnx.checker.check_model(model, full_check=True)``.
+
+Each built-in layer maps to standard ONNX operators (``EXPORTERS``). A layer of your own exports when it defines
+``to_onnx(self, graph, x)``: ``x`` is the name of its input in the graph, ``graph.const(array)`` adds a constant and
+returns its name, ``graph.node(op_type, inputs, **attributes)`` adds an operator and returns its output's name,
+and the method returns the name of the layer's output. Needs the extra ``onnx`` (``pip install -e '.[onnx]'``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chainrule.checkpoint import atomic_write
+from layers import (
+    ELU,
+    Affine,
+    AvgPool1D,
+    AvgPool2D,
+    BatchNorm,
+    Conv1D,
+    Conv2D,
+    Dropout,
+    Flatten,
+    GlobalAvgPool,
+    Layer,
+    LayerNorm,
+    LeakyReLU,
+    Maxout,
+    MaxPool1D,
+    MaxPool2D,
+    ReLU,
+    Reshape,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
+
+OPSETS = range(17, 22)
+HOOK = "to_onnx(self, graph, x)"
+
+
+def onnx_modules() -> Any:
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:
+        raise ImportError("export needs the onnx package: pip install -e '.[onnx]'") from None
+    return onnx, helper, numpy_helper
+
+
+class OnnxGraph:
+    """The graph being built: constants (float32) and operators, each output named uniquely."""
+
+    def __init__(self, opset: int) -> None:
+        self.opset = opset
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self.count = 0
+
+    def fresh(self, hint: str) -> str:
+        self.count += 1
+        return f"{hint}_{self.count}"
+
+    def const(self, array: Any, hint: str = "const") -> str:
+        """A constant (floating arrays as float32, integers as int64); returns its name."""
+        _, _, numpy_helper = onnx_modules()
+        value = np.asarray(array)
+        value = value.astype(np.float32) if value.dtype.kind == "f" else value.astype(np.int64)
+        name = self.fresh(hint)
+        self.initializers.append(numpy_helper.from_array(value, name))
+        return name
+
+    def node(self, op_type: str, inputs: list[str], **attributes: Any) -> str:
+        """An operator on ``inputs``; returns the name of its (first) output."""
+        _, helper, _ = onnx_modules()
+        out = self.fresh(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attributes))
+        return out
+
+
+def export_layer(graph: OnnxGraph, layer: Layer, x: str) -> str:
+    """The layer's operators on ``x``: its own ``to_onnx`` hook, or the built-in exporter of its class."""
+    hook = getattr(layer, "to_onnx", None)
+    if callable(hook):
+        return str(hook(graph, x))
+    exporter = EXPORTERS.get(type(layer))
+    if exporter is None:
+        raise ValueError(f"export: {type(layer).__name__} has no ONNX export: define {HOOK} on it (see "
+                         "chainrule/export.py), or use layers that have one")
+    return exporter(graph, layer, x)
+
+
+def sequential(graph: OnnxGraph, layer: Sequential, x: str) -> str:
+    for inner in layer.layers:
+        x = export_layer(graph, inner, x)
+    return x
+
+
+def affine(graph: OnnxGraph, layer: Affine, x: str) -> str:
+    flat = graph.node("Flatten", [x], axis=1)  # Affine flattens (N, d1, ..., dk) to (N, D); a no-op on (N, D)
+    return graph.node("Gemm", [flat, graph.const(layer.params["W"], "W"), graph.const(layer.params["b"], "b")])
+
+
+def maxout(graph: OnnxGraph, layer: Maxout, x: str) -> str:
+    z = graph.node("Gemm", [graph.node("Flatten", [x], axis=1), graph.const(layer.params["W"], "W"),
+                            graph.const(layer.params["b"], "b")])
+    pieces = graph.node("Reshape", [z, graph.const(np.array([0, layer.pieces, layer.out_features]), "shape")])
+    if graph.opset >= 18:
+        return graph.node("ReduceMax", [pieces, graph.const(np.array([1]), "axes")], keepdims=0)
+    return graph.node("ReduceMax", [pieces], axes=[1], keepdims=0)
+
+
+def batch_norm(graph: OnnxGraph, layer: BatchNorm, x: str) -> str:
+    p, b = layer.params, layer.buffers
+    return graph.node("BatchNormalization", [x, graph.const(p["gamma"]), graph.const(p["beta"]),
+                                             graph.const(b["running_mean"]), graph.const(b["running_var"])],
+                      epsilon=layer.eps)
+
+
+def layer_norm(graph: OnnxGraph, layer: LayerNorm, x: str) -> str:
+    return graph.node("LayerNormalization", [x, graph.const(layer.params["gamma"]), graph.const(layer.params["beta"])],
+                      axis=-1, epsilon=layer.eps)
+
+
+def conv(graph: OnnxGraph, layer: Any, x: str) -> str:
+    g = layer.geometry
+    inputs = [x, graph.const(layer.params["W"], "W")] + ([graph.const(layer.params["b"], "b")]
+                                                         if "b" in layer.params else [])
+    return graph.node("Conv", inputs, kernel_shape=list(g.kernel), strides=list(g.stride),
+                      pads=list(g.padding) * 2, dilations=list(g.dilation), group=layer.groups)
+
+
+def pool(op: str, **extra: Any) -> Callable[[OnnxGraph, Any, str], str]:
+    def export(graph: OnnxGraph, layer: Any, x: str) -> str:
+        g = layer.geometry
+        return graph.node(op, [x], kernel_shape=list(g.kernel), strides=list(g.stride), pads=list(g.padding) * 2,
+                          **extra)
+    return export
+
+
+def reshape(graph: OnnxGraph, layer: Reshape, x: str) -> str:
+    return graph.node("Reshape", [x, graph.const(np.array([0, *layer.shape]), "shape")])
+
+
+def activation(op: str, **attributes: Callable[[Any], Any]) -> Callable[[OnnxGraph, Any, str], str]:
+    def export(graph: OnnxGraph, layer: Any, x: str) -> str:
+        return graph.node(op, [x], **{k: float(get(layer)) for k, get in attributes.items()})
+    return export
+
+
+EXPORTERS: dict[type, Callable[[OnnxGraph, Any, str], str]] = {
+    Sequential: sequential, Affine: affine, Maxout: maxout, BatchNorm: batch_norm, LayerNorm: layer_norm,
+    Conv1D: conv, Conv2D: conv, MaxPool1D: pool("MaxPool"), MaxPool2D: pool("MaxPool"),
+    AvgPool1D: pool("AveragePool", count_include_pad=1), AvgPool2D: pool("AveragePool", count_include_pad=1),
+    GlobalAvgPool: lambda graph, layer, x: graph.node("Flatten", [graph.node("GlobalAveragePool", [x])], axis=1),
+    Flatten: lambda graph, layer, x: graph.node("Flatten", [x], axis=1), Reshape: reshape,
+    Dropout: lambda graph, layer, x: x,  # the identity at inference
+    ReLU: activation("Relu"), Sigmoid: activation("Sigmoid"), Tanh: activation("Tanh"),
+    LeakyReLU: activation("LeakyRelu", alpha=lambda layer: layer.negative_slope),
+    ELU: activation("Elu", alpha=lambda layer: layer.alpha),
+}
+
+
+def to_onnx(model: Any, opset: int = 17) -> Any:
+    """The ONNX model of a ``TrainedModel``: standardization, the network, ``scores`` and ``probabilities``;
+    checked with ``onnx.checker.check_model(full_check=True)``."""
+    onnx, helper, _ = onnx_modules()
+    if opset not in OPSETS:
+        raise ValueError(f"--opset: expected {OPSETS[0]} to {OPSETS[-1]}, got {opset}")
+    graph = OnnxGraph(opset)
+    x = "input"
+    if "mean" in model.preprocessing:
+        x = graph.node("Sub", [x, graph.const(model.preprocessing["mean"], "mean")])
+        x = graph.node("Div", [x, graph.const(model.preprocessing["std"], "std")])
+    scores = export_layer(graph, model.network, x)
+    graph.nodes.append(helper.make_node("Identity", [scores], ["scores"]))
+    graph.nodes.append(helper.make_node("Softmax", ["scores"], ["probabilities"], axis=-1))
+    classes = model.classes
+    onnx_graph = helper.make_graph(
+        graph.nodes, "chainrule", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT,
+                                                                  ["N", *model.input_shape])],
+        [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["N", classes])
+         for name in ("scores", "probabilities")], graph.initializers)
+    exported = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
+                                 producer_name="chainrule")
+    onnx.checker.check_model(exported, full_check=True)
+    return exported
+
+
+def write_onnx(model: Any, path: str | Path, opset: int = 17) -> Path:
+    """Export ``model`` to ``path`` (written atomically); returns the path."""
+    exported = to_onnx(model, opset)
+    path = Path(path)
+    atomic_write(path, exported.SerializeToString())
+    return path

@@ -1,0 +1,123 @@
+"""ONNX export: the exported graph, run by ONNX Runtime on raw inputs, gives TrainedModel's probabilities; every
+file passes the full ONNX check; a user layer exports through its hook, or is named in a one-line error."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from chainrule import load_run, runs  # noqa: E402
+from chainrule.cli import main as chainrule_main  # noqa: E402
+from tests.test_after_training import SPIRAL, write  # noqa: E402
+
+CNN = """
+[data]
+source = "digits"
+standardize = "channel"
+[model]
+layers = [
+  { type = "Conv2D", out_channels = 4, kernel_size = 3, padding = 1 }, { type = "BatchNorm" }, { type = "ELU" },
+  { type = "MaxPool2D", kernel_size = 2 },
+  { type = "Conv2D", out_channels = 6, kernel_size = 3, stride = 1, dilation = 1, groups = 2 },
+  { type = "LeakyReLU" }, { type = "AvgPool2D", kernel_size = 2, padding = 1 },
+  { type = "Dropout", p = 0.2 }, { type = "Flatten" }, { type = "Maxout", out_features = 12, pieces = 3 },
+  { type = "LayerNorm" }, { type = "Tanh" }, { type = "Affine", out_features = 10 },
+]
+[optim]
+type = "adam"
+lr = 3e-3
+[solver]
+epochs = 2
+batch_size = 64
+verbose = false
+[output]
+plot = false
+"""
+MNIST1D = """
+[data]
+source = "mnist1d"
+[model]
+layers = [
+  { type = "Conv1D", out_channels = 8, kernel_size = 5, stride = 2, padding = 1 }, { type = "ReLU" },
+  { type = "MaxPool1D", kernel_size = 2 }, { type = "GlobalAvgPool" }, { type = "Sigmoid" },
+  { type = "Affine", out_features = 10 },
+]
+[solver]
+epochs = 1
+verbose = false
+[output]
+plot = false
+"""
+
+
+def onnx_probabilities(path, X):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input"]
+    assert [o.name for o in session.get_outputs()] == ["scores", "probabilities"]
+    return session.run(["probabilities"], {"input": X.astype(np.float32)})[0]
+
+
+@pytest.mark.parametrize("config", [SPIRAL, CNN, MNIST1D],  # SPIRAL standardizes per feature
+                         ids=["spiral-mlp", "digits-cnn", "mnist1d-cnn"])
+def test_an_exported_run_gives_the_probabilities_of_the_run_on_raw_inputs(config, tmp_path, capsys):
+    run = runs.setup(write(tmp_path, config), [f"output.dir='{tmp_path / 'r'}'"])
+    assert runs.train(run) == 0
+    assert chainrule_main(["export", str(tmp_path / "r")]) == 0
+    assert "model.onnx" in capsys.readouterr().out
+    model = load_run(tmp_path / "r")
+    X = run.solver.data["X_val"][:17]
+    raw = X * model.preprocessing["std"] + model.preprocessing["mean"] if "mean" in model.preprocessing else X
+    np.testing.assert_allclose(onnx_probabilities(tmp_path / "r" / "model.onnx", raw), model.predict_proba(raw),
+                               rtol=1e-4, atol=1e-6)
+    for opset in (18, 21):  # ReduceMax takes its axes as an input from opset 18
+        path = model.to_onnx(tmp_path / f"m{opset}.onnx", opset=opset)
+        np.testing.assert_allclose(onnx_probabilities(path, raw[:3]), model.predict_proba(raw[:3]), rtol=1e-4,
+                                   atol=1e-6)
+
+
+HOOKED = '''
+import numpy as np
+from layers import Layer
+
+
+class Swish(Layer):
+    """out = x * sigmoid(x)"""
+
+    def forward(self, x):
+        self.x = x
+        return x / (1 + np.exp(-x))
+
+    def backward(self, dout):
+        s = 1 / (1 + np.exp(-self.x))
+        return dout * (s + self.x * s * (1 - s))
+
+    def to_onnx(self, graph, x):
+        return graph.node("Mul", [x, graph.node("Sigmoid", [x])])
+
+
+class NoHook(Swish):
+    to_onnx = None
+'''
+
+
+def test_a_user_layer_exports_through_its_hook_and_without_one_is_named(tmp_path, capsys, monkeypatch):
+    (tmp_path / "mine.py").write_text(HOOKED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for layer in ("Swish", "NoHook"):
+        text = SPIRAL.replace('{ type = "ReLU" }', f'{{ type = "{layer}" }}')
+        text = text.replace("[model]", '[model]\nimports = ["mine"]')
+        run = runs.setup(write(tmp_path, text, f"{layer}.toml"), [f"output.dir='{tmp_path / layer}'"])
+        assert runs.train(run) == 0
+    assert chainrule_main(["export", str(tmp_path / "Swish")]) == 0
+    model = load_run(tmp_path / "Swish")
+    X = np.random.default_rng(0).uniform(-1, 1, (5, 2))
+    np.testing.assert_allclose(onnx_probabilities(tmp_path / "Swish" / "model.onnx", X), model.predict_proba(X),
+                               rtol=1e-4, atol=1e-6)
+    capsys.readouterr()
+    assert chainrule_main(["export", str(tmp_path / "NoHook")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["chainrule: error: export: NoHook has no ONNX export: define to_onnx(self, graph, x) on it (see "
+                   "chainrule/export.py), or use layers that have one"]
+    assert not (tmp_path / "NoHook" / "model.onnx").exists()
+    assert chainrule_main(["export", str(tmp_path / "Swish"), "--out", str(tmp_path / "Swish" / "config.toml")]) == 2
