@@ -81,7 +81,7 @@ import numpy as np
 from layers import Layer
 
 
-class Swish(Layer):
+class OnnxSwish(Layer):
     """out = x * sigmoid(x)"""
 
     def forward(self, x):
@@ -96,7 +96,7 @@ class Swish(Layer):
         return graph.node("Mul", [x, graph.node("Sigmoid", [x])])
 
 
-class NoHook(Swish):
+class OnnxNoHook(OnnxSwish):
     to_onnx = None
 '''
 
@@ -104,20 +104,21 @@ class NoHook(Swish):
 def test_a_user_layer_exports_through_its_hook_and_without_one_is_named(tmp_path, capsys, monkeypatch):
     (tmp_path / "mine.py").write_text(HOOKED)
     monkeypatch.syspath_prepend(str(tmp_path))
-    for layer in ("Swish", "NoHook"):
+    for layer in ("OnnxSwish", "OnnxNoHook"):  # names no other test registers
         text = SPIRAL.replace('{ type = "ReLU" }', f'{{ type = "{layer}" }}')
         text = text.replace("[model]", '[model]\nimports = ["mine"]')
         run = runs.setup(write(tmp_path, text, f"{layer}.toml"), [f"output.dir='{tmp_path / layer}'"])
         assert runs.train(run) == 0
-    assert chainrule_main(["export", str(tmp_path / "Swish")]) == 0
-    model = load_run(tmp_path / "Swish")
+    assert chainrule_main(["export", str(tmp_path / "OnnxSwish")]) == 0
+    model = load_run(tmp_path / "OnnxSwish")
     X = np.random.default_rng(0).uniform(-1, 1, (5, 2))
-    np.testing.assert_allclose(onnx_probabilities(tmp_path / "Swish" / "model.onnx", X), model.predict_proba(X),
-                               rtol=1e-4, atol=1e-6)
+    exported = onnx_probabilities(tmp_path / "OnnxSwish" / "model.onnx", X)
+    np.testing.assert_allclose(exported, model.predict_proba(X), rtol=1e-4, atol=1e-6)
     capsys.readouterr()
-    assert chainrule_main(["export", str(tmp_path / "NoHook")]) == 2
+    assert chainrule_main(["export", str(tmp_path / "OnnxNoHook")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["chainrule: error: export: NoHook has no ONNX export: define to_onnx(self, graph, x) on it (see "
-                   "chainrule/export.py), or use layers that have one"]
-    assert not (tmp_path / "NoHook" / "model.onnx").exists()
-    assert chainrule_main(["export", str(tmp_path / "Swish"), "--out", str(tmp_path / "Swish" / "config.toml")]) == 2
+    assert err == ["chainrule: error: export: OnnxNoHook has no ONNX export: define to_onnx(self, graph, x) on it "
+                   "(see chainrule/export.py), or use layers that have one"]
+    assert not (tmp_path / "OnnxNoHook" / "model.onnx").exists()
+    run_config = tmp_path / "OnnxSwish" / "config.toml"
+    assert chainrule_main(["export", str(tmp_path / "OnnxSwish"), "--out", str(run_config)]) == 2
