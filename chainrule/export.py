@@ -1,8 +1,10 @@
 """ONNX export of a trained model: ``chainrule export RUN_DIR`` and ``TrainedModel.to_onnx(path)``.
 
-The exported graph takes raw inputs as ``TrainedModel.predict`` does: one float32 input named ``input`` with a
-dynamic batch dimension, the run's standardization first, then the network, and two outputs, ``scores`` and
-``probabilities`` (their softmax). Every file passes ``onnx.checker.check_model(model, full_check=True)``.
+The exported graph takes raw inputs as ``TrainedModel.predict`` does: one float32 input named ``input``
+(int64 indices for a character model) with a dynamic batch dimension, the run's standardization first, then
+the network, and two outputs, ``scores`` and ``probabilities`` (their softmax). Every file passes
+``onnx.checker.check_model(model, full_check=True)``. The recurrent layers become ONNX's own RNN, GRU and LSTM
+operators (one node each, not an unrolled loop), with the gate blocks reordered.
 
 Each built-in layer maps to standard ONNX operators (``EXPORTERS``). A layer of your own exports when it defines
 ``to_onnx(self, graph, x)``: ``x`` is the name of its input in the graph, ``graph.const(array)`` adds a constant and
@@ -21,6 +23,9 @@ import numpy as np
 from chainrule.checkpoint import atomic_write
 from layers import (
     ELU,
+    GRU,
+    LSTM,
+    RNN,
     Affine,
     AvgPool1D,
     AvgPool2D,
@@ -28,6 +33,7 @@ from layers import (
     Conv1D,
     Conv2D,
     Dropout,
+    Embedding,
     Flatten,
     GlobalAvgPool,
     Layer,
@@ -41,6 +47,7 @@ from layers import (
     Sequential,
     Sigmoid,
     Tanh,
+    TemporalAffine,
 )
 
 OPSETS = range(17, 22)
@@ -150,6 +157,38 @@ def reshape(graph: OnnxGraph, layer: Reshape, x: str) -> str:
     return graph.node("Reshape", [x, graph.const(np.array([0, *layer.shape]), "shape")])
 
 
+def squeeze(graph: OnnxGraph, x: str, axis: int) -> str:
+    return graph.node("Squeeze", [x, graph.const(np.array([axis]), "axes")])
+
+
+def recurrent(graph: OnnxGraph, layer: Any, x: str) -> str:
+    """ONNX's own RNN, GRU and LSTM operators, time first (a Transpose each side), with the gate blocks put in
+    ONNX's orders (GRU: z, r, h with linear_before_reset = 1, PyTorch's and chainrule's equations; LSTM: i, o, f,
+    c against chainrule's i, f, o, g) and the weights transposed (ONNX keeps W (gates, D), chainrule x @ W)."""
+    H, p = layer.hidden_size, layer.params
+    blocks = lambda a, order: np.concatenate([a[..., k * H:(k + 1) * H] for k in order], axis=-1)  # noqa: E731
+    order: tuple[int, ...]
+    extra: dict[str, Any]
+    if isinstance(layer, GRU):
+        op, order, extra = "GRU", (1, 0, 2), {"linear_before_reset": 1}
+        bias = np.concatenate([blocks(p["bx"], order), blocks(p["bh"], order)])
+    elif isinstance(layer, LSTM):
+        op, order, extra = "LSTM", (0, 2, 1, 3), {}
+        bias = np.concatenate([blocks(p["b"], order), np.zeros(4 * H)])
+    else:
+        op, order, extra = "RNN", (0,), {"activations": ["Tanh" if layer.nonlinearity == "tanh" else "Relu"]}
+        bias = np.concatenate([p["b"], np.zeros(H)])
+    W, R = blocks(p["Wx"], order).T[None], blocks(p["Wh"], order).T[None]
+    time_first = graph.node("Transpose", [x], perm=[1, 0, 2])
+    _, helper, _ = onnx_modules()
+    Y, Y_h = graph.fresh(op.lower() + "_y"), graph.fresh(op.lower() + "_h")
+    graph.nodes.append(helper.make_node(op, [time_first, graph.const(W, "W"), graph.const(R, "R"),
+                                             graph.const(bias[None], "B")], [Y, Y_h], hidden_size=H, **extra))
+    if layer.return_sequences:  # Y: (T, 1, N, H)
+        return graph.node("Transpose", [squeeze(graph, Y, 1)], perm=[1, 0, 2])
+    return squeeze(graph, Y_h, 0)  # Y_h: (1, N, H)
+
+
 def activation(op: str, **attributes: Callable[[Any], Any]) -> Callable[[OnnxGraph, Any, str], str]:
     def export(graph: OnnxGraph, layer: Any, x: str) -> str:
         return graph.node(op, [x], **{k: float(get(layer)) for k, get in attributes.items()})
@@ -166,6 +205,10 @@ EXPORTERS: dict[type, Callable[[OnnxGraph, Any, str], str]] = {
     ReLU: activation("Relu"), Sigmoid: activation("Sigmoid"), Tanh: activation("Tanh"),
     LeakyReLU: activation("LeakyRelu", alpha=lambda layer: layer.negative_slope),
     ELU: activation("Elu", alpha=lambda layer: layer.alpha),
+    RNN: recurrent, GRU: recurrent, LSTM: recurrent,
+    Embedding: lambda graph, layer, x: graph.node("Gather", [graph.const(layer.params["W"], "W"), x]),
+    TemporalAffine: lambda graph, layer, x: graph.node("Add", [
+        graph.node("MatMul", [x, graph.const(layer.params["W"], "W")]), graph.const(layer.params["b"], "b")]),
 }
 
 
@@ -183,11 +226,11 @@ def to_onnx(model: Any, opset: int = 17) -> Any:
     scores = export_layer(graph, model.network, x)
     graph.nodes.append(helper.make_node("Identity", [scores], ["scores"]))
     graph.nodes.append(helper.make_node("Softmax", ["scores"], ["probabilities"], axis=-1))
-    classes = model.classes
+    input_type = onnx.TensorProto.INT64 if model.indices else onnx.TensorProto.FLOAT  # a character model's
+    out_shape = ["N", *model.output_shape[1:]]
     onnx_graph = helper.make_graph(
-        graph.nodes, "chainrule", [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT,
-                                                                  ["N", *model.input_shape])],
-        [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, ["N", classes])
+        graph.nodes, "chainrule", [helper.make_tensor_value_info("input", input_type, ["N", *model.input_shape])],
+        [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, out_shape)
          for name in ("scores", "probabilities")], graph.initializers)
     exported = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
                                  producer_name="chainrule")

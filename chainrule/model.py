@@ -82,6 +82,13 @@ class TrainedModel:
         return np.concatenate(parts) if parts else np.zeros((0, self.classes), dtype=self.dtype)
 
     @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The scores' shape for one example: (1, C), or (1, T, C) for a label per step."""
+        sample = np.zeros((1, *self.input_shape), np.int64 if self.indices else self.dtype)
+        with eval_mode(self.network):
+            return tuple(self.network.forward(sample).shape)
+
+    @property
     def classes(self) -> int:
         sample = np.zeros((1, *self.input_shape), np.int64 if self.indices else self.dtype)
         with eval_mode(self.network):

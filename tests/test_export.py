@@ -122,3 +122,47 @@ def test_a_user_layer_exports_through_its_hook_and_without_one_is_named(tmp_path
     assert not (tmp_path / "OnnxNoHook" / "model.onnx").exists()
     run_config = tmp_path / "OnnxSwish" / "config.toml"
     assert chainrule_main(["export", str(tmp_path / "OnnxSwish"), "--out", str(run_config)]) == 2
+
+
+RECURRENT = """
+[data]
+source = "mnist1d"
+[model]
+layers = [{{ type = "Reshape", shape = [40, 1] }}, {{ type = "{layer}", hidden_size = 8{extra} }}, {last}]
+[solver]
+epochs = 1
+verbose = false
+[output]
+plot = false
+"""
+
+
+@pytest.mark.parametrize("layer, extra, last", [
+    ("GRU", "", '{ type = "Affine" }'),
+    ("LSTM", ", return_sequences = true", '{ type = "Flatten" }, { type = "Affine" }'),
+    ("RNN", ', nonlinearity = "relu"', '{ type = "Affine" }'),
+    ("RNN", ", return_sequences = true", '{ type = "TemporalAffine", out_features = 4 }, { type = "Flatten" }, '
+                                        '{ type = "Affine" }'),
+])
+def test_recurrent_layers_export_to_onnxs_own_operators(layer, extra, last, tmp_path):
+    config = RECURRENT.format(layer=layer, extra=extra, last=last)
+    run = runs.setup(write(tmp_path, config), [f"output.dir='{tmp_path / 'r'}'"])
+    assert runs.train(run) == 0
+    model = load_run(tmp_path / "r")
+    X = run.solver.data["X_val"][:9]
+    path = model.to_onnx(tmp_path / "m.onnx")
+    np.testing.assert_allclose(onnx_probabilities(path, X), model.predict_proba(X), rtol=1e-4, atol=1e-6)
+
+
+def test_a_character_model_exports_with_integer_input(tmp_path):
+    from tests.test_text import CHARS
+
+    config = CHARS.replace('imports = ["slowlayer"]\n', "").replace('{ type = "SlowIdentity" },', "")
+    run = runs.setup(write(tmp_path, config.replace("epochs = 10", "epochs = 1")), [f"output.dir='{tmp_path / 'r'}'"])
+    assert runs.train(run) == 0
+    model = load_run(tmp_path / "r")
+    X = run.solver.data["X_val"][:3]
+    session = ort.InferenceSession(str(model.to_onnx(tmp_path / "c.onnx")), providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run(["probabilities"], {"input": X.astype(np.int64)})
+    assert probabilities.shape == (3, 20, len(model.preprocessing["vocabulary"]))
+    np.testing.assert_allclose(probabilities, model.predict_proba(X), rtol=1e-4, atol=1e-6)
