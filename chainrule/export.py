@@ -26,6 +26,8 @@ from layers import (
     GRU,
     LSTM,
     RNN,
+    Add,
+    AddConst,
     Affine,
     AvgPool1D,
     AvgPool2D,
@@ -34,21 +36,30 @@ from layers import (
     Conv2D,
     Dropout,
     Embedding,
+    Exp,
     Flatten,
     GlobalAvgPool,
     Layer,
     LayerNorm,
     LeakyReLU,
+    MatMul,
+    Max,
     Maxout,
     MaxPool1D,
     MaxPool2D,
+    Mul,
+    Reciprocal,
     ReLU,
     Reshape,
+    Scale,
     Sequential,
     Sigmoid,
+    Square,
+    Sum,
     Tanh,
     TemporalAffine,
 )
+from layers import Graph as LayerGraph
 
 OPSETS = range(17, 22)
 HOOK = "to_onnx(self, graph, x)"
@@ -93,16 +104,35 @@ class OnnxGraph:
         return out
 
 
-def export_layer(graph: OnnxGraph, layer: Layer, x: str) -> str:
-    """The layer's operators on ``x``: its own ``to_onnx`` hook, or the built-in exporter of its class."""
+def export_layer(graph: OnnxGraph, layer: Layer, *inputs: str) -> str:
+    """The layer's operators on its inputs (one name; two for a two-input gate): its own ``to_onnx`` hook, or
+    the built-in exporter of its class."""
     hook = getattr(layer, "to_onnx", None)
     if callable(hook):
-        return str(hook(graph, x))
+        return str(hook(graph, *inputs))
     exporter = EXPORTERS.get(type(layer))
     if exporter is None:
         raise ValueError(f"export: {type(layer).__name__} has no ONNX export: define {HOOK} on it (see "
                          "chainrule/export.py), or use layers that have one")
-    return exporter(graph, layer, x)
+    return exporter(graph, layer, *inputs)
+
+
+def computational_graph(graph: OnnxGraph, layer: LayerGraph, *inputs: str) -> str:
+    """A Graph of gates and layers: each node's operators on its inputs' names, in the Graph's order."""
+    names = dict(zip(layer.input_names, inputs, strict=True))
+    for name, (node, sources) in layer.nodes.items():
+        names[name] = export_layer(graph, node, *(names[s] for s in sources))
+    return names[layer.output]
+
+
+def gate(op: str) -> Callable[..., str]:
+    return lambda graph, layer, *inputs: graph.node(op, list(inputs))
+
+
+def reduce_sum(graph: OnnxGraph, layer: Sum, x: str) -> str:
+    if layer.axis is None:
+        return graph.node("ReduceSum", [x], keepdims=0)
+    return graph.node("ReduceSum", [x, graph.const(np.array([layer.axis]), "axes")], keepdims=0)
 
 
 def sequential(graph: OnnxGraph, layer: Sequential, x: str) -> str:
@@ -195,7 +225,7 @@ def activation(op: str, **attributes: Callable[[Any], Any]) -> Callable[[OnnxGra
     return export
 
 
-EXPORTERS: dict[type, Callable[[OnnxGraph, Any, str], str]] = {
+EXPORTERS: dict[type, Callable[..., str]] = {
     Sequential: sequential, Affine: affine, Maxout: maxout, BatchNorm: batch_norm, LayerNorm: layer_norm,
     Conv1D: conv, Conv2D: conv, MaxPool1D: pool("MaxPool"), MaxPool2D: pool("MaxPool"),
     AvgPool1D: pool("AveragePool", count_include_pad=1), AvgPool2D: pool("AveragePool", count_include_pad=1),
@@ -207,6 +237,11 @@ EXPORTERS: dict[type, Callable[[OnnxGraph, Any, str], str]] = {
     ELU: activation("Elu", alpha=lambda layer: layer.alpha),
     RNN: recurrent, GRU: recurrent, LSTM: recurrent,
     Embedding: lambda graph, layer, x: graph.node("Gather", [graph.const(layer.params["W"], "W"), x]),
+    LayerGraph: computational_graph, Add: gate("Add"), Mul: gate("Mul"), Max: gate("Max"), MatMul: gate("MatMul"),
+    Exp: gate("Exp"), Reciprocal: gate("Reciprocal"), Square: lambda graph, layer, x: graph.node("Mul", [x, x]),
+    Scale: lambda graph, layer, x: graph.node("Mul", [x, graph.const(np.float32(layer.c), "c")]),
+    AddConst: lambda graph, layer, x: graph.node("Add", [x, graph.const(np.float32(layer.c), "c")]),
+    Sum: reduce_sum,
     TemporalAffine: lambda graph, layer, x: graph.node("Add", [
         graph.node("MatMul", [x, graph.const(layer.params["W"], "W")]), graph.const(layer.params["b"], "b")]),
 }

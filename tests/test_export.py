@@ -166,3 +166,29 @@ def test_a_character_model_exports_with_integer_input(tmp_path):
     (probabilities,) = session.run(["probabilities"], {"input": X.astype(np.int64)})
     assert probabilities.shape == (3, 20, len(model.preprocessing["vocabulary"]))
     np.testing.assert_allclose(probabilities, model.predict_proba(X), rtol=1e-4, atol=1e-6)
+
+
+def test_a_graph_of_gates_exports(tmp_path):
+    """The lecture's gates wired into a Graph, inside a model, through ONNX Runtime."""
+    from chainrule.model import TrainedModel
+    from layers import (Add, AddConst, Affine, Exp, Graph, Max, Mul, Reciprocal, ReLU, Scale, Sequential, Sigmoid,
+                        Square)
+
+    rng = np.random.default_rng(0)
+    graph = Graph(["x"])
+    graph.add("h", Affine(2, 6, rng=rng), "x")
+    graph.add("a", ReLU(), "h")
+    graph.add("s", Sigmoid(), "h")
+    graph.add("m", Mul(), "a", "s")
+    graph.add("q", Square(), "m")
+    graph.add("big", Max(), "m", "q")
+    graph.add("e", Exp(), "s")
+    graph.add("r", Reciprocal(), "e")
+    graph.add("t", Scale(0.5), "r")
+    graph.add("u", AddConst(1.0), "t")
+    graph.add("sum", Add(), "big", "u")
+    network = Sequential(graph, Affine(6, 3, rng=rng))
+    model = TrainedModel(network, {"model": {"dtype": "float32"}}, {}, (2,))
+    X = rng.uniform(-2, 2, (7, 2)).astype(np.float32)
+    path = model.to_onnx(tmp_path / "g.onnx")
+    np.testing.assert_allclose(onnx_probabilities(path, X), model.predict_proba(X), rtol=1e-4, atol=1e-6)
