@@ -171,8 +171,7 @@ def test_a_character_model_exports_with_integer_input(tmp_path):
 def test_a_graph_of_gates_exports(tmp_path):
     """The lecture's gates wired into a Graph, inside a model, through ONNX Runtime."""
     from chainrule.model import TrainedModel
-    from layers import (Add, AddConst, Affine, Exp, Graph, Max, Mul, Reciprocal, ReLU, Scale, Sequential, Sigmoid,
-                        Square)
+    from layers import Add, AddConst, Affine, Exp, Graph, Max, Mul, Reciprocal, ReLU, Scale, Sequential, Sigmoid, Square
 
     rng = np.random.default_rng(0)
     graph = Graph(["x"])
