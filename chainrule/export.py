@@ -39,6 +39,7 @@ from layers import (
     Exp,
     Flatten,
     GlobalAvgPool,
+    GroupNorm,
     Layer,
     LayerNorm,
     LeakyReLU,
@@ -162,6 +163,27 @@ def batch_norm(graph: OnnxGraph, layer: BatchNorm, x: str) -> str:
                       epsilon=layer.eps)
 
 
+def group_norm(graph: OnnxGraph, layer: GroupNorm, x: str) -> str:
+    """Written out (GroupNormalization changed its meaning between opsets 18 and 21): the input as (N, G, -1),
+    its mean and variance per group, normalized, as (N, C, -1) for the per-channel scale and shift, and back to
+    its own shape."""
+    grouped = graph.node("Reshape", [x, graph.const(np.array([0, layer.num_groups, -1]), "groups")])
+
+    def mean(v: str) -> str:
+        if graph.opset >= 18:
+            return graph.node("ReduceMean", [v, graph.const(np.array([2]), "axes")], keepdims=1)
+        return graph.node("ReduceMean", [v], axes=[2], keepdims=1)
+
+    centred = graph.node("Sub", [grouped, mean(grouped)])
+    variance = mean(graph.node("Mul", [centred, centred]))
+    std = graph.node("Sqrt", [graph.node("Add", [variance, graph.const(np.float32(layer.eps), "eps")])])
+    channels = graph.node("Reshape", [graph.node("Div", [centred, std]),
+                                      graph.const(np.array([0, layer.num_channels, -1]), "channels")])
+    gamma, beta = (graph.const(layer.params[k].reshape(-1, 1), k) for k in ("gamma", "beta"))
+    out = graph.node("Add", [graph.node("Mul", [channels, gamma]), beta])
+    return graph.node("Reshape", [out, graph.node("Shape", [x])])
+
+
 def layer_norm(graph: OnnxGraph, layer: LayerNorm, x: str) -> str:
     return graph.node("LayerNormalization", [x, graph.const(layer.params["gamma"]), graph.const(layer.params["beta"])],
                       axis=-1, epsilon=layer.eps)
@@ -227,6 +249,7 @@ def activation(op: str, **attributes: Callable[[Any], Any]) -> Callable[[OnnxGra
 
 EXPORTERS: dict[type, Callable[..., str]] = {
     Sequential: sequential, Affine: affine, Maxout: maxout, BatchNorm: batch_norm, LayerNorm: layer_norm,
+    GroupNorm: group_norm,
     Conv1D: conv, Conv2D: conv, MaxPool1D: pool("MaxPool"), MaxPool2D: pool("MaxPool"),
     AvgPool1D: pool("AveragePool", count_include_pad=1), AvgPool2D: pool("AveragePool", count_include_pad=1),
     GlobalAvgPool: lambda graph, layer, x: graph.node("Flatten", [graph.node("GlobalAveragePool", [x])], axis=1),

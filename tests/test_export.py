@@ -9,6 +9,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from chainrule import load_run, runs  # noqa: E402
 from chainrule.cli import main as chainrule_main  # noqa: E402
+from tests.subprocess_runs import ROOT  # noqa: E402
 from tests.test_after_training import SPIRAL, write  # noqa: E402
 
 CNN = """
@@ -191,3 +192,50 @@ def test_a_graph_of_gates_exports(tmp_path):
     X = rng.uniform(-2, 2, (7, 2)).astype(np.float32)
     path = model.to_onnx(tmp_path / "g.onnx")
     np.testing.assert_allclose(onnx_probabilities(path, X), model.predict_proba(X), rtol=1e-4, atol=1e-6)
+
+
+EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.toml") if p.name != "digits_sweep.toml") + [
+    "custom/custom.toml"]
+LARGEST = {}  # the largest difference seen, per example: the closing note reports it
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_every_example_config_exports_and_agrees_with_onnx_runtime(example, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "examples" / "custom"))
+    run = runs.setup(ROOT / "examples" / example, [f"output.dir='{tmp_path / 'r'}'", "solver.epochs=1",
+                                                   "solver.verbose=false", "output.plot=false"])
+    assert runs.train(run) == 0
+    assert chainrule_main(["export", str(tmp_path / "r")]) == 0
+    model = load_run(tmp_path / "r")
+    pool = np.concatenate([run.solver.data[k] for k in ("X_train", "X_val")])
+    if "mean" in model.preprocessing:  # back to raw inputs: the exported graph standardizes them itself
+        pool = pool * model.preprocessing["std"] + model.preprocessing["mean"]
+    session = ort.InferenceSession(str(tmp_path / "r" / "model.onnx"), providers=["CPUExecutionProvider"])
+    for rows in (1, min(400, len(pool))):
+        X = pool[:rows].astype(np.int64 if model.indices else np.float32)
+        (probabilities,) = session.run(["probabilities"], {"input": X})
+        expected = model.predict_proba(X)
+        difference = float(np.max(np.abs(probabilities - expected)))
+        LARGEST[example] = max(LARGEST.get(example, 0.0), difference)
+        assert difference <= 1e-5, (example, rows, difference)
+        assert np.array_equal(probabilities.argmax(axis=-1), expected.argmax(axis=-1))
+
+
+def test_a_model_with_every_built_in_layer_exports(tmp_path):
+    """Every registered layer (and gate, through the gate graph test above) in one network or another."""
+    from chainrule.export import EXPORTERS
+    from chainrule.model import TrainedModel
+    from layers import REGISTRY, Affine, Conv2D, GroupNorm, Sequential
+
+    built_in = {cls for cls in REGISTRY.values() if cls.__module__.startswith("layers.")}
+    assert built_in <= set(EXPORTERS), sorted(c.__name__ for c in built_in - set(EXPORTERS))
+    rng = np.random.default_rng(1)
+    network = Sequential(Conv2D(2, 6, 3, padding=1, rng=rng), GroupNorm(3, 6), Affine(6 * 5 * 5, 4, rng=rng))
+    network[1].params["gamma"][:] = rng.uniform(0.5, 2, 6)
+    network[1].params["beta"][:] = rng.standard_normal(6)
+    model = TrainedModel(network, {"model": {"dtype": "float32"}}, {}, (2, 5, 5))
+    X = rng.standard_normal((300, 2, 5, 5)).astype(np.float32)
+    for opset in (17, 18):
+        path = model.to_onnx(tmp_path / f"g{opset}.onnx", opset=opset)
+        assert np.max(np.abs(onnx_probabilities(path, X) - model.predict_proba(X))) <= 1e-5

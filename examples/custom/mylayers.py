@@ -30,6 +30,10 @@ class PReLU(Layer):
         self.grads["a"] = np.sum(np.where(x > 0, 0, dout * x), axis=0)
         return np.where(x > 0, dout, dout * self.params["a"])
 
+    def to_onnx(self, graph, x):
+        """For ``chainrule export``: ONNX's PRelu, whose slope is ours."""
+        return graph.node("PRelu", [x, graph.const(self.params["a"])])
+
     @classmethod
     def example(cls, rng, batch=3):
         x = rng.standard_normal((batch, 4))
