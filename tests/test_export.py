@@ -41,7 +41,8 @@ source = "mnist1d"
 [model]
 layers = [
   { type = "Conv1D", out_channels = 8, kernel_size = 5, stride = 2, padding = 1 }, { type = "ReLU" },
-  { type = "MaxPool1D", kernel_size = 2 }, { type = "GlobalAvgPool" }, { type = "Sigmoid" },
+  { type = "MaxPool1D", kernel_size = 2 }, { type = "AvgPool1D", kernel_size = 3, stride = 1, padding = 1 },
+  { type = "GlobalAvgPool" }, { type = "Sigmoid" },
   { type = "Affine", out_features = 10 },
 ]
 [solver]
@@ -172,7 +173,23 @@ def test_a_character_model_exports_with_integer_input(tmp_path):
 def test_a_graph_of_gates_exports(tmp_path):
     """The lecture's gates wired into a Graph, inside a model, through ONNX Runtime."""
     from chainrule.model import TrainedModel
-    from layers import Add, AddConst, Affine, Exp, Graph, Max, Mul, Reciprocal, ReLU, Scale, Sequential, Sigmoid, Square
+    from layers import (
+        Add,
+        AddConst,
+        Affine,
+        Exp,
+        Graph,
+        Max,
+        Mul,
+        Reciprocal,
+        ReLU,
+        Reshape,
+        Scale,
+        Sequential,
+        Sigmoid,
+        Square,
+        Sum,
+    )
 
     rng = np.random.default_rng(0)
     graph = Graph(["x"])
@@ -187,6 +204,9 @@ def test_a_graph_of_gates_exports(tmp_path):
     graph.add("t", Scale(0.5), "r")
     graph.add("u", AddConst(1.0), "t")
     graph.add("sum", Add(), "big", "u")
+    graph.add("wide", Affine(6, 12, rng=rng), "sum")
+    graph.add("cube", Reshape([6, 2]), "wide")
+    graph.add("total", Sum(axis=2), "cube")  # (N, 6, 2) -> (N, 6)
     network = Sequential(graph, Affine(6, 3, rng=rng))
     model = TrainedModel(network, {"model": {"dtype": "float32"}}, {}, (2,))
     X = rng.uniform(-2, 2, (7, 2)).astype(np.float32)
