@@ -236,7 +236,8 @@ class Solver:
         self.bad_epochs = 0
         self.stop_reason: StopReason | None = None
         self.ignore_index: int | None = getattr(self.loss, "ignore_index", None)
-        check_labels(self.data, self.classes(), self.ignore_index)
+        self.num_classes = self.classes()  # checked once here; checkpoints and reports read it
+        check_labels(self.data, self.num_classes, self.ignore_index)
 
     def classes(self) -> int:
         """The number of scores the model gives for one example (at each step, for labels per step)."""

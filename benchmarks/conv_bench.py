@@ -202,14 +202,20 @@ def solo(contender: str, name: str, threads: int, seconds: float) -> float:
             step = torch_step(name)
         else:
             step = numpy_step(name) if contender == "numpy" else chainrule_step(name)
-        for X, y in data * 2:
+        return median_pass_seconds(step, data, seconds)
+
+
+def median_pass_seconds(step: Any, data: list, seconds: float) -> float:
+    """The median seconds of one step: two warm-up passes over ``data``, then passes timed whole, for
+    ``seconds`` and at least 5 passes. Shared with ``rnn_bench``."""
+    for X, y in data * 2:
+        step(X, y)
+    samples, end = [], time.perf_counter() + seconds
+    while time.perf_counter() < end or len(samples) < 5:
+        t0 = time.perf_counter()
+        for X, y in data:
             step(X, y)
-        samples, end = [], time.perf_counter() + seconds
-        while time.perf_counter() < end or len(samples) < 5:
-            t0 = time.perf_counter()
-            for X, y in data:
-                step(X, y)
-            samples.append((time.perf_counter() - t0) / len(data))
+        samples.append((time.perf_counter() - t0) / len(data))
     return statistics.median(samples)
 
 

@@ -15,11 +15,11 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from conv_bench import median_pass_seconds, spread  # the same timing and table cells as the conv benchmark
 
 HERE = Path(__file__).resolve().parent
 N, T, D, H, CLASSES = 100, 40, 1, 64, 10
@@ -73,15 +73,7 @@ def solo(contender: str, kind: str, threads: int, seconds: float) -> float:
             step = torch_step(kind)
         else:
             step = chainrule_step(kind)
-        for X, y in data * 2:
-            step(X, y)
-        samples, end = [], time.perf_counter() + seconds
-        while time.perf_counter() < end or len(samples) < 5:
-            t0 = time.perf_counter()
-            for X, y in data:
-                step(X, y)
-            samples.append((time.perf_counter() - t0) / len(data))
-    return statistics.median(samples)
+        return median_pass_seconds(step, data, seconds)
 
 
 def main() -> None:
@@ -115,12 +107,6 @@ def main() -> None:
         ours, theirs = samples[(kind, "chainrule")], samples.get((kind, "torch"), [])
         ratio = f"{statistics.median(ours) / statistics.median(theirs):.2f}" if theirs else "-"
         print(f"{kind.upper():>5}  {spread(ours):>22}  {spread(theirs):>22}  {ratio:>6}")
-
-
-def spread(values: list[float]) -> str:
-    if not values:
-        return "-"
-    return f"{statistics.median(values) * 1e3:.2f} ({min(values) * 1e3:.2f}-{max(values) * 1e3:.2f})"
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def solver_state(solver: Solver, config: dict[str, Any],
         "stop_reason": None if solver.stop_reason is None else solver.stop_reason.as_json(),
         "config": config,
         "generators": {k: g.bit_generator.state for k, g in solver.model.generators().items()},
-        "input_shape": list(solver.data["X_train"].shape[1:]), "classes": solver.classes(),
+        "input_shape": list(solver.data["X_train"].shape[1:]), "classes": solver.num_classes,
         "input_dtype": str(solver.data["X_train"].dtype),
     }
     arrays = {f"param/{k}": v for k, v in solver.model.params.items()}

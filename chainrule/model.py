@@ -90,9 +90,7 @@ class TrainedModel:
 
     @property
     def classes(self) -> int:
-        sample = np.zeros((1, *self.input_shape), np.int64 if self.indices else self.dtype)
-        with eval_mode(self.network):
-            return int(self.network.forward(sample).shape[-1])
+        return int(self.output_shape[-1])
 
     def predict(self, X: Any, source: str = "X") -> NDArray[np.intp]:
         """The class of the highest score for each row."""
