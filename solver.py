@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from tqdm.auto import tqdm
 
 from layers import Layer
-from losses import LOSSES, Loss, Objective, is_weight
+from losses import LOSSES, Loss, Objective, is_weight, r2_score, rmse
 from optim import OPTIMIZERS, ExponentialDecay, Optimizer, Schedule
 
 DATA_KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
@@ -43,12 +43,13 @@ def takes_indices(model: Layer) -> bool:
     return any(getattr(layer, "integer_input", False) for _, layer in model.named_layers())
 
 
-def check_data(data: dict[str, Any], dtype: np.dtype | None = None, indices: bool = False
-               ) -> dict[str, NDArray[Any]]:
+def check_data(data: dict[str, Any], dtype: np.dtype | None = None, indices: bool = False,
+               regression: bool = False) -> dict[str, NDArray[Any]]:
     """Validate the data dict: the four required arrays, optional test arrays, matching lengths. Inputs are
     converted once, here, to ``dtype`` (the model's: numpy's float64 data for a float32 model, or integer
     pixels), except integer inputs of a model that reads indices (``indices``: an Embedding); layers themselves
-    stay strict about dtypes."""
+    stay strict about dtypes. Labels are integers, or for a ``regression`` loss real targets (N,) or (N, K),
+    converted to ``dtype`` too."""
     unknown = sorted(set(data) - set(DATA_KEYS))
     if unknown:
         raise KeyError(f"Solver data: unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
@@ -67,7 +68,15 @@ def check_data(data: dict[str, Any], dtype: np.dtype | None = None, indices: boo
         target = dtype if dtype is not None else X.dtype if X.dtype.kind == "f" else np.dtype(np.float32)
         if X.dtype != target and not (indices and X.dtype.kind in "iu"):
             out[f"X_{split}"] = X = to_dtype(X, target, f"X_{split}")
-        if y.dtype.kind not in "iu" or y.ndim not in (1, 2):
+        if regression:
+            if y.dtype.kind not in "iuf" or y.ndim not in (1, 2):
+                raise ValueError(f"Solver data: y_{split} must be real-valued targets for a regression loss, (N,) "
+                                 f"or (N, K) for K outputs, got {y.dtype} of shape {y.shape}")
+            out[f"y_{split}"] = y = to_dtype(y, target, f"y_{split}")
+            if not np.isfinite(y).all():
+                raise ValueError(f"Solver data: y_{split} has NaN or inf, first in row "
+                                 f"{int(np.argmax(~np.isfinite(y.reshape(len(y), -1)).all(axis=1)))}")
+        elif y.dtype.kind not in "iu" or y.ndim not in (1, 2):
             raise ValueError(f"Solver data: y_{split} must be integer labels, (N,) or (N, T) for a label at every "
                              f"step of a sequence, got {y.dtype} of shape {y.shape}")
         if len(X) != len(y):
@@ -169,10 +178,15 @@ class Solver:
     Each step: scores = model.forward(X); loss = data loss + reg * sum(W**2) over
     weight tensors; model.backward(dscores); grads += 2 reg W; optimizer.step.
     ``train()`` runs shuffled minibatch epochs from a seeded Generator, records
-    ``loss_history`` (per step), ``train_acc_history`` and ``val_acc_history``
-    (per epoch), keeps the parameters of the best validation accuracy and
+    ``loss_history`` (per step), ``train_score_history``, ``val_score_history`` and
+    ``val_loss_history`` (per epoch), keeps the parameters of the best epoch and
     restores them at the end. ``patience`` stops after that many epochs without
     improvement. A non-finite loss stops training and sets ``stop_reason``.
+
+    The score is the loss's: accuracy for a classification loss (``score_name`` "acc"; the best epoch has the
+    highest validation accuracy; ``train_acc_history``, ``val_acc_history`` and ``best_val_acc`` are the
+    course's names for the same numbers), R² for a regression loss such as ``"mse"`` (``score_name`` "r2"; the
+    best epoch has the lowest validation loss; ``val_rmse_history`` too).
 
     The data is checked here, once: the arrays, their lengths, and every label against the
     model's number of scores. A dtype other than the model's is an error from its first layer.
@@ -199,8 +213,12 @@ class Solver:
         if not isinstance(model, Layer):
             raise TypeError(f"Solver: model must be a Layer, got {type(model).__name__}")
         self.model = model
-        self.data = check_data(data, model_dtype(model), takes_indices(model))
         self.loss = LOSSES.lookup(loss)() if isinstance(loss, str) else loss
+        if not isinstance(self.loss, Loss):
+            raise TypeError(f"Solver: loss must be a Loss or a loss's name, got {type(self.loss).__name__}")
+        self.regression = self.loss.task == "regression"
+        self.score_name = "r2" if self.regression else "acc"
+        self.data = check_data(data, model_dtype(model), takes_indices(model), self.regression)
         self.optimizer = OPTIMIZERS.lookup(optimizer)() if isinstance(optimizer, str) else optimizer
         counts = (("batch_size", batch_size, 1), ("epochs", epochs, 0), ("num_train_samples", num_train_samples, 1))
         for key, value, low in counts:
@@ -224,26 +242,49 @@ class Solver:
         self.stop_requested: tuple[Stop, str] | None = None
         self.epoch = 0
         self.loss_history: list[float] = []
-        self.train_acc_history: list[float] = []
-        self.val_acc_history: list[float] = []
+        self.train_score_history: list[float] = []
+        self.val_score_history: list[float] = []
         self.val_loss_history: list[float] = []
+        self.val_rmse_history: list[float] = []  # regression only
         self.lr_history: list[float] = []
         self.epoch_seconds: list[float] = []
         self.clip_history: list[int] = []  # steps of each epoch whose gradients the optimizer clipped
         self.clipped_before = 0
-        self.best_val_acc = -1.0
+        self.best_val_score = -1.0  # below any accuracy; a regression run compares losses instead
+        self.best_val_loss = math.inf
         self.snapshot_best()
         self.bad_epochs = 0
         self.stop_reason: StopReason | None = None
         self.ignore_index: int | None = getattr(self.loss, "ignore_index", None)
         self.num_classes = self.classes()  # checked once here; checkpoints and reports read it
-        check_labels(self.data, self.num_classes, self.ignore_index)
+        if not self.regression:
+            check_labels(self.data, self.num_classes, self.ignore_index)
+
+    @property
+    def train_acc_history(self) -> list[float]:
+        return self.train_score_history
+
+    @property
+    def val_acc_history(self) -> list[float]:
+        return self.val_score_history
+
+    @property
+    def best_val_acc(self) -> float:
+        return self.best_val_score
 
     def classes(self) -> int:
-        """The number of scores the model gives for one example (at each step, for labels per step)."""
+        """The number of scores the model gives for one example (at each step, for labels per step): its
+        classes, or for a regression loss its outputs."""
         with eval_mode(self.model):
             scores = np.asarray(self.model.forward(self.data["X_train"][:1]))
         labels = self.data["y_train"][:1]
+        if self.regression:
+            if scores.ndim != 2 or labels.shape not in (scores.shape, scores.shape[:1]) or (
+                    labels.ndim == 1 and scores.shape[1] != 1):
+                raise ValueError(f"Solver: the model gives output of shape {scores.shape} for one example of "
+                                 f"targets {labels.shape}; the loss needs outputs (N, K) for targets (N, K), or "
+                                 "(N, 1) for targets (N,)")
+            return int(scores.shape[1])
         if scores.ndim != labels.ndim + 1 or scores.shape[:-1] != labels.shape:
             expected = "(N, C)" if labels.ndim == 1 else "(N, T, C) with T the labels' steps"
             raise ValueError(f"Solver: the model gives output of shape {scores.shape} for one example of labels "
@@ -263,17 +304,25 @@ class Solver:
         self.optimizer.step(params, grads)
         return loss
 
-    def predict(self, X: NDArray[np.floating], batch_size: int = 1000) -> NDArray[np.intp]:
-        """Class indices of the highest score, computed in eval mode in batches; the model's mode is restored."""
+    def predict(self, X: NDArray[np.floating], batch_size: int = 1000) -> NDArray[Any]:
+        """Class indices of the highest score, or for a regression loss the predicted values (shaped as the
+        targets: (N,) or (N, K)), computed in eval mode in batches; the model's mode is restored."""
         with eval_mode(self.model):
-            preds = [np.argmax(self.model.forward(X[i:i + batch_size]), axis=-1) for i in range(0, len(X), batch_size)]
+            outputs = [self.model.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
+        if self.regression:
+            shape = (len(X), *self.data["y_train"].shape[1:])
+            return np.concatenate(outputs).reshape(shape) if outputs else np.zeros(shape, self.data["y_train"].dtype)
+        preds = [np.argmax(out, axis=-1) for out in outputs]
         return np.concatenate(preds) if preds else np.zeros(0, dtype=np.intp)
 
-    def check_accuracy(self, X: NDArray[np.floating], y: NDArray[np.integer], num_samples: int | None = None) -> float:
-        """Fraction of correct predictions, on a random subsample of ``num_samples`` when given."""
+    def check_accuracy(self, X: NDArray[np.floating], y: NDArray[Any], num_samples: int | None = None) -> float:
+        """Fraction of correct predictions (R² for a regression loss), on a random subsample of ``num_samples``
+        when given."""
         if num_samples is not None and len(X) > num_samples:
             idx = self.sample_rng.choice(len(X), num_samples, replace=False)
             X, y = X[idx], y[idx]
+        if self.regression:
+            return r2_score(self.predict(X), y)
         counted = self.counted(y)
         hits = self.predict(X) == y
         return float(np.mean(hits) if counted is None else np.sum(hits & counted) / max(int(counted.sum()), 1)) \
@@ -351,9 +400,14 @@ class Solver:
                 bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.4f}")
         return True
 
-    def loss_and_accuracy(self, X: NDArray[np.floating], y: NDArray[np.integer],
+    def loss_and_accuracy(self, X: NDArray[np.floating], y: NDArray[Any],
                           batch_size: int = 1000) -> tuple[float, float]:
-        """Data loss plus the L2 penalty, and accuracy, in eval mode in batches (one forward pass)."""
+        """Data loss plus the L2 penalty, and accuracy (R² for a regression loss), in eval mode in batches (one
+        forward pass)."""
+        if self.regression:
+            predictions = self.predict(X, batch_size)
+            loss = self.loss.forward(predictions.reshape(len(X), -1), y.reshape(len(y), -1)) if len(y) else 0.0
+            return loss + self.objective.penalty(self.model.params), r2_score(predictions, y)
         total, correct, count = 0.0, 0, 0
         with eval_mode(self.model):
             for i in range(0, len(X), batch_size):
@@ -369,29 +423,34 @@ class Solver:
         return total / count + self.objective.penalty(self.model.params), correct / count
 
     def end_epoch(self, seconds: float) -> None:
-        train_acc = self.check_accuracy(self.data["X_train"], self.data["y_train"], self.num_train_samples)
-        val_loss, val_acc = self.loss_and_accuracy(self.data["X_val"], self.data["y_val"])
-        self.train_acc_history.append(train_acc)
-        self.val_acc_history.append(val_acc)
+        train_score = self.check_accuracy(self.data["X_train"], self.data["y_train"], self.num_train_samples)
+        val_loss, val_score = self.loss_and_accuracy(self.data["X_val"], self.data["y_val"])
+        self.train_score_history.append(train_score)
+        self.val_score_history.append(val_score)
         self.val_loss_history.append(val_loss)
+        if self.regression:
+            self.val_rmse_history.append(rmse(self.predict(self.data["X_val"]), self.data["y_val"]))
         self.lr_history.append(self.optimizer.lr)
         self.epoch_seconds.append(seconds)
         self.clip_history.append(self.optimizer.clipped - self.clipped_before)
         self.epoch += 1
-        if val_acc > self.best_val_acc:
-            self.best_val_acc, self.bad_epochs = val_acc, 0
+        if val_loss < self.best_val_loss if self.regression else val_score > self.best_val_score:
+            self.best_val_score, self.best_val_loss, self.bad_epochs = val_score, val_loss, 0
             self.snapshot_best()
         else:
             self.bad_epochs += 1
             if self.patience is not None and self.bad_epochs >= self.patience:
+                measure = "loss" if self.regression else "accuracy"
                 self.stop_reason = StopReason(
-                    Stop.EARLY, f"early stop: no better validation accuracy for {self.patience} epochs")
+                    Stop.EARLY, f"early stop: no better validation {measure} for {self.patience} epochs")
 
     def epoch_line(self) -> str:
         loss = float(np.mean(self.loss_history[-self.steps_per_epoch:]))
+        s = self.score_name
+        rmse_part = f"  val_rmse {self.val_rmse_history[-1]:.4g}" if self.regression else ""
         return (f"epoch {self.epoch}/{self.epochs}  loss {loss:.4f}  val_loss {self.val_loss_history[-1]:.4f}  "
-                f"train_acc {self.train_acc_history[-1]:.4f}  val_acc {self.val_acc_history[-1]:.4f}  "
-                f"lr {self.lr_history[-1]:.3g}")
+                f"train_{s} {self.train_score_history[-1]:.4f}  val_{s} {self.val_score_history[-1]:.4f}"
+                f"{rmse_part}  lr {self.lr_history[-1]:.3g}")
 
     def snapshot_best(self) -> None:
         """Copy the current parameters and buffers aside as the best so far."""
@@ -407,13 +466,19 @@ class Solver:
     def metrics(self) -> dict[str, Any]:
         """What the run ended with: ``best_val_acc``; ``train_acc`` and ``test_acc`` of the parameters the model
         holds now (the best epoch's, once training has restored them), on the whole training and test sets;
-        ``epochs_run``; ``train_seconds``, the time of every epoch of the run, resumed ones included."""
-        result: dict[str, Any] = {
-            "best_val_acc": self.best_val_acc if self.val_acc_history else None,
-            "train_acc": self.check_accuracy(self.data["X_train"], self.data["y_train"]),
-        }
-        if "X_test" in self.data:
-            result["test_acc"] = self.check_accuracy(self.data["X_test"], self.data["y_test"])
+        ``epochs_run``; ``train_seconds``, the time of every epoch of the run, resumed ones included. For a
+        regression loss ``best_val_r2``, ``train_r2`` and ``test_r2`` instead, with ``train_rmse`` and
+        ``test_rmse``."""
+        s = self.score_name
+        result: dict[str, Any] = {f"best_val_{s}": self.best_val_score if self.val_score_history else None}
+        splits = ["train", "test"] if "X_test" in self.data else ["train"]
+        for split in splits:
+            X, y = self.data[f"X_{split}"], self.data[f"y_{split}"]
+            if self.regression:
+                predictions = self.predict(X)
+                result.update({f"{split}_r2": r2_score(predictions, y), f"{split}_rmse": rmse(predictions, y)})
+            else:
+                result[f"{split}_acc"] = self.check_accuracy(X, y)
         result.update(epochs_run=self.epoch, train_seconds=round(sum(self.epoch_seconds), 3))
         if self.stop_reason is not None:
             result["stop_reason"] = self.stop_reason.message

@@ -141,19 +141,38 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
     return Sequential(*layers)
 
 
+def is_regression(cfg: dict[str, Any]) -> bool:
+    """Whether the config's loss is a regression loss (``task == "regression"``: real targets, R² and RMSE);
+    a user's loss is looked up after the config's imports."""
+    import_modules(cfg["model"]["imports"], cfg["model"]["import_dirs"])
+    return getattr(registered(LOSSES, cfg["loss"]["type"], "loss.type"), "task", "classification") == "regression"
+
+
+def outputs_for(data: dict[str, np.ndarray], regression: bool) -> int:
+    """The scores the last layer gives per example: the classes (the largest label plus 1), or for regression
+    the targets' columns (1 for targets (N,))."""
+    if regression:
+        return int(data["y_train"].shape[1]) if data["y_train"].ndim == 2 else 1
+    return int(max(int(data[k][data[k] >= 0].max(initial=0)) for k in data if k.startswith("y_"))) + 1
+
+
 def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray]) -> tuple[Sequential, Solver]:
     """Model, loss, optimizer, schedule and Solver from a self-contained config (``config.self_contained``)."""
-    import_modules(cfg["model"]["imports"], cfg["model"]["import_dirs"])
-    classes = int(max(int(data[k][data[k] >= 0].max(initial=0)) for k in data if k.startswith("y_"))) + 1
+    regression = is_regression(cfg)
+    classes = outputs_for(data, regression)
     model = build_model(cfg["model"], data["X_train"], model_rng(cfg), classes)
     with eval_mode(model):
         scores = np.asarray(model.forward(data["X_train"][:2]))
     labels = data["y_train"][:2]
-    if scores.ndim != labels.ndim + 1 or scores.shape[:-1] != labels.shape:
+    if regression:
+        if scores.shape != (len(labels), classes):
+            raise ConfigError(f"model.layers: the last layer gives output of shape {scores.shape} for 2 examples; "
+                              f"the regression loss needs ({len(labels)}, {classes}): one value per target column")
+    elif scores.ndim != labels.ndim + 1 or scores.shape[:-1] != labels.shape:
         expected = "(N, C), one row per example" if labels.ndim == 1 else "(N, T, C) for labels of shape (N, T)"
         raise ConfigError(f"model.layers: the last layer gives output of shape {scores.shape} for 2 examples; "
                           f"the loss needs scores of shape {expected}")
-    if scores.shape[-1] != classes:
+    elif scores.shape[-1] != classes:
         raise ConfigError(f"model.layers: the last layer gives {scores.shape[-1]} scores per example, "
                           f"but the data has {classes} classes")
 
@@ -190,7 +209,7 @@ def load_data(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.
     """The ``[data]`` section's arrays (of a self-contained config), standardized when asked and cast to the
     model's dtype, and the preprocessing statistics ({} or the training mean and std) to keep with the run."""
     data_cfg = cfg["data"]
-    data = datasets.load(data_cfg, Path("."))
+    data = datasets.load(data_cfg, Path("."), is_regression(cfg))
     vocabulary = data.pop("vocabulary", None)
     if vocabulary is not None and data_cfg["standardize"]:
         raise ConfigError("data.standardize: a text source gives character indices, which are not standardized")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -57,7 +58,8 @@ def solver_state(solver: Solver, config: dict[str, Any],
     meta = {
         "format": FORMAT, "epoch": solver.epoch, "base_lr": solver.base_lr, "optimizer": opt_scalars,
         "rng": solver.rng.bit_generator.state, "sample_rng": solver.sample_rng.bit_generator.state,
-        "best_val_acc": solver.best_val_acc,
+        "best_val_acc": solver.best_val_score,  # the best epoch's score: its accuracy, or R² for regression
+        "best_val_loss": solver.best_val_loss if math.isfinite(solver.best_val_loss) else None,
         "bad_epochs": solver.bad_epochs,
         "stop_reason": None if solver.stop_reason is None else solver.stop_reason.as_json(),
         "config": config,
@@ -135,6 +137,8 @@ def load_arrays(kind: str, target: dict[str, np.ndarray], arrays: dict[str, np.n
 META_KEYS = ("epoch", "base_lr", "optimizer", "rng", "best_val_acc", "bad_epochs", "stop_reason", "config")
 #: Formats before 6 kept the history in the checkpoint: these lists in the metadata, the step losses in an array.
 OLD_HISTORY = ("train_acc_history", "val_acc_history", "lr_history", "epoch_seconds")
+#: The Solver's list each of those is, by name.
+OLD_LISTS = {"train_acc_history": "train_score_history", "val_acc_history": "val_score_history"}
 
 
 def check_checkpoint(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -176,7 +180,7 @@ def check_old_history(solver: Solver, meta: dict[str, Any], arrays: dict[str, np
 
 def old_history(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, list[float]]:
     """The Solver's history lists as a checkpoint of format 3 to 5 held them."""
-    lists = {k: list(meta[k]) for k in OLD_HISTORY}
+    lists = {OLD_LISTS.get(k, k): list(meta[k]) for k in OLD_HISTORY}
     lists["loss_history"] = arrays["history/loss"].tolist()
     lists["val_loss_history"] = list(meta.get("val_loss_history", [float("nan")] * meta["epoch"]))
     lists["clip_history"] = [0] * meta["epoch"]  # no clipping before format 6
@@ -212,7 +216,9 @@ def restore(solver: Solver, meta: dict[str, Any], arrays: dict[str, np.ndarray],
     if "sample_rng" in meta:
         solver.sample_rng.bit_generator.state = meta["sample_rng"]
     solver.epoch, solver.base_lr = meta["epoch"], meta["base_lr"]
-    solver.best_val_acc, solver.bad_epochs = meta["best_val_acc"], meta["bad_epochs"]
+    solver.best_val_score, solver.bad_epochs = meta["best_val_acc"], meta["bad_epochs"]
+    best_loss = meta.get("best_val_loss")  # format 6 on; a classification run does not need it
+    solver.best_val_loss = math.inf if best_loss is None else best_loss
     solver.stop_reason = StopReason.from_json(meta["stop_reason"])
     for key, values in lists.items():
         setattr(solver, key, values)

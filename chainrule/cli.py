@@ -18,7 +18,7 @@ import chainrule
 from chainrule import data as datasets
 from chainrule import gradcheck, launch, pictures, runs, sweeps
 from chainrule.config import ConfigError, read_config, resolve, self_contained
-from chainrule.evaluation import format_report, read_inputs, write_confusion_png, write_predictions
+from chainrule.evaluation import format_report, read_inputs, write_confusion_png, write_predictions, write_values
 from chainrule.model import TrainedModel, load_run
 from chainrule.report import write_json
 from chainrule.shell import OneLineParser, quiet_on_broken_pipe
@@ -61,7 +61,12 @@ def predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "predictions.csv"
     refuse_to_replace(out, Path(args.run_dir), [Path(args.input)], "--out")
     model = load_run(args.run_dir, args.which)
-    X, _ = read_inputs(args.input)
+    X, _ = read_inputs(args.input, targets=model.regression)
+    if model.regression:
+        values = model.predict(X, source=f"input {args.input!r}")
+        write_values(out, values)
+        print(f"{len(values)} predictions written to {out}")
+        return 0
     proba = model.predict_proba(X, source=f"input {args.input!r}")  # bad rows are an error naming the file
     write_predictions(out, np.argmax(proba, axis=1), proba)
     print(f"{len(proba)} predictions written to {out}")
@@ -88,12 +93,15 @@ def evaluation_data(model: TrainedModel, source: str | None) -> tuple[Any, Any, 
     """Labelled inputs: the run's own test split (else its validation split), a config's, or a file's."""
     if source is None or source.endswith((".toml", ".json")):
         cfg = model.config if source is None else self_contained(resolve(read_config(source)), Path(source).parent)
-        data = datasets.load(cfg["data"], Path("."))  # raw: the model applies the run's own preprocessing
+        # raw: the model applies the run's own preprocessing
+        data = datasets.load(cfg["data"], Path("."), model.regression)
         split = "test" if "X_test" in data else "val"
         return data[f"X_{split}"], data[f"y_{split}"], f"the {split} split of {source or 'the run'}"
-    X, y = read_inputs(source)
+    X, y = read_inputs(source, targets=model.regression)
     if y is None:
         raise ValueError(f"--data: {source!r} has no labels to evaluate against")
+    if model.regression:
+        return X, y, source
     if y.ndim == 1 and y.dtype.kind not in "iu":  # an npz's float or text labels: class numbers only, as in a csv
         y = datasets.class_numbers_of([str(v) for v in y.tolist()], f"--data: {source!r}")
     return X, y, source
@@ -108,6 +116,10 @@ def evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)  # the files first: a reader that stops early (| head) must not lose them
     write_json(run_dir / "evaluation.json", result)
     written = [run_dir / "evaluation.json"]
+    if model.regression:
+        print(f"{args.which} parameters of {args.run_dir} on {what}\n{format_report(result)}")
+        print(f"wrote {run_dir / 'evaluation.json'}")
+        return 0
     pictures_made = write_confusion_png(run_dir / "confusion.png", np.array(result["confusion"]))
     if pictures_made:
         written.append(run_dir / "confusion.png")

@@ -41,7 +41,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
               "params": ((dict,), {}), "points": ((int,), 3), "median_stop": ((bool,), False)},
 }
 OPEN_SECTIONS = {"loss", "optim", "schedule"}  # extra keys are the class's keyword arguments
-SOURCES = ("spiral", "npz", "csv", "mnist-idx", "cifar10-bin", "digits", "mnist1d", "text")
+SOURCES = ("spiral", "npz", "csv", "mnist-idx", "cifar10-bin", "digits", "mnist1d", "text", "diabetes")
 DTYPES = ("float32", "float64")
 RESUMABLE = {"solver.epochs", "solver.verbose", "solver.patience", "solver.threads", "output.dir", "output.plot",
              "output.checkpoint_seconds"}

@@ -1,4 +1,4 @@
-"""Data sources for config runs: spiral, npz, csv, mnist-idx, cifar10-bin, digits, mnist1d.
+"""Data sources for config runs: spiral, npz, csv, mnist-idx, cifar10-bin, digits, mnist1d, text, diabetes.
 
 Every loader returns a dict of arrays X_train, y_train, X_val, y_val (and
 X_test, y_test where the source has or is split into them). Nothing is read
@@ -105,10 +105,11 @@ def csv_rows(path: Path, delimiter: str = ",") -> list[list[str]]:
 
 
 def load_csv(path: str, label_column: str | int, delimiter: str = ",",
-             class_numbers: bool = False) -> tuple[NDArray, NDArray]:
+             class_numbers: bool = False, targets: bool = False) -> tuple[NDArray, NDArray]:
     """A CSV with a header row; ``label_column`` by name or index; other columns are numeric features.
     Labels that are not integers are mapped to 0..k-1 in sorted order (training defines its classes), or,
-    with ``class_numbers``, must be class numbers already (``class_numbers_of``)."""
+    with ``class_numbers``, must be class numbers already (``class_numbers_of``); with ``targets`` (a regression
+    loss's) the column holds real numbers."""
     rows = csv_rows(existing(path), delimiter)
     if len(rows) < 2:
         raise ValueError(f"data.path: {path!r} needs a header row and at least one data row")
@@ -131,6 +132,8 @@ def load_csv(path: str, label_column: str | int, delimiter: str = ",",
         X = np.array([[float(v) for i, v in enumerate(r) if i != col] for r in body])
     except ValueError as e:
         raise ValueError(f"data.path: {path!r} has a non-numeric feature value ({e})") from None
+    if targets:
+        return X, real_targets(labels, f"{path!r} column {header[col]!r}")
     if class_numbers:
         return X, class_numbers_of(labels, f"{path!r} column {header[col]!r}")
     try:
@@ -138,6 +141,24 @@ def load_csv(path: str, label_column: str | int, delimiter: str = ",",
     except ValueError:
         _, y = np.unique(np.array(labels), return_inverse=True)
     return X, y.astype(np.int64)
+
+
+def real_targets(values: list[str], where: str) -> NDArray:
+    """A regression's targets as float64; text that is not a finite number is a ValueError naming ``where``."""
+    def number(text: str) -> float | None:
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+        return value if np.isfinite(value) else None
+
+    numbers = [number(v) for v in values]
+    bad = [v for v, n in zip(values, numbers, strict=True) if n is None]
+    if bad:
+        shown = ", ".join(repr(v) for v in list(dict.fromkeys(bad))[:5])
+        raise ValueError(f"{where} has targets that are not finite numbers ({shown}); a regression loss "
+                         "needs a real number in every row")
+    return np.array(numbers, dtype=np.float64)
 
 
 def class_numbers_of(labels: list[str], where: str) -> NDArray:
@@ -243,6 +264,16 @@ def load_digits() -> tuple[NDArray, NDArray]:
     return bunch.images[:, None] / 16.0, bunch.target.astype(np.int64)  # (N, 1, 8, 8)
 
 
+def load_diabetes() -> tuple[NDArray, NDArray]:
+    """scikit-learn's bundled diabetes data: 442 patients, 10 features, a disease-progression target (25-346)."""
+    try:
+        from sklearn.datasets import load_diabetes as sk_diabetes
+    except ImportError:
+        raise ImportError("data.source = 'diabetes' needs scikit-learn: pip install -e '.[datasets]'") from None
+    X, y = sk_diabetes(return_X_y=True, scaled=False)
+    return X, y.astype(np.float64)
+
+
 def load_mnist1d(seed: int) -> Data:
     """MNIST-1D (Greydanus, 2020): 4000 training and 1000 test sequences of length 40, 10 classes.
 
@@ -280,33 +311,36 @@ def standardize(data: Data, stats: dict[str, NDArray] | None = None) -> Data:
     return {k: (v - stats["mean"]) / stats["std"] if k.startswith("X_") else v for k, v in data.items()}
 
 
-def load(cfg: dict[str, Any], base: Path) -> Data:
+def load(cfg: dict[str, Any], base: Path, regression: bool = False) -> Data:
     """Build the data dict from the ``[data]`` section; relative paths resolve against ``base``.
 
-    Every array is checked once, before splitting: real numbers, integer labels, matching lengths, no NaN or
-    inf (the file, the array and the first bad row are named). ``standardize`` is not applied here: the
-    caller computes the statistics and keeps them with the run."""
+    Every array is checked once, before splitting: real numbers, integer labels (real targets, for a
+    ``regression`` loss), matching lengths, no NaN or inf (the file, the array and the first bad row are
+    named). ``standardize`` is not applied here: the caller computes the statistics and keeps them with the
+    run."""
     source, seed = cfg["source"], cfg["seed"]
     val, test = cfg["val_fraction"], cfg["test_fraction"]
     path = str(base / cfg["path"]) if cfg.get("path") else None
-    if source not in ("spiral", "digits", "mnist1d") and path is None:
+    if source not in ("spiral", "digits", "mnist1d", "diabetes") and path is None:
         raise ValueError(f"data.path: data.source = {source!r} needs a path")
     where = repr(path) if path else f"data.source {source!r}"
-    if source in ("spiral", "digits", "csv"):
+    if source in ("spiral", "digits", "csv", "diabetes"):
         if source == "spiral":
             X, y = spiral(cfg["samples"], cfg["classes"], cfg["noise"], seed)
         elif source == "digits":
             X, y = load_digits()
+        elif source == "diabetes":
+            X, y = load_diabetes()
         else:
-            X, y = load_csv(path, cfg["label_column"], cfg["delimiter"])  # type: ignore[arg-type]
-        check_arrays({"X_train": X, "y_train": y}, where)
+            X, y = load_csv(path, cfg["label_column"], cfg["delimiter"], targets=regression)  # type: ignore[arg-type]
+        check_arrays({"X_train": X, "y_train": y}, where, regression)
         return split(X, y, val, test, seed)
     if source == "text":
         X, y, vocabulary = load_text(path, cfg["seq_len"])  # type: ignore[arg-type]
         return {**split(X, y, val, test, seed), "vocabulary": vocabulary}
     loader = {"npz": load_npz, "mnist-idx": load_mnist_idx, "cifar10-bin": load_cifar10_bin}.get(source)
     raw = load_mnist1d(seed) if loader is None else loader(path)  # type: ignore[arg-type]
-    check_arrays(raw, where)
+    check_arrays(raw, where, regression)
     return hold_out_val(raw, val, seed)
 
 
@@ -330,16 +364,25 @@ def load_text(path: str, seq_len: int) -> tuple[NDArray, NDArray, NDArray]:
     return codes[:-1].reshape(n, seq_len), codes[1:].reshape(n, seq_len), vocabulary
 
 
-def check_arrays(data: Data, where: str) -> None:
-    """X_* real-valued and finite, y_* 1-D integer labels, each X_* as long as its y_*; errors name ``where``."""
+def check_arrays(data: Data, where: str, regression: bool = False) -> None:
+    """X_* real-valued and finite, y_* integer labels (N,) or (N, T) (for a ``regression`` loss, finite real
+    targets (N,) or (N, K)), each X_* as long as its y_*; errors name ``where``."""
     for key, value in data.items():
         kind = value.dtype.kind
         if key.startswith("X_") and kind not in "iuf":
             what = "complex" if kind == "c" else f"of dtype {value.dtype}"
             raise ValueError(f"data: {key} in {where} is {what}; expected real numbers")
-        if key.startswith("y_") and (kind not in "iu" or value.ndim not in (1, 2)):
+        if key.startswith("y_") and regression:
+            if kind not in "iuf" or value.ndim not in (1, 2):
+                raise ValueError(f"data: {key} in {where} must be real-valued targets, (N,) or (N, K), got "
+                                 f"dtype {value.dtype} of shape {value.shape}")
+            if kind == "f" and not np.isfinite(value).all():
+                row = int(np.argmax(~np.isfinite(value.reshape(len(value), -1)).all(axis=1)))
+                raise ValueError(f"data: {key} in {where} has NaN or inf, first in row {row}")
+        elif key.startswith("y_") and (kind not in "iu" or value.ndim not in (1, 2)):
+            hint = "; for real-valued targets use a regression loss (loss.type = \"mse\")" if kind == "f" else ""
             raise ValueError(f"data: {key} in {where} must be integer class labels, (N,) or (N, T), got dtype "
-                             f"{value.dtype} of shape {value.shape}")
+                             f"{value.dtype} of shape {value.shape}{hint}")
     for key in [k for k in data if k.startswith("X_")]:
         X, y = data[key], data.get("y_" + key[2:])
         if y is not None and len(X) != len(y):

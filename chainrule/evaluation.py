@@ -1,4 +1,4 @@
-"""Inputs for prediction, classification metrics, and what predict and evaluate write.
+"""Inputs for prediction, classification and regression metrics, and what predict and evaluate write.
 
 Input files are read by the same readers as the data sources: an npz (arrays ``X`` or ``X_test`` and
 optionally ``y``/``y_test``), a CSV with a header (a ``label`` column, when present, holds the labels),
@@ -18,13 +18,16 @@ from numpy.typing import NDArray
 from chainrule import data as datasets
 from chainrule.checkpoint import atomic_write
 from chainrule.report import pyplot, save_figure
+from losses import r2_score, rmse
 from losses.classification import IGNORE_INDEX
 
 NPZ_KEYS = (("X", "y"), ("X_test", "y_test"), ("X_val", "y_val"), ("X_train", "y_train"))
 
 
-def read_inputs(path: str | Path, label_column: str = "label") -> tuple[NDArray, NDArray | None]:
-    """Inputs X (N, ...) and labels y (N,) or None from a file or folder in one of the supported formats."""
+def read_inputs(path: str | Path, label_column: str = "label", targets: bool = False
+                ) -> tuple[NDArray, NDArray | None]:
+    """Inputs X (N, ...) and labels y (N,) or None from a file or folder in one of the supported formats; with
+    ``targets`` a CSV's label column holds a regression's real-valued targets."""
     p = datasets.existing(path, "input")
     if p.is_dir():
         images = first_file(p, "t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte")
@@ -39,7 +42,7 @@ def read_inputs(path: str | Path, label_column: str = "label") -> tuple[NDArray,
     if name.endswith(".npz"):
         return read_npz_inputs(p)
     if name.endswith(".csv"):
-        return read_csv_inputs(p, label_column)
+        return read_csv_inputs(p, label_column, targets)
     if name.endswith(".bin"):
         return datasets.read_cifar_batch(p)
     if "idx" in name or name.endswith("-ubyte") or name.endswith("-ubyte.gz"):
@@ -68,15 +71,16 @@ def read_npz_inputs(path: Path) -> tuple[NDArray, NDArray | None]:
     raise ValueError(f"input: {str(path)!r} has no array X or X_test (it has {', '.join(sorted(files)) or 'none'})")
 
 
-def read_csv_inputs(path: Path, label_column: str) -> tuple[NDArray, NDArray | None]:
+def read_csv_inputs(path: Path, label_column: str, targets: bool = False) -> tuple[NDArray, NDArray | None]:
     """A CSV's rows of numbers. The first row is a header unless every value in it is a number (then it is
-    data); a ``label_column`` named in the header holds class numbers. Empty and header-only files are errors."""
+    data); a ``label_column`` named in the header holds class numbers (real targets, with ``targets``). Empty
+    and header-only files are errors."""
     rows = datasets.csv_rows(path)
     first = rows[0] if rows else None
     if first is None:
         raise ValueError(f"input: {str(path)!r} is empty")
     if label_column in first:
-        return datasets.load_csv(str(path), label_column, class_numbers=True)
+        return datasets.load_csv(str(path), label_column, class_numbers=not targets, targets=targets)
     body = rows[1:] if not all(is_number(v) for v in first) else rows
     if not body:
         raise ValueError(f"input: {str(path)!r} has a header row and no data rows")
@@ -125,7 +129,25 @@ def classification_report(y: NDArray, pred: NDArray, classes: int, source: str =
             "macro_f1": float(f1.mean()), "confusion": confusion.tolist()}
 
 
+def regression_report(y: NDArray, pred: NDArray, source: str = "the targets") -> dict[str, Any]:
+    """R² (averaged over the outputs, as scikit-learn's ``r2_score``), RMSE and MAE of predictions ``pred``
+    against real targets ``y`` of the same shape."""
+    if y.dtype.kind not in "iuf":
+        raise ValueError(f"evaluate: {source} must be real numbers, not {y.dtype}")
+    if y.shape != pred.shape:
+        raise ValueError(f"evaluate: {source}: expected targets of shape {pred.shape} (one per prediction), got "
+                         f"an array of shape {y.shape}")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError(f"evaluate: {source} have NaN or inf")
+    errors = np.asarray(pred, dtype=np.float64) - y
+    return {"r2": r2_score(pred, y), "rmse": rmse(pred, y), "mae": float(np.mean(np.abs(errors))) if y.size else 0.0,
+            "examples": int(len(y))}
+
+
 def format_report(result: dict[str, Any]) -> str:
+    if "r2" in result:
+        return (f"r2 {result['r2']:.4f}  rmse {result['rmse']:.4g}  mae {result['mae']:.4g} "
+                f"on {result['examples']} examples")
     lines = [f"accuracy {result['accuracy']:.4f} on {result['examples']} examples  (macro F1 {result['macro_f1']:.4f})",
              "", "class  precision  recall  f1      support"]
     lines += [f"{r['class']:<5}  {r['precision']:<9.4f}  {r['recall']:<6.4f}  {r['f1']:<6.4f}  {r['support']}"
@@ -171,3 +193,15 @@ def write_confusion_png(path: Path, confusion: NDArray) -> bool:
 
 def write_predictions(path: Path, labels: NDArray, proba: NDArray) -> None:
     atomic_write(path, predictions_csv(labels, proba))
+
+
+def write_values(path: Path, values: NDArray) -> None:
+    """A regression's predictions: index and ``value`` (one output) or ``value0``.. (several), each the shortest
+    text that reads back to the same number of the values' dtype (float32's 218.49127, not 218.49127197265625)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    columns = values.reshape(len(values), -1)
+    writer.writerow(["index", *(["value"] if values.ndim == 1 else [f"value{k}" for k in range(columns.shape[1])])])
+    for i, row in enumerate(columns):
+        writer.writerow([i, *(str(v) for v in row)])
+    atomic_write(path, out.getvalue().encode())

@@ -271,8 +271,9 @@ EXPORTERS: dict[type, Callable[..., str]] = {
 
 
 def to_onnx(model: Any, opset: int = 17) -> Any:
-    """The ONNX model of a ``TrainedModel``: standardization, the network, ``scores`` and ``probabilities``;
-    checked with ``onnx.checker.check_model(full_check=True)``."""
+    """The ONNX model of a ``TrainedModel``: standardization, the network, ``scores`` and ``probabilities`` (for
+    a regression model, one output ``predictions`` (N, K)); checked with
+    ``onnx.checker.check_model(full_check=True)``."""
     onnx, helper, _ = onnx_modules()
     if opset not in OPSETS:
         raise ValueError(f"--opset: expected {OPSETS[0]} to {OPSETS[-1]}, got {opset}")
@@ -282,14 +283,19 @@ def to_onnx(model: Any, opset: int = 17) -> Any:
         x = graph.node("Sub", [x, graph.const(model.preprocessing["mean"], "mean")])
         x = graph.node("Div", [x, graph.const(model.preprocessing["std"], "std")])
     scores = export_layer(graph, model.network, x)
-    graph.nodes.append(helper.make_node("Identity", [scores], ["scores"]))
-    graph.nodes.append(helper.make_node("Softmax", ["scores"], ["probabilities"], axis=-1))
+    if model.regression:  # the network's values are the predictions: no softmax
+        outputs: tuple[str, ...] = ("predictions",)
+        graph.nodes.append(helper.make_node("Identity", [scores], ["predictions"]))
+    else:
+        outputs = ("scores", "probabilities")
+        graph.nodes.append(helper.make_node("Identity", [scores], ["scores"]))
+        graph.nodes.append(helper.make_node("Softmax", ["scores"], ["probabilities"], axis=-1))
     input_type = onnx.TensorProto.INT64 if model.indices else onnx.TensorProto.FLOAT  # a character model's
     out_shape = ["N", *model.output_shape[1:]]
     onnx_graph = helper.make_graph(
         graph.nodes, "chainrule", [helper.make_tensor_value_info("input", input_type, ["N", *model.input_shape])],
         [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, out_shape)
-         for name in ("scores", "probabilities")], graph.initializers)
+         for name in outputs], graph.initializers)
     exported = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
                                  producer_name="chainrule")
     onnx.checker.check_model(exported, full_check=True)

@@ -20,22 +20,36 @@ from chainrule.checkpoint import atomic_write
 from solver import Solver
 
 HISTORY, STEPS = "history.csv", "steps.csv"
-EPOCH_FIELDS = ["epoch", "loss", "val_loss", "train_acc", "val_acc", "lr", "seconds", "clipped"]
 STEP_FIELDS = ["epoch", "step", "loss"]
-#: The Solver's per-epoch lists and the history.csv column each is read back from.
-EPOCH_LISTS = {"val_loss_history": "val_loss", "train_acc_history": "train_acc", "val_acc_history": "val_acc",
+#: The Solver's per-epoch lists and the history.csv column each is read back from, for a classification loss.
+EPOCH_LISTS = {"val_loss_history": "val_loss", "train_score_history": "train_acc", "val_score_history": "val_acc",
                "lr_history": "lr", "epoch_seconds": "seconds", "clip_history": "clipped"}
+#: The same for a regression loss: R² in place of accuracy, and the validation RMSE.
+REGRESSION_LISTS = {"val_loss_history": "val_loss", "train_score_history": "train_r2", "val_score_history": "val_r2",
+                    "val_rmse_history": "val_rmse", "lr_history": "lr", "epoch_seconds": "seconds",
+                    "clip_history": "clipped"}
+EPOCH_FIELDS = ["epoch", "loss", *EPOCH_LISTS.values()]
+
+
+def epoch_lists(solver: Solver) -> dict[str, str]:
+    """The solver's per-epoch lists and their history.csv columns, for its kind of loss."""
+    return REGRESSION_LISTS if solver.regression else EPOCH_LISTS
+
+
+def epoch_fields(solver: Solver) -> list[str]:
+    """history.csv's header: the epoch, the mean training loss of its steps, then a column per list."""
+    return ["epoch", "loss", *epoch_lists(solver).values()]
 
 
 def epoch_rows(solver: Solver, start: int = 0) -> list[list[Any]]:
     """history.csv rows of epochs ``start + 1`` to the solver's epoch: the loss is the mean of the epoch's steps."""
     steps = solver.steps_per_epoch
+    lists = [getattr(solver, attr) for attr in epoch_lists(solver)]
     rows = []
     for e in range(start, solver.epoch):
         losses = solver.loss_history[e * steps:(e + 1) * steps]
         loss = math.fsum(losses) / len(losses) if losses else math.nan
-        rows.append([e + 1, loss, solver.val_loss_history[e], solver.train_acc_history[e],
-                     solver.val_acc_history[e], solver.lr_history[e], solver.epoch_seconds[e], solver.clip_history[e]])
+        rows.append([e + 1, loss, *(values[e] for values in lists)])
     return rows
 
 
@@ -58,7 +72,7 @@ def csv_text(rows: list[list[Any]], header: list[str] | None = None) -> bytes:
 
 def rewrite(run_dir: Path, solver: Solver) -> None:
     """Both files, whole, from the solver's lists (atomically): at the start of a run or a resume."""
-    atomic_write(run_dir / HISTORY, csv_text(epoch_rows(solver), EPOCH_FIELDS))
+    atomic_write(run_dir / HISTORY, csv_text(epoch_rows(solver), epoch_fields(solver)))
     atomic_write(run_dir / STEPS, csv_text(step_rows(solver), STEP_FIELDS))
 
 
@@ -84,11 +98,12 @@ def append_bytes(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def read(run_dir: Path, epoch: int, steps_per_epoch: int) -> dict[str, list[float]]:
+def read(run_dir: Path, solver: Solver, epoch: int) -> dict[str, list[float]]:
     """The Solver's lists (``loss_history`` and the per-epoch ones) for the first ``epoch`` epochs, read back
     from the run's files; a missing, damaged or short file is a ValueError naming it."""
-    rows = read_rows(run_dir / HISTORY, EPOCH_FIELDS, epoch, "epochs")
-    lists = {attr: [row[column] for row in rows] for attr, column in EPOCH_LISTS.items()}
+    rows = read_rows(run_dir / HISTORY, epoch_fields(solver), epoch, "epochs")
+    lists = {attr: [row[column] for row in rows] for attr, column in epoch_lists(solver).items()}
+    steps_per_epoch = solver.steps_per_epoch
     steps = read_rows(run_dir / STEPS, STEP_FIELDS, epoch * steps_per_epoch, "steps")
     expected = [[i // steps_per_epoch + 1, i + 1] for i in range(len(steps))]
     if [[row["epoch"], row["step"]] for row in steps] != expected:

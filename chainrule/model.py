@@ -21,8 +21,8 @@ from numpy.typing import NDArray
 from scipy.special import softmax
 
 from chainrule import checkpoint as ckpt
-from chainrule.build import build_model, import_modules, model_rng
-from chainrule.evaluation import classification_report
+from chainrule.build import build_model, import_modules, is_regression, model_rng
+from chainrule.evaluation import classification_report, regression_report
 from layers import Layer
 from solver import eval_mode, takes_indices
 
@@ -42,6 +42,7 @@ class TrainedModel:
         self.preprocessing, self.input_shape = preprocessing, tuple(input_shape)
         self.dtype = np.dtype(config["model"]["dtype"])
         self.indices = takes_indices(network)  # a character model reads integer indices, not numbers
+        self.regression = is_regression(config)  # trained with a regression loss: the outputs are values
 
     def __repr__(self) -> str:
         return f"TrainedModel(input_shape={self.input_shape}, network={self.network!r})"
@@ -75,7 +76,8 @@ class TrainedModel:
         return X.astype(self.dtype)
 
     def scores(self, X: Any, batch_size: int = 1000, source: str = "X") -> NDArray[np.floating]:
-        """Class scores, shape (N, C), computed in eval mode in batches; ``source`` names X in errors."""
+        """The network's outputs: class scores (N, C), or a regression model's values (N, K), computed in eval
+        mode in batches; ``source`` names X in errors."""
         X = self.transform(X, source)
         with eval_mode(self.network):
             parts = [self.network.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
@@ -92,17 +94,26 @@ class TrainedModel:
     def classes(self) -> int:
         return int(self.output_shape[-1])
 
-    def predict(self, X: Any, source: str = "X") -> NDArray[np.intp]:
-        """The class of the highest score for each row."""
-        return np.argmax(self.scores(X, source=source), axis=-1)  # (N,), or (N, T) for a label per step
+    def predict(self, X: Any, source: str = "X") -> NDArray[Any]:
+        """The class of the highest score for each row; for a regression model the predicted values, (N,) for
+        one output or (N, K)."""
+        scores = self.scores(X, source=source)
+        if self.regression:
+            return scores[:, 0] if scores.shape[1] == 1 else scores
+        return np.argmax(scores, axis=-1)  # (N,), or (N, T) for a label per step
 
     def predict_proba(self, X: Any, source: str = "X") -> NDArray[np.floating]:
         """Class probabilities: the softmax of the scores, shape (N, C)."""
+        if self.regression:
+            raise ValueError("predict_proba: this model was trained with a regression loss "
+                             f"({self.config['loss']['type']!r}); it predicts values, not classes: use predict")
         return softmax(self.scores(X, source=source), axis=-1)
 
     def evaluate(self, X: Any, y: Any, source: str = "X") -> dict[str, Any]:
-        """Accuracy, per-class precision, recall, F1 and support, and the confusion matrix (rows: true class).
-        ``source`` names where X and y came from in errors."""
+        """Accuracy, per-class precision, recall, F1 and support, and the confusion matrix (rows: true class);
+        for a regression model R², RMSE and MAE. ``source`` names where X and y came from in errors."""
+        if self.regression:
+            return regression_report(np.asarray(y), self.predict(X, source), f"the targets of {source}")
         return classification_report(np.asarray(y), self.predict(X, source), self.classes, f"the labels of {source}")
 
     def to_onnx(self, path: str | Path, opset: int = 17) -> Path:

@@ -77,11 +77,13 @@ def write_curves(run_dir: Path, solver: Solver) -> bool:
         ax1.set_yscale("log")
     ax1.set(xlabel="epoch", ylabel="loss", title="loss")
     ax1.legend()
-    best = int(np.argmax(solver.val_acc_history)) + 1
-    ax2.plot(epochs, solver.train_acc_history, label="train")
-    ax2.plot(epochs, solver.val_acc_history, label="val")
+    # the best epoch as the Solver chose it: the highest validation accuracy, or the lowest validation loss
+    best = int(np.argmin(solver.val_loss_history) if solver.regression else np.argmax(solver.val_score_history)) + 1
+    ax2.plot(epochs, solver.train_score_history, label="train")
+    ax2.plot(epochs, solver.val_score_history, label="val")
     ax2.axvline(best, color="gray", ls="--", lw=0.8, label=f"best epoch {best}")
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    measure = "R²" if solver.regression else "accuracy"
+    ax2.set(xlabel="epoch", ylabel=measure, title=measure)
     ax2.legend()
     ax3.plot(epochs, solver.lr_history)
     ax3.set(xlabel="epoch", ylabel="learning rate", title="learning rate")

@@ -118,7 +118,7 @@ def resume_run(config: str | Path | None, sets: list[str], run_dir: Path) -> Run
               "from the beginning", file=sys.stderr)
     else:
         ckpt.check_checkpoint(solver, meta, arrays)
-        lists = history.read(run_dir, meta["epoch"], solver.steps_per_epoch) if ckpt.history_in_files(meta) else None
+        lists = history.read(run_dir, solver, meta["epoch"]) if ckpt.history_in_files(meta) else None
         ckpt.restore(solver, meta, arrays, lists)
         reopen(solver, saved["solver"], cfg["solver"])
     return Run(cfg, solver, run_dir, pre, resumed_from_epoch=solver.epoch)
@@ -321,6 +321,6 @@ def stop_message(solver: Solver, run_dir: Path) -> str:
         return f"solver: {reason}; checkpoint saved; continue with: {resume}"
     if reason.kind is Stop.EARLY:
         return f"solver: {reason} (epoch {solver.epoch}); to go on: {resume} --set solver.patience=N"
-    kept = ("the best parameters so far are saved" if solver.val_acc_history
+    kept = ("the best parameters so far are saved" if solver.val_score_history
             else "no epoch completed, so no parameters improved")
     return f"solver: {reason}; {kept} in {run_dir}"

@@ -1,11 +1,13 @@
 """scikit-learn estimators over chainrule networks: ``NetClassifier`` (fit, predict, predict_proba,
-decision_function, score, partial_fit, warm_start), usable in a Pipeline, GridSearchCV, cross_val_score,
-``clone`` and pickle. Needs scikit-learn (``pip install -e '.[datasets]'``).
+decision_function, score, partial_fit, warm_start) and ``NetRegressor`` (fit, predict, score, partial_fit,
+warm_start), usable in a Pipeline, GridSearchCV, cross_val_score, ``clone`` and pickle. Needs scikit-learn
+(``pip install -e '.[datasets]'``).
 
 The constructor stores its arguments as given (scikit-learn's rule); ``fit`` validates and converts the data as
 scikit-learn does (any array-like, any numeric dtype, a DataFrame's column names kept in ``feature_names_in_``),
-encodes the labels (any labels, strings included, in ``classes_``), builds the network and trains it with the
-Solver, holding out ``validation_fraction`` of the rows for the best-epoch and early-stopping rules.
+encodes the labels (any labels, strings included, in ``classes_``) or standardizes the targets, builds the
+network and trains it with the Solver, holding out ``validation_fraction`` of the rows for the best-epoch and
+early-stopping rules.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -28,18 +30,12 @@ from solver import Solver, eval_mode
 ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "logistic": "Sigmoid", "elu": "ELU", "leaky_relu": "LeakyReLU"}
 
 
-class NetClassifier(ClassifierMixin, BaseEstimator):
-    """A classifier trained by chainrule's Solver.
+class NetEstimator(BaseEstimator):
+    """What the two estimators share: the hyperparameters, the network, training with the Solver and the
+    network's outputs. Not an estimator of its own."""
 
-    The network is ``hidden_layer_sizes`` Affine layers with ``activation`` between them (as MLPClassifier's),
-    or ``layers``, a list of layer tables as a config's ``model.layers`` (the last layer's ``out_features`` is
-    filled in with the number of classes when left out). ``loss`` ("softmax" or "svm"), ``optimizer`` ("adam",
-    "sgd", "rmsprop", "adagrad") with ``lr``, L2 ``reg`` on the weights, ``epochs``, ``batch_size`` (at most the
-    training rows), ``validation_fraction`` held out (0: the training rows measure the epochs), ``patience``
-    (epochs without a better validation accuracy before stopping; None: never), ``random_state`` (the seed of
-    the weights, the split and the batches; None means 0: chainrule never uses global random state), ``dtype``
-    of the network, ``verbose``, and ``warm_start`` (a second ``fit`` continues from the trained network).
-    """
+    model_: Layer
+    history_: dict[str, list[float]]
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", layers: Any = None,
                  loss: str = "softmax", optimizer: str = "adam", lr: float = 3e-3, reg: float = 1e-3,
@@ -67,6 +63,78 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
+    def build(self, features: int, outputs: int) -> Layer:
+        """The network: from ``layers`` (a config's layer tables) or ``hidden_layer_sizes`` and ``activation``."""
+        name = type(self).__name__
+        if self.layers is not None:
+            specs = [dict(spec) for spec in self.layers]
+        else:
+            if self.activation not in ACTIVATIONS:
+                raise ValueError(f"{name}: activation must be one of {', '.join(ACTIVATIONS)}, got "
+                                 f"{self.activation!r}")
+            sizes: Any = [self.hidden_layer_sizes] if np.isscalar(self.hidden_layer_sizes) else self.hidden_layer_sizes
+            specs = []
+            for size in sizes:
+                specs += [{"type": "Affine", "out_features": int(size)}, {"type": ACTIVATIONS[self.activation]}]
+            specs.append({"type": "Affine"})
+        cfg = {"layers": specs, "dtype": np.dtype(self.dtype).name, "init": "he"}
+        rng = np.random.default_rng((self.seed(), 1))
+        return build_model(cfg, np.zeros((1, features)), rng, outputs)
+
+    def seed(self) -> int:
+        if self.random_state is None:
+            return 0
+        if isinstance(self.random_state, (int, np.integer)):
+            return int(self.random_state)
+        raise ValueError(f"{type(self).__name__}: random_state must be an integer or None, got "
+                         f"{self.random_state!r}")
+
+    def train(self, X: NDArray, y: NDArray, epochs: int, hold_out: bool = True) -> None:
+        """Train ``self.model_`` for ``epochs`` with the Solver, holding out ``validation_fraction``."""
+        rng = np.random.default_rng((self.seed(), 2))
+        n_val = int(round(len(X) * self.validation_fraction)) if hold_out else 0
+        if n_val and len(X) - n_val >= 1:
+            order = rng.permutation(len(X))
+            val, fit_rows = order[:n_val], order[n_val:]
+        else:
+            val = fit_rows = np.arange(len(X))
+        data = {"X_train": X[fit_rows], "y_train": y[fit_rows], "X_val": X[val], "y_val": y[val]}
+        optimizer = OPTIMIZERS.lookup(self.optimizer)(lr=self.lr)
+        solver = Solver(self.model_, data, loss=self.loss, optimizer=optimizer, reg=self.reg,
+                        batch_size=max(1, min(self.batch_size, len(fit_rows))), epochs=epochs,
+                        seed=self.seed() + len(self.history_["loss"]), patience=self.patience if hold_out else None,
+                        verbose=self.verbose, threads=1)
+        solver.train()
+        steps = solver.steps_per_epoch
+        self.history_["loss"] += [float(np.mean(solver.loss_history[e * steps:(e + 1) * steps]))
+                                  for e in range(solver.epoch)]
+        self.history_[f"val_{solver.score_name}"] += solver.val_score_history
+        self.history_[f"train_{solver.score_name}"] += solver.train_score_history
+        self.n_iter_ = len(self.history_["loss"])
+
+    def outputs(self, X: Any) -> NDArray:
+        """The network's outputs in float64, through a float64 copy of it: float32 products round differently
+        with the number of rows, and a row's prediction must not depend on the rows beside it."""
+        check_is_fitted(self, "model_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        network: Layer = copy.deepcopy(self.model_).astype(np.float64)
+        with eval_mode(network):
+            return np.asarray(network.forward(X))
+
+
+class NetClassifier(ClassifierMixin, NetEstimator):
+    """A classifier trained by chainrule's Solver.
+
+    The network is ``hidden_layer_sizes`` Affine layers with ``activation`` between them (as MLPClassifier's),
+    or ``layers``, a list of layer tables as a config's ``model.layers`` (the last layer's ``out_features`` is
+    filled in with the number of classes when left out). ``loss`` ("softmax" or "svm"), ``optimizer`` ("adam",
+    "sgd", "rmsprop", "adagrad") with ``lr``, L2 ``reg`` on the weights, ``epochs``, ``batch_size`` (at most the
+    training rows), ``validation_fraction`` held out (0: the training rows measure the epochs), ``patience``
+    (epochs without a better validation accuracy before stopping; None: never), ``random_state`` (the seed of
+    the weights, the split and the batches; None means 0: chainrule never uses global random state), ``dtype``
+    of the network, ``verbose``, and ``warm_start`` (a second ``fit`` continues from the trained network).
+    """
+
     # -- training ----------------------------------------------------------------------------------------
 
     def fit(self, X: Any, y: Any) -> NetClassifier:
@@ -82,7 +150,7 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         if not continuing:
             self.model_ = self.build(X.shape[1], len(classes))
-            self.history_: dict[str, list[float]] = {"loss": [], "val_acc": [], "train_acc": []}
+            self.history_ = {"loss": [], "val_acc": [], "train_acc": []}
         self.train(X, encoded, self.epochs)
         return self
 
@@ -105,53 +173,6 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         self.train(X, np.searchsorted(self.classes_, y), 1, hold_out=False)
         return self
 
-    def build(self, features: int, classes: int) -> Layer:
-        """The network: from ``layers`` (a config's layer tables) or ``hidden_layer_sizes`` and ``activation``."""
-        if self.layers is not None:
-            specs = [dict(spec) for spec in self.layers]
-        else:
-            if self.activation not in ACTIVATIONS:
-                raise ValueError(f"NetClassifier: activation must be one of {', '.join(ACTIVATIONS)}, got "
-                                 f"{self.activation!r}")
-            sizes: Any = [self.hidden_layer_sizes] if np.isscalar(self.hidden_layer_sizes) else self.hidden_layer_sizes
-            specs = []
-            for size in sizes:
-                specs += [{"type": "Affine", "out_features": int(size)}, {"type": ACTIVATIONS[self.activation]}]
-            specs.append({"type": "Affine"})
-        cfg = {"layers": specs, "dtype": np.dtype(self.dtype).name, "init": "he"}
-        rng = np.random.default_rng((self.seed(), 1))
-        return build_model(cfg, np.zeros((1, features)), rng, classes)
-
-    def seed(self) -> int:
-        if self.random_state is None:
-            return 0
-        if isinstance(self.random_state, (int, np.integer)):
-            return int(self.random_state)
-        raise ValueError(f"NetClassifier: random_state must be an integer or None, got {self.random_state!r}")
-
-    def train(self, X: NDArray, y: NDArray, epochs: int, hold_out: bool = True) -> None:
-        """Train ``self.model_`` for ``epochs`` with the Solver, holding out ``validation_fraction``."""
-        rng = np.random.default_rng((self.seed(), 2))
-        n_val = int(round(len(X) * self.validation_fraction)) if hold_out else 0
-        if n_val and len(X) - n_val >= 1:
-            order = rng.permutation(len(X))
-            val, fit_rows = order[:n_val], order[n_val:]
-        else:
-            val = fit_rows = np.arange(len(X))
-        data = {"X_train": X[fit_rows], "y_train": y[fit_rows], "X_val": X[val], "y_val": y[val]}
-        optimizer = OPTIMIZERS.lookup(self.optimizer)(lr=self.lr)
-        solver = Solver(self.model_, data, loss=self.loss, optimizer=optimizer, reg=self.reg,
-                        batch_size=max(1, min(self.batch_size, len(fit_rows))), epochs=epochs,
-                        seed=self.seed() + len(self.history_["loss"]), patience=self.patience if hold_out else None,
-                        verbose=self.verbose, threads=1)
-        solver.train()
-        steps = solver.steps_per_epoch
-        self.history_["loss"] += [float(np.mean(solver.loss_history[e * steps:(e + 1) * steps]))
-                                  for e in range(solver.epoch)]
-        self.history_["val_acc"] += solver.val_acc_history
-        self.history_["train_acc"] += solver.train_acc_history
-        self.n_iter_ = len(self.history_["loss"])
-
     # -- prediction --------------------------------------------------------------------------------------
 
     def decision_function(self, X: Any) -> NDArray:
@@ -169,10 +190,76 @@ class NetClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[best]
 
     def scores(self, X: Any) -> NDArray:
-        """The network's scores in float64, through a float64 copy of it: float32 products round differently
-        with the number of rows, and a row's prediction must not depend on the rows beside it."""
-        check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        network: Layer = copy.deepcopy(self.model_).astype(np.float64)
-        with eval_mode(network):
-            return np.asarray(network.forward(X))
+        """The network's class scores in float64 (n_samples, n_classes)."""
+        return self.outputs(X)
+
+
+class NetRegressor(RegressorMixin, NetEstimator):
+    """A regressor trained by chainrule's Solver: the arguments of ``NetClassifier``, with ``loss`` "mse" (the
+    default) or "huber" and an ``r2`` score instead of accuracy (``history_`` has ``val_r2`` and ``train_r2``).
+
+    Targets y (n_samples,) or (n_samples, n_outputs) of any real dtype are standardized with the training
+    targets' mean and standard deviation (``y_mean_``, ``y_scale_``) before training, so that ``lr`` and
+    ``reg`` mean the same whatever the targets' units, and ``predict`` undoes it: predictions come in y's units
+    and shape. ``reg`` is relative to those standardized targets.
+    """
+
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", layers: Any = None,
+                 loss: str = "mse", optimizer: str = "adam", lr: float = 3e-3, reg: float = 1e-3,
+                 epochs: int = 40, batch_size: int = 64, validation_fraction: float = 0.1,
+                 patience: int | None = None, random_state: int | None = None, dtype: str = "float32",
+                 verbose: bool = False, warm_start: bool = False) -> None:
+        super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, layers=layers, loss=loss,
+                         optimizer=optimizer, lr=lr, reg=reg, epochs=epochs, batch_size=batch_size,
+                         validation_fraction=validation_fraction, patience=patience, random_state=random_state,
+                         dtype=dtype, verbose=verbose, warm_start=warm_start)
+
+    y_mean_: NDArray
+    y_scale_: NDArray
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # y (n, k) trains k outputs
+        return tags
+
+    def fit(self, X: Any, y: Any) -> NetRegressor:
+        """Train on X (n_samples, n_features) and real targets y (n_samples,) or (n_samples, n_outputs)."""
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=True,
+                             ensure_min_samples=2)
+        y = np.asarray(y, dtype=np.float64)
+        continuing = self.warm_start and hasattr(self, "model_") and y.shape[1:] == self.y_mean_.shape
+        if not continuing:
+            self.y_mean_, self.y_scale_ = target_scaling(y)
+            self.model_ = self.build(X.shape[1], 1 if y.ndim == 1 else y.shape[1])
+            self.history_ = {"loss": [], "val_r2": [], "train_r2": []}
+        self.train(X, (y - self.y_mean_) / self.y_scale_, self.epochs)
+        return self
+
+    def partial_fit(self, X: Any, y: Any) -> NetRegressor:
+        """One epoch on X, y; the first call's targets set the standardization."""
+        first = not hasattr(self, "model_")
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=True,
+                             reset=first)
+        y = np.asarray(y, dtype=np.float64)
+        if first:
+            self.y_mean_, self.y_scale_ = target_scaling(y)
+            self.model_ = self.build(X.shape[1], 1 if y.ndim == 1 else y.shape[1])
+            self.history_ = {"loss": [], "val_r2": [], "train_r2": []}
+        elif y.shape[1:] != self.y_mean_.shape:
+            raise ValueError(f"NetRegressor.partial_fit: targets of shape {y.shape[1:]} per row, but the first call's "
+                             f"were {self.y_mean_.shape}")
+        self.train(X, (y - self.y_mean_) / self.y_scale_, 1, hold_out=False)
+        return self
+
+    def predict(self, X: Any) -> NDArray:
+        """Predicted targets in y's units: (n_samples,), or (n_samples, n_outputs) when y had several columns."""
+        outputs = self.outputs(X) * self.y_scale_.reshape(1, -1) + self.y_mean_.reshape(1, -1)
+        return outputs[:, 0] if self.y_mean_.ndim == 0 else outputs
+
+
+def target_scaling(y: NDArray) -> tuple[NDArray, NDArray]:
+    """The targets' mean and standard deviation per column (1 where a column is constant), as float64 arrays of
+    y's shape per row (0-d for y of shape (n,))."""
+    mean, scale = y.mean(axis=0), y.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    return np.asarray(mean), np.asarray(scale)

@@ -60,8 +60,8 @@ class Sweep:
         return row is not None and row["status"].finished
 
     def medians(self) -> list[float]:
-        done = [r["val_acc_history"] for r in self.rows.values()
-                if r["status"] is TrialStatus.OK and r.get("val_acc_history")]
+        done = [r["val_score_history"] for r in self.rows.values()
+                if r["status"] is TrialStatus.OK and r.get("val_score_history")]
         if not self.plan.settings["median_stop"] or len(done) < MEDIAN_AFTER:
             return []
         longest = max(len(h) for h in done)
@@ -85,7 +85,7 @@ def write_csv(sweep: Sweep) -> None:
         writer.writerow({**row, sweep.plan.metric: row.get("metric"), "status": row["status"].value,
                          "error": row.get("error", "")})
     atomic_write(sweep.folder / "sweep.csv", out.getvalue().encode())
-    hist = {i: r.get("val_acc_history", []) for i, r in sweep.rows.items()}
+    hist = {i: r.get("val_score_history", []) for i, r in sweep.rows.items()}
     atomic_write(sweep.folder / "histories.json", json.dumps(hist).encode())
 
 
@@ -103,7 +103,7 @@ def read_rows(folder: Path, plan: Plan) -> dict[int, dict[str, Any]]:
                 value = row.get(plan.metric) or None
                 rows[i] = {**row, "trial": i, "metric": float(value) if value else None,
                            "status": TrialStatus(row["status"]), "attempts": int(row["attempts"]),
-                           "val_acc_history": hist.get(str(i), [])}
+                           "val_score_history": hist.get(str(i), [])}
             except (KeyError, TypeError, ValueError) as e:
                 raise ValueError(f"--resume: {str(path)!r} line {line} is damaged ({type(e).__name__}: {e}); "
                                  "restore it or start a new sweep") from None

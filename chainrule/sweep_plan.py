@@ -16,7 +16,7 @@ from chainrule.build import build_objects, load_data
 from chainrule.config import ConfigError, resolve, self_contained
 
 SAMPLERS = ("random", "grid", "tpe")
-METRICS = ("best_val_acc", "test_acc", "train_acc")
+METRICS = ("best_val_acc", "test_acc", "train_acc", "best_val_r2", "test_r2", "train_r2")  # higher is better
 
 
 def cores() -> int:
@@ -79,7 +79,12 @@ def validate(plan: Plan, values: list[dict[str, Any]]) -> None:
             key = json.dumps(cfg["data"], sort_keys=True) + cfg["model"]["dtype"]
             if key not in loaded:
                 loaded[key] = load_data(cfg)[0]
-            build_objects(cfg, loaded[key])
+            _, solver = build_objects(cfg, loaded[key])
+            if not plan.metric.endswith(solver.score_name):
+                kind = "a regression" if solver.regression else "a classification"
+                instead = f"{plan.metric.rpartition('_')[0]}_{solver.score_name}"
+                raise ConfigError(f"sweep.metric {plan.metric!r} is not measured for {kind} loss "
+                                  f"({cfg['loss']['type']!r}); use {instead!r}")
         except ConfigError as e:
             raise ConfigError(f"sweep trial {i} ({describe(trial_values)}): {e}") from None
 

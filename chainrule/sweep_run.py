@@ -30,13 +30,14 @@ RETRIES = 1
 
 
 def median_rule(medians: list[float]) -> Any:
-    """The median stopping rule for a worker: stop once validation accuracy after epoch k is below the median
-    of the finished trials at epoch k."""
+    """The median stopping rule for a worker: stop once the validation score (accuracy, or R²) after epoch k is
+    below the median of the finished trials at epoch k."""
     def check(solver: Solver) -> None:
         k = solver.epoch
-        if 1 <= k <= len(medians) and solver.val_acc_history[-1] < medians[k - 1]:
-            solver.request_stop(Stop.MEDIAN, f"median stop: val_acc {solver.val_acc_history[-1]:.4f} below the median "
-                                f"{medians[k - 1]:.4f} of finished trials at epoch {k}")
+        if 1 <= k <= len(medians) and solver.val_score_history[-1] < medians[k - 1]:
+            score = f"val_{solver.score_name} {solver.val_score_history[-1]:.4f}"
+            solver.request_stop(Stop.MEDIAN, f"median stop: {score} below the median {medians[k - 1]:.4f} of "
+                                f"finished trials at epoch {k}")
     return check
 
 
@@ -70,7 +71,8 @@ def run_trial(cfg: dict[str, Any], trial_dir: str, threads: int, medians: list[f
     stop = run.solver.stop_reason
     return {"status": TrialStatus.after(stop), "metric": metrics.get(metric), "epochs": metrics["epochs_run"],
             "seconds": metrics["train_seconds"], "stop": None if stop is None else stop.kind,
-            "stop_reason": "" if stop is None else stop.message, "val_acc_history": list(run.solver.val_acc_history)}
+            "stop_reason": "" if stop is None else stop.message,
+            "val_score_history": list(run.solver.val_score_history)}
 
 
 def local_executor(workers: int) -> cf.Executor:

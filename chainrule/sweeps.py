@@ -92,4 +92,4 @@ def sweep(config: str | Path | None = None, *, trials: int | None = None, worker
     write_summary(s)
     if verbose and pyplot() is None:
         print("sweep: no sweep.png: matplotlib is not installed (pip install -e '.[plot]')", file=sys.stderr)
-    return [{k: v for k, v in s.rows[i].items() if k != "val_acc_history"} for i in sorted(s.rows)]
+    return [{k: v for k, v in s.rows[i].items() if k != "val_score_history"} for i in sorted(s.rows)]

@@ -1,8 +1,11 @@
-"""chainrule losses: multiclass SVM, softmax cross-entropy, and the objective with L2 regularization."""
+"""chainrule losses: multiclass SVM and softmax cross-entropy for classes, mean squared error and Huber for values,
+and the objective with L2 regularization."""
 
 from .base import LOSSES, Loss
 from .classification import SoftmaxCrossEntropy, SVMLoss
 from .objective import Objective, add_l2_grad, is_weight, l2_penalty
+from .regression import HuberLoss, MSELoss, RegressionLoss, r2_score, rmse
 
 __all__ = ["LOSSES", "Loss", "SVMLoss", "SoftmaxCrossEntropy", "Objective", "is_weight", "l2_penalty",
-           "add_l2_grad"]
+           "add_l2_grad",
+           "RegressionLoss", "MSELoss", "HuberLoss", "r2_score", "rmse"]

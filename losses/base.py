@@ -26,6 +26,9 @@ class Loss:
     """
 
     aliases: tuple[str, ...] = ()
+    #: What the scores are: "classification" (a score per class, integer labels, measured by accuracy) or
+    #: "regression" (predicted values, real targets, measured by R² and RMSE; see ``RegressionLoss``).
+    task = "classification"
 
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
