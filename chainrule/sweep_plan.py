@@ -76,7 +76,7 @@ def validate(plan: Plan, values: list[dict[str, Any]]) -> None:
     for i, trial_values in enumerate(values):
         try:
             cfg = trial_config(plan, trial_values)
-            key = json.dumps(cfg["data"], sort_keys=True) + cfg["model"]["dtype"]
+            key = json.dumps(cfg["data"], sort_keys=True) + cfg["model"]["dtype"] + cfg["loss"]["type"]
             if key not in loaded:
                 loaded[key] = load_data(cfg)[0]
             _, solver = build_objects(cfg, loaded[key])

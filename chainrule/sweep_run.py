@@ -49,7 +49,10 @@ def worker_data(key: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
 def data_key(cfg: dict[str, Any]) -> str:
-    return json.dumps({"data": cfg["data"], "model": {"dtype": cfg["model"]["dtype"]}}, sort_keys=True)
+    """What ``load_data`` reads of a config: the data section, the model's dtype, and the loss (whether its
+    targets are labels or values, a user's loss found through the model's imports)."""
+    model = {k: cfg["model"][k] for k in ("dtype", "imports", "import_dirs")}
+    return json.dumps({"data": cfg["data"], "model": model, "loss": {"type": cfg["loss"]["type"]}}, sort_keys=True)
 
 
 def run_trial(cfg: dict[str, Any], trial_dir: str, threads: int, medians: list[float],

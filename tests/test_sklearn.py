@@ -8,10 +8,10 @@ import pytest
 sklearn = pytest.importorskip("sklearn")
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from chainrule.sklearn import NetClassifier  # noqa: E402
+from chainrule.sklearn import NetClassifier, NetRegressor  # noqa: E402
 
 
-@parametrize_with_checks([NetClassifier()])
+@parametrize_with_checks([NetClassifier(), NetRegressor()])
 def test_scikit_learns_estimator_checks(estimator, check):
     check(estimator)
 
@@ -66,3 +66,53 @@ def test_feature_names_from_a_dataframe(digits):
     frame = pd.DataFrame(X_train / 16, columns=[f"pixel{i}" for i in range(64)])
     net = NetClassifier(epochs=2, random_state=0).fit(frame, y_train)
     assert list(net.feature_names_in_) == list(frame.columns)
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_diabetes(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, random_state=0)
+
+
+@pytest.mark.slow
+def test_net_regressor_on_diabetes_matches_ridge_in_a_pipeline_and_in_cross_validation(diabetes):
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X_train, X_test, y_train, y_test = diabetes
+    ridge = make_pipeline(StandardScaler(), Ridge()).fit(X_train, y_train).score(X_test, y_test)
+    net = make_pipeline(StandardScaler(), NetRegressor(reg=0.1, epochs=100, random_state=0)).fit(X_train, y_train)
+    assert net.score(X_test, y_test) >= ridge - 0.01  # measured 0.384 against Ridge's 0.358 (sklearn_bench.py)
+    predictions = net.predict(X_test)
+    assert predictions.shape == y_test.shape and predictions.dtype == np.float64 and 25 < predictions.mean() < 346
+    scores = cross_val_score(make_pipeline(StandardScaler(), NetRegressor(reg=0.1, epochs=60, random_state=0)),
+                             X_train, y_train, cv=3)
+    assert scores.shape == (3,) and scores.min() > 0.3
+
+
+def test_net_regressor_multi_output_pickle_warm_start_and_partial_fit(tmp_path, rng):
+    from sklearn.base import clone
+
+    X = rng.standard_normal((300, 4))
+    Y = np.c_[X @ [1.0, -2.0, 0.5, 0.0] * 100 + 1000, np.sin(X[:, 0])]  # two targets of very different scales
+    net = NetRegressor(hidden_layer_sizes=(32,), lr=1e-2, epochs=60, random_state=0).fit(X[:240], Y[:240])
+    predicted = net.predict(X[240:])
+    assert predicted.shape == (60, 2) and net.score(X[240:], Y[240:]) > 0.9
+    np.testing.assert_allclose(net.y_mean_, Y[:240].mean(axis=0))
+    assert set(net.history_) == {"loss", "val_r2", "train_r2"} and len(net.history_["val_r2"]) == 60
+    again = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(again.predict(X[240:]), predicted)
+    assert clone(net).get_params() == net.get_params()
+    net.set_params(warm_start=True, epochs=3).fit(X[:240], Y[:240])
+    assert net.n_iter_ == 63
+    stream = NetRegressor(hidden_layer_sizes=(16,), random_state=0)
+    for part in np.array_split(np.arange(240), 4):
+        stream.partial_fit(X[part], Y[part, 0])
+    assert stream.n_iter_ == 4 and stream.predict(X[:3]).shape == (3,)
+    with pytest.raises(ValueError, match=r"targets of shape \(2,\) per row, but the first call's were \(\)"):
+        stream.partial_fit(X[:5], Y[:5])
