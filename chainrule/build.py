@@ -143,9 +143,12 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
 
 def is_regression(cfg: dict[str, Any]) -> bool:
     """Whether the config's loss is a regression loss (``task == "regression"``: real targets, R² and RMSE);
-    a user's loss is looked up after the config's imports."""
-    import_modules(cfg["model"]["imports"], cfg["model"]["import_dirs"])
-    return getattr(registered(LOSSES, cfg["loss"]["type"], "loss.type"), "task", "classification") == "regression"
+    a user's loss is looked up after the config's imports. A config without a loss (a hand-made one) is the
+    schema's default, softmax."""
+    model = cfg.get("model", {})
+    import_modules(model.get("imports", []), model.get("import_dirs", []))
+    loss = registered(LOSSES, cfg.get("loss", {}).get("type", "softmax"), "loss.type")
+    return getattr(loss, "task", "classification") == "regression"
 
 
 def outputs_for(data: dict[str, np.ndarray], regression: bool) -> int:

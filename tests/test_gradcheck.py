@@ -155,7 +155,7 @@ def run_cli(*args):
 def test_cli_passes_builtin_layers_and_losses():
     result = run_cli()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{len(BUILTINS)} layers, 2 losses" in result.stdout and "all passed" in result.stdout
+    assert f"{len(BUILTINS)} layers, 4 losses" in result.stdout and "all passed" in result.stdout
     assert "(1, 2, 3)" in result.stdout  # a batch of 1, multi-dimensional
     assert re.search(r"^SoftmaxCrossEntropy\s+\(3, 4\)\s+dscores\s.*pass$", result.stdout, re.M)
 
@@ -181,7 +181,7 @@ def test_cli_checks_only_the_named_module_and_says_why_it_failed():
 
 def test_cli_builtins_flag_adds_the_builtins_and_json_has_every_report(tmp_path):
     result = run_cli("broken_layers", "--builtins", "--json", str(tmp_path / "r.json"))
-    assert f"{len(BUILTINS) + 4} layers, 2 losses" in result.stdout
+    assert f"{len(BUILTINS) + 4} layers, 4 losses" in result.stdout
     data = json.loads((tmp_path / "r.json").read_text())
     cases = int(re.search(r"(\d+) cases", result.stdout).group(1))
     assert len(data) == cases > 2 * (len(BUILTINS) + 4 + 2)  # and the cases with parameters drawn
