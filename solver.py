@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # python -m solver: Ctrl-C while the imports below run is one line (chainrule.launch)
-    from chainrule.launch import start
+if __name__ == "__main__":  # python -m solver: Ctrl-C while the imports below run is one line (chainrule.cli.launch)
+    from chainrule.cli.launch import start
 
     start("solver")
 

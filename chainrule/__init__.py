@@ -12,12 +12,12 @@ TYPE_CHECKING = False  # not typing's: importing typing takes long enough for a 
 if TYPE_CHECKING:
     from typing import Any
 
-    from chainrule.model import TrainedModel, load_run
     from chainrule.sweeps import sweep
+    from chainrule.trained.model import TrainedModel, load_run
 
 __version__ = "0.1.0"  # the one place the version is written: setup.cfg reads it from here
 __all__ = ["TrainedModel", "load_run", "sweep", "__version__"]
-HOMES = {"TrainedModel": "chainrule.model", "load_run": "chainrule.model", "sweep": "chainrule.sweeps"}
+HOMES = {"TrainedModel": "chainrule.trained.model", "load_run": "chainrule.trained.model", "sweep": "chainrule.sweeps"}
 
 
 def __getattr__(name: str) -> Any:

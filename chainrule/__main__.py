@@ -2,6 +2,6 @@
 
 import sys
 
-from chainrule.launch import chainrule
+from chainrule.cli.launch import chainrule
 
 sys.exit(chainrule())

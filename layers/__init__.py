@@ -1,20 +1,18 @@
 """chainrule layers: gates, layers and containers with an explicit forward/backward API.
 
-Gradient checking lives in ``layers.gradcheck`` (``from layers.gradcheck import gradcheck``).
+Gradient checking lives in ``layers.gradcheck`` (``from layers.gradcheck import gradcheck``); the lecture's
+gates and Graph in ``layers.graphs``; convolution and pooling in ``layers.convolutional``.
 """
 
 from .activations import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
 from .affine import Affine
 from .base import REGISTRY, Layer
 from .containers import Sequential
-from .conv import Conv1D, Conv2D
+from .convolutional import AvgPool1D, AvgPool2D, Conv1D, Conv2D, GlobalAvgPool, MaxPool1D, MaxPool2D
 from .dropout import Dropout
-from .elementary import AddConst, Exp, Reciprocal, Scale, Square, Sum
-from .gates import Add, MatMul, Max, Mul
-from .graph import Graph
+from .graphs import Add, AddConst, Exp, Graph, MatMul, Max, Mul, Reciprocal, Scale, Square, Sum
 from .maxout import Maxout
 from .normalization import BatchNorm, GroupNorm, LayerNorm
-from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool, MaxPool1D, MaxPool2D
 from .recurrent import GRU, LSTM, RNN, Embedding, TemporalAffine
 from .shape import Flatten, Reshape
 

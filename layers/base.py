@@ -22,7 +22,7 @@ What a layer may define:
   so checkpoints restore it and gradient checks hold it fixed.
 - ``example(rng, batch)``: a small float64 instance and inputs, for ``python -m layers.gradcheck``.
 - ``backward_params(dout)``: fill ``grads`` without the input gradient, where skipping it saves work.
-- ``to_onnx(graph, x)``: the layer's ONNX operators, for ``chainrule export`` (see ``chainrule/export.py``):
+- ``to_onnx(graph, x)``: the layer's ONNX operators, for ``chainrule export`` (see ``chainrule/trained/export.py``):
   ``graph.const(array)`` and ``graph.node(op_type, inputs, **attributes)`` return names; return the output's.
 
 Defining a subclass registers it by class name (``register=False`` keeps a helper base out), so configs

@@ -364,7 +364,7 @@ def test_evaluate_on_no_rows_is_an_error_and_keeps_the_last_evaluation(tmp_path,
 
 
 def test_csv_inputs_keep_a_numeric_first_row_and_refuse_empty_files(tmp_path):
-    from chainrule.evaluation import read_inputs
+    from chainrule.trained.evaluation import read_inputs
 
     (tmp_path / "no_header.csv").write_text("0.5,1.0\n2.0,3.0\n")
     (tmp_path / "header.csv").write_text("a,b\n0.5,1.0\n")
@@ -403,7 +403,7 @@ def test_an_unwritable_out_is_named_as_given_not_as_a_temporary_file(tmp_path, c
 
 
 def test_a_csv_in_another_encoding_is_an_error_naming_the_file(tmp_path):
-    from chainrule.evaluation import read_inputs
+    from chainrule.trained.evaluation import read_inputs
 
     path = tmp_path / "latin.csv"
     path.write_bytes("caf\xe9,b\n0.5,1.0\n".encode("latin-1"))

@@ -291,8 +291,8 @@ def test_a_conv_run_is_killed_resumed_bit_identical_and_loads_back(tmp_path, rng
 def test_evaluate_draws_the_filters_and_saliency_of_a_conv_run(tmp_path, rng):
     pytest.importorskip("matplotlib")
     from chainrule.cli import main
-    from chainrule.model import load_run
-    from chainrule.pictures import saliency
+    from chainrule.trained.model import load_run
+    from chainrule.trained.pictures import saliency
     from tests.subprocess_runs import cli
 
     cfg, X_test, _ = image_data(tmp_path, rng)

@@ -120,7 +120,7 @@ def test_a_user_layer_exports_through_its_hook_and_without_one_is_named(tmp_path
     assert chainrule_main(["export", str(tmp_path / "OnnxNoHook")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["chainrule: error: export: OnnxNoHook has no ONNX export: define to_onnx(self, graph, x) on it "
-                   "(see chainrule/export.py), or use layers that have one"]
+                   "(see chainrule/trained/export.py), or use layers that have one"]
     assert not (tmp_path / "OnnxNoHook" / "model.onnx").exists()
     run_config = tmp_path / "OnnxSwish" / "config.toml"
     assert chainrule_main(["export", str(tmp_path / "OnnxSwish"), "--out", str(run_config)]) == 2
@@ -172,7 +172,7 @@ def test_a_character_model_exports_with_integer_input(tmp_path):
 
 def test_a_graph_of_gates_exports(tmp_path):
     """The lecture's gates wired into a Graph, inside a model, through ONNX Runtime."""
-    from chainrule.model import TrainedModel
+    from chainrule.trained.model import TrainedModel
     from layers import (
         Add,
         AddConst,
@@ -250,8 +250,8 @@ def test_every_example_config_exports_and_agrees_with_onnx_runtime(example, tmp_
 
 def test_a_model_with_every_built_in_layer_exports(tmp_path):
     """Every registered layer (and gate, through the gate graph test above) in one network or another."""
-    from chainrule.export import EXPORTERS
-    from chainrule.model import TrainedModel
+    from chainrule.trained.export import EXPORTERS
+    from chainrule.trained.model import TrainedModel
     from layers import REGISTRY, Affine, Conv2D, GroupNorm, Sequential
 
     built_in = {cls for cls in REGISTRY.values() if cls.__module__.startswith("layers.")}

@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from chainrule import evaluation, report, runs
+from chainrule import report, runs
 from chainrule.cli import main as chainrule_main
+from chainrule.trained import evaluation
 from tests.subprocess_runs import ROOT, USER_ENV
 from tests.test_after_training import SPIRAL, trained, write
 

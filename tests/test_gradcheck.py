@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from layers import REGISTRY, Affine, Layer, Maxout, ReLU, Sigmoid
-from layers.finite_diff import rounding_allowance
 from layers.gradcheck import assert_gradients, check_jacobian, gradcheck, numerical_jacobian
+from layers.gradcheck.finite_diff import rounding_allowance
 from losses import LOSSES
 from losses.gradcheck import check_loss
 
@@ -262,7 +262,7 @@ def test_integer_inputs_are_passed_as_they_are_and_not_differentiated(rng):
 
 
 def test_a_default_example_that_does_not_fit_gets_the_example_hint():
-    from chainrule.gradcheck import check_case
+    from chainrule.cli.gradcheck import check_case
 
     class NeedsFourFeatures(Layer, register=False):
         def forward(self, x):
@@ -360,7 +360,7 @@ def test_chainrule_gradcheck_takes_a_module_file_and_says_its_own_name(tmp_path)
 
 
 def test_the_summary_counts_in_words():
-    from chainrule.gradcheck import count
+    from chainrule.cli.gradcheck import count
 
     assert [count(1, "layer"), count(2, "layer"), count(1, "loss", "losses"), count(0, "loss", "losses")] == [
         "1 layer", "2 layers", "1 loss", "0 losses"]

@@ -157,10 +157,10 @@ def test_dot_summarises_arrays():
 
 
 def test_render_without_graphviz_explains(monkeypatch, tmp_path):
-    import layers.dot
+    import layers.graphs.dot
 
     monkeypatch.setitem(sys.modules, "graphviz", None)
-    monkeypatch.setattr(layers.dot.shutil, "which", lambda name: None)
+    monkeypatch.setattr(layers.graphs.dot.shutil, "which", lambda name: None)
     g = lecture_graph()
     g.forward(np.array(1.0), np.array(2.0), np.array(3.0))
     with pytest.raises(RuntimeError, match="Graphviz's dot program was not found. Install Graphviz"):

@@ -177,13 +177,13 @@ def test_the_workers_of_a_sweep_killed_with_sigkill_end_too(tmp_path):
     assert not [w for w in workers if alive(w)]
 
 
-STARTING = [ROOT / "chainrule" / "__init__.py", ROOT / "chainrule" / "__main__.py", ROOT / "chainrule" / "launch.py"]
+STARTING = [ROOT / "chainrule" / name for name in ("__init__.py", "__main__.py", "cli/__init__.py", "cli/launch.py")]
 
 
 def frames_after_the_handler(traceback: str) -> list[str]:
-    """The frames of a traceback that run after ``chainrule.launch.start`` installs its Ctrl-C handler: any frame
+    """The frames of a traceback that run after ``chainrule.cli.launch.start`` installs its Ctrl-C handler: any frame
     of this project's code except the lines that get to ``start`` (solver.py's first lines, the chainrule package's
-    module bodies that import chainrule.launch), and anything in site-packages (numpy, scipy...)."""
+    module bodies that import chainrule.cli.launch), and anything in site-packages (numpy, scipy...)."""
     frames = re.findall(r'File "([^"]+)", line (\d+)', traceback)
     handler_line = next(n for n, line in enumerate((ROOT / "solver.py").read_text().splitlines(), 1)
                         if "start(\"solver\")" in line)

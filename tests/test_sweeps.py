@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import chainrule
-from chainrule import search_space
 from chainrule.cli import main as chainrule_main
 from chainrule.config import ConfigError
-from chainrule.sweep_folder import TrialStatus
+from chainrule.sweeps import space as search_space
+from chainrule.sweeps.folder import TrialStatus
 from solver import Stop
 from tests.subprocess_runs import ROOT, popen
 
@@ -104,7 +104,7 @@ def test_every_sampled_config_is_validated_before_any_trial(line, message, tmp_p
 
 
 def test_a_sweep_on_a_process_pool_writes_its_folder(tmp_path, monkeypatch):
-    from chainrule import sweep_folder
+    from chainrule.sweeps import folder as sweep_folder
 
     figures, save = [], sweep_folder.save_figure
     monkeypatch.setattr(sweep_folder, "save_figure", lambda fig, path: (figures.append(fig), save(fig, path)))
@@ -220,7 +220,8 @@ def test_a_damaged_sweep_csv_is_named_when_resuming(tmp_path, capsys):
 
 
 def test_without_matplotlib_a_sweep_says_there_is_no_picture(tmp_path, capsys, monkeypatch):
-    from chainrule import sweep_folder, sweeps
+    from chainrule import sweeps
+    from chainrule.sweeps import folder as sweep_folder
 
     monkeypatch.setattr(sweeps, "pyplot", lambda: None)
     monkeypatch.setattr(sweep_folder, "pyplot", lambda: None)

@@ -8,7 +8,7 @@ import pytest
 
 from chainrule import load_run
 from chainrule.data import load_text
-from chainrule.sampling import sample_text
+from chainrule.trained.sampling import sample_text
 from tests.subprocess_runs import ROOT, USER_ENV, assert_same_checkpoint_arrays, run_killed_and_resumed
 
 TEXT = ROOT / "examples" / "text" / "chain_rule.txt"

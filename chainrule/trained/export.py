@@ -114,7 +114,7 @@ def export_layer(graph: OnnxGraph, layer: Layer, *inputs: str) -> str:
     exporter = EXPORTERS.get(type(layer))
     if exporter is None:
         raise ValueError(f"export: {type(layer).__name__} has no ONNX export: define {HOOK} on it (see "
-                         "chainrule/export.py), or use layers that have one")
+                         "chainrule/trained/export.py), or use layers that have one")
     return exporter(graph, layer, *inputs)
 
 

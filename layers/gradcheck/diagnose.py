@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Array
+from ..base import Array
 
 
 def describe_mismatch(analytic: Array, numerical: Array, failed: np.ndarray, values: Array | None,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Array, Layer
+from ..base import Array, Layer
 
 
 def fixed_forward(layer: Layer, xs: Sequence[Array]) -> Callable[[], Array]:

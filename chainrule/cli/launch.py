@@ -36,6 +36,6 @@ def ready() -> None:
 def chainrule() -> int:
     """The ``chainrule`` console script."""
     start("chainrule")
-    from chainrule.cli import main
+    from chainrule.cli.commands import main
 
     return main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import softmax
 
-from chainrule.model import TrainedModel
+from chainrule.trained.model import TrainedModel
 
 
 def sample_text(model: TrainedModel, prime: str = "", length: int = 200, temperature: float = 1.0,

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from chainrule.build import build_objects, load_data
+from chainrule.cli.shell import OneLineParser, quiet_on_broken_pipe
 from chainrule.config import apply_sets, read_config, resolve, self_contained
-from chainrule.shell import OneLineParser, quiet_on_broken_pipe
 from layers import REGISTRY
 from layers.gradcheck import HEADER, GradReport, format_table, gradcheck
 from losses import LOSSES

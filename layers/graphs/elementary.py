@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Array, Layer, as_float_array, check_dout
+from ..base import Array, Layer, as_float_array, check_dout
 
 
 class Exp(Layer, leaf=True):

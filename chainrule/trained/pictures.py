@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from chainrule.model import TrainedModel
 from chainrule.report import pyplot, save_figure
+from chainrule.trained.model import TrainedModel
 from layers import Conv1D, Conv2D, Layer, Sequential
 from solver import eval_mode
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Array, Layer, as_float_array
-from .containers import add_note
+from ..base import Array, Layer, as_float_array
+from ..containers import add_note
 
 
 class Graph(Layer):
@@ -182,8 +182,8 @@ class Graph(Layer):
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
         """A graph with fan-out (x feeds three nodes, a feeds two) and parameters."""
-        from .activations import Sigmoid, Tanh
-        from .affine import Affine
+        from ..activations import Sigmoid, Tanh
+        from ..affine import Affine
         from .gates import Add, Mul
 
         g = cls(["x"])

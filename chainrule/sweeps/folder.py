@@ -17,8 +17,9 @@ import tomli_w
 from chainrule.checkpoint import atomic_write
 from chainrule.config import SCHEMA
 from chainrule.report import pyplot, save_figure
-from chainrule.sweep_plan import Plan, Sampler, trial_config
 from solver import Stop, StopReason
+
+from .plan import Plan, Sampler, trial_config
 
 MEDIAN_AFTER = 3  # finished trials needed before the median stopping rule applies
 

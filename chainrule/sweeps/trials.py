@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 
 from chainrule import runs
 from chainrule.build import load_data
-from chainrule.sweep_folder import Sweep, TrialStatus
-from chainrule.sweep_plan import describe, trial_config
 from solver import Solver, Stop
+
+from .folder import Sweep, TrialStatus
+from .plan import describe, trial_config
 
 RETRIES = 1
 

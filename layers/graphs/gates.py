@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Array, Layer, Mask, as_float_array, away_from_zero, check_dout
+from ..base import Array, Layer, Mask, as_float_array, away_from_zero, check_dout
 
 
 def unbroadcast(grad: Array, shape: tuple[int, ...]) -> Array:

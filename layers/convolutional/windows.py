@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Array
+from ..base import Array
 
 
 def as_tuple(value: Any, nd: int, name: str, owner: str, low: int) -> tuple[int, ...]:

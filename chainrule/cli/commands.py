@@ -16,13 +16,21 @@ import numpy as np
 
 import chainrule
 from chainrule import data as datasets
-from chainrule import gradcheck, launch, pictures, runs, sweeps
+from chainrule import runs, sweeps
+from chainrule.cli import gradcheck, launch
+from chainrule.cli.shell import OneLineParser, quiet_on_broken_pipe
 from chainrule.config import ConfigError, read_config, resolve, self_contained
-from chainrule.evaluation import format_report, read_inputs, write_confusion_png, write_predictions, write_values
-from chainrule.model import TrainedModel, load_run
 from chainrule.report import write_json
-from chainrule.shell import OneLineParser, quiet_on_broken_pipe
-from chainrule.sweep_folder import TrialStatus
+from chainrule.sweeps.folder import TrialStatus
+from chainrule.trained import pictures
+from chainrule.trained.evaluation import (
+    format_report,
+    read_inputs,
+    write_confusion_png,
+    write_predictions,
+    write_values,
+)
+from chainrule.trained.model import TrainedModel, load_run
 
 ERRORS = (ConfigError, OSError, KeyError, ValueError, TypeError, ImportError)  # OSError: files, disk full
 TRAIN_EXAMPLES = """examples:
@@ -149,7 +157,7 @@ def sweep(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    from chainrule.export import write_onnx
+    from chainrule.trained.export import write_onnx
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "model.onnx"
     refuse_to_replace(out, Path(args.run_dir), [], "--out")
@@ -158,7 +166,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def sample(args: argparse.Namespace) -> int:
-    from chainrule.sampling import sample_text
+    from chainrule.trained.sampling import sample_text
 
     print(sample_text(load_run(args.run_dir, args.which), args.prime, args.length, args.temperature, args.seed))
     return 0

@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from chainrule import search_space
 from chainrule.build import build_objects, load_data
 from chainrule.config import ConfigError, resolve, self_contained
+
+from . import space
 
 SAMPLERS = ("random", "grid", "tpe")
 METRICS = ("best_val_acc", "test_acc", "train_acc", "best_val_r2", "test_r2", "train_r2")  # higher is better
@@ -30,7 +31,7 @@ class Plan:
     raw: dict[str, Any]
     config_dir: Path
     settings: dict[str, Any]
-    dists: list[search_space.Distribution]
+    dists: list[space.Distribution]
     values: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -53,18 +54,18 @@ def make_plan(raw: dict[str, Any], config_dir: Path, overrides: dict[str, Any]) 
         raise ConfigError(f"sweep.sampler: expected one of {', '.join(SAMPLERS)}, got {settings['sampler']!r}")
     if settings["metric"] not in METRICS:
         raise ConfigError(f"sweep.metric: expected one of {', '.join(METRICS)}, got {settings['metric']!r}")
-    plan = Plan(raw, config_dir, settings, search_space.parse(settings["params"]))
+    plan = Plan(raw, config_dir, settings, space.parse(settings["params"]))
     if settings["sampler"] == "grid":
-        plan.values = search_space.grid_trials(plan.dists, settings["points"])
+        plan.values = space.grid_trials(plan.dists, settings["points"])
     elif settings["sampler"] == "random":
-        plan.values = search_space.random_trials(plan.dists, settings["trials"], settings["seed"])
-    validate(plan, plan.values or search_space.random_trials(plan.dists, 1, settings["seed"]))
+        plan.values = space.random_trials(plan.dists, settings["trials"], settings["seed"])
+    validate(plan, plan.values or space.random_trials(plan.dists, 1, settings["seed"]))
     return plan
 
 
 def trial_config(plan: Plan, values: dict[str, Any]) -> dict[str, Any]:
     """A trial's resolved, self-contained config (quiet, no curves: the sweep has its own picture)."""
-    raw = search_space.with_values(plan.raw, values)
+    raw = space.with_values(plan.raw, values)
     cfg = self_contained(resolve(raw), plan.config_dir)
     cfg["solver"]["verbose"], cfg["output"]["plot"] = False, False
     return cfg
@@ -131,7 +132,7 @@ class Sampler:
             self.study.tell(self.asked[i], value)
 
 
-def optuna_distribution(d: search_space.Distribution) -> Any:
+def optuna_distribution(d: space.Distribution) -> Any:
     import optuna.distributions as od
 
     if d.kind == "choice":

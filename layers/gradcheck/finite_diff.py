@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Array
+from ..base import Array
 
 EPS = float(np.finfo(np.float64).eps)
 RTOL = 1e-5

@@ -10,14 +10,14 @@ untouched), in ``mode="train"`` (default) or ``"eval"``, and checks two kinds of
    unchanged; a second backward after a fresh forward must give identical gradients (``grads``
    are overwritten, never accumulated); backward returns one gradient per input, of its shape.
 2. Every input and parameter gradient against centred differences of sum(forward() * dout),
-   with the decision rule of ``layers.finite_diff``: |analytic - numerical| must be within
+   with the decision rule of ``layers.gradcheck.finite_diff``: |analytic - numerical| must be within
    rtol * |value| + the truncation error seen between steps h and 2h + the rounding noise of
    float64 at step h. Entries whose step crossed a kink are skipped and counted; a tensor whose
    every entry is a kink fails.
 
 ``dout`` is drawn from its own stream (seeded by ``rng``, independent of ``default_rng(rng)``), so
 it never equals an input drawn with the same seed. ``python -m layers.gradcheck`` is the command
-line (it lives in ``chainrule.gradcheck``, which also checks losses and whole models).
+line (it lives in ``chainrule.cli.gradcheck``, which also checks losses and whole models).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Array, Layer
+from ..base import Array, Layer
 from .contract import as_float64, as_list, changed, check_determinism, fixed_forward, harness_checks, snapshot
 from .diagnose import describe_mismatch
 from .finite_diff import RTOL, allowed_error, finite_differences, rounding_allowance
@@ -213,12 +213,3 @@ def check_jacobian(layer: Layer, *inputs: Any, wrt: int = 0, tol: float = 1e-6) 
         if err > tol:
             raise AssertionError(f"{layer!r}: backward(e_{i}) differs from row {i} of the Jacobian by {err:.2e}")
     return J
-
-
-if __name__ == "__main__":  # the command line belongs to the application, which may import every floor
-    import sys
-
-    from chainrule.gradcheck import main
-    from chainrule.shell import quiet_on_broken_pipe
-
-    sys.exit(quiet_on_broken_pipe(main))

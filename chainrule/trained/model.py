@@ -22,7 +22,7 @@ from scipy.special import softmax
 
 from chainrule import checkpoint as ckpt
 from chainrule.build import build_model, import_modules, is_regression, model_rng
-from chainrule.evaluation import classification_report, regression_report
+from chainrule.trained.evaluation import classification_report, regression_report
 from layers import Layer
 from solver import eval_mode, takes_indices
 
@@ -118,8 +118,8 @@ class TrainedModel:
 
     def to_onnx(self, path: str | Path, opset: int = 17) -> Path:
         """Write the model as ONNX (standardization included; outputs ``scores`` and ``probabilities``); see
-        ``chainrule.export``. Needs the extra ``onnx``."""
-        from chainrule.export import write_onnx
+        ``chainrule.trained.export``. Needs the extra ``onnx``."""
+        from chainrule.trained.export import write_onnx
 
         return write_onnx(self, path, opset)
 

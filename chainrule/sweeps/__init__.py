@@ -21,9 +21,10 @@ from chainrule import runs
 from chainrule.checkpoint import atomic_write
 from chainrule.config import ConfigError, apply_sets, read_config, resolve
 from chainrule.report import pyplot
-from chainrule.sweep_folder import Sweep, TrialStatus, read_rows, write_summary
-from chainrule.sweep_plan import Sampler, cores, make_plan
-from chainrule.sweep_run import execute, local_executor
+
+from .folder import Sweep, TrialStatus, read_rows, write_summary
+from .plan import Sampler, cores, make_plan
+from .trials import execute, local_executor
 
 
 def open_sweep(config: str | Path | None, sets: list[str], resume: str | Path | None,

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Array, Layer, as_float_array, check_dout
-from .init import float_dtype, init_weight, make_rng
+from ..base import Array, Layer, as_float_array, check_dout
+from ..init import float_dtype, init_weight, make_rng
 from .windows import Geometry, as_tuple
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Array, Layer, as_float_array, check_dout
+from ..base import Array, Layer, as_float_array, check_dout
 from .windows import Geometry, as_tuple
 
 
