@@ -69,8 +69,8 @@ class HuberLoss(RegressionLoss):
     aliases = ("huber",)
 
     def __init__(self, delta: float = 1.0) -> None:
-        if not (isinstance(delta, (int, float)) and not isinstance(delta, bool) and delta > 0):
-            raise ValueError(f"HuberLoss: delta must be a positive number, got {delta!r}")
+        if not (isinstance(delta, (int, float)) and not isinstance(delta, bool) and 0 < delta < float("inf")):
+            raise ValueError(f"HuberLoss: delta must be a positive finite number, got {delta!r}")
         self.delta = float(delta)
         self.cache: NDArray[np.floating] | None = None
 

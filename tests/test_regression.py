@@ -85,9 +85,9 @@ def test_bad_targets_name_the_loss_and_what_was_expected(scores, y, match):
         MSELoss().forward(scores, y)
 
 
-@pytest.mark.parametrize("delta", [0, -1.0, "1", True, float("nan")])
-def test_huber_delta_must_be_a_positive_number(delta):
-    with pytest.raises(ValueError, match="HuberLoss: delta must be a positive number"):
+@pytest.mark.parametrize("delta", [0, -1.0, "1", True, float("nan"), float("inf")])
+def test_huber_delta_must_be_a_positive_finite_number(delta):
+    with pytest.raises(ValueError, match="HuberLoss: delta must be a positive finite number"):
         HuberLoss(delta)
 
 
