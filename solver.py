@@ -405,9 +405,7 @@ class Solver:
         """Data loss plus the L2 penalty, and accuracy (R² for a regression loss), in eval mode in batches (one
         forward pass)."""
         if self.regression:
-            predictions = self.predict(X, batch_size)
-            loss = self.loss.forward(predictions.reshape(len(X), -1), y.reshape(len(y), -1)) if len(y) else 0.0
-            return loss + self.objective.penalty(self.model.params), r2_score(predictions, y)
+            return self.regression_measures(X, y, batch_size)[:2]
         total, correct, count = 0.0, 0, 0
         with eval_mode(self.model):
             for i in range(0, len(X), batch_size):
@@ -422,14 +420,23 @@ class Solver:
             return 0.0, 0.0
         return total / count + self.objective.penalty(self.model.params), correct / count
 
+    def regression_measures(self, X: NDArray[np.floating], y: NDArray[np.floating],
+                            batch_size: int = 1000) -> tuple[float, float, float]:
+        """Data loss plus the L2 penalty, R² and RMSE of the predictions for X against targets y (one pass)."""
+        predictions = self.predict(X, batch_size)
+        loss = self.loss.forward(predictions.reshape(len(X), -1), y.reshape(len(y), -1)) if len(y) else 0.0
+        return loss + self.objective.penalty(self.model.params), r2_score(predictions, y), rmse(predictions, y)
+
     def end_epoch(self, seconds: float) -> None:
         train_score = self.check_accuracy(self.data["X_train"], self.data["y_train"], self.num_train_samples)
-        val_loss, val_score = self.loss_and_accuracy(self.data["X_val"], self.data["y_val"])
+        if self.regression:
+            val_loss, val_score, val_rmse = self.regression_measures(self.data["X_val"], self.data["y_val"])
+            self.val_rmse_history.append(val_rmse)
+        else:
+            val_loss, val_score = self.loss_and_accuracy(self.data["X_val"], self.data["y_val"])
         self.train_score_history.append(train_score)
         self.val_score_history.append(val_score)
         self.val_loss_history.append(val_loss)
-        if self.regression:
-            self.val_rmse_history.append(rmse(self.predict(self.data["X_val"]), self.data["y_val"]))
         self.lr_history.append(self.optimizer.lr)
         self.epoch_seconds.append(seconds)
         self.clip_history.append(self.optimizer.clipped - self.clipped_before)

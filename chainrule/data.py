@@ -152,12 +152,8 @@ def real_targets(values: list[str], where: str) -> NDArray:
             return None
         return value if np.isfinite(value) else None
 
-    numbers = [number(v) for v in values]
-    bad = [v for v, n in zip(values, numbers, strict=True) if n is None]
-    if bad:
-        shown = ", ".join(repr(v) for v in list(dict.fromkeys(bad))[:5])
-        raise ValueError(f"{where} has targets that are not finite numbers ({shown}); a regression loss "
-                         "needs a real number in every row")
+    numbers = parse_all(values, number, where, "targets that are not finite numbers",
+                        "a regression loss needs a real number in every row")
     return np.array(numbers, dtype=np.float64)
 
 
@@ -174,13 +170,20 @@ def class_numbers_of(labels: list[str], where: str) -> NDArray:
                 return None
             return int(value) if value.is_integer() else None
 
-    numbers = [number(v) for v in labels]
-    bad = [v for v, n in zip(labels, numbers, strict=True) if n is None]
-    if bad:
-        shown = ", ".join(repr(v) for v in list(dict.fromkeys(bad))[:5])
-        raise ValueError(f"{where} has labels that are not class numbers ({shown}); expected the run's "
-                         "classes as integers 0..C-1")
+    numbers = parse_all(labels, number, where, "labels that are not class numbers",
+                        "expected the run's classes as integers 0..C-1")
     return np.array(numbers, dtype=np.int64)
+
+
+def parse_all(texts: list[str], parse: Any, where: str, problem: str, expected: str) -> list[Any]:
+    """``parse`` applied to every text; texts it returns None for are a ValueError naming ``where``, the
+    ``problem`` with the first five such texts, and what was ``expected``."""
+    values = [parse(text) for text in texts]
+    bad = [text for text, value in zip(texts, values, strict=True) if value is None]
+    if bad:
+        shown = ", ".join(repr(text) for text in list(dict.fromkeys(bad))[:5])
+        raise ValueError(f"{where} has {problem} ({shown}); {expected}")
+    return values
 
 
 def read_idx(path: Path) -> NDArray:
