@@ -35,7 +35,8 @@ class Loss:
         if register:
             LOSSES.add(cls)
 
-    def forward(self, scores: NDArray[np.floating], y: NDArray[np.integer]) -> float:
+    def forward(self, scores: NDArray[np.floating], y: NDArray[Any]) -> float:
+        """The loss of ``scores`` against ``y``: integer labels, or a regression loss's real targets."""
         raise NotImplementedError
 
     def backward(self) -> NDArray[np.floating]:
