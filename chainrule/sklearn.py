@@ -24,6 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from chainrule.build import build_model
 from layers import Layer
+from losses import LOSSES
 from optim import OPTIMIZERS
 from solver import Solver, eval_mode
 
@@ -89,8 +90,28 @@ class NetEstimator(BaseEstimator):
         raise ValueError(f"{type(self).__name__}: random_state must be an integer or None, got "
                          f"{self.random_state!r}")
 
+    #: The kind of loss the estimator trains with: a Loss's ``task``.
+    task = "classification"
+
+    def check_names(self) -> None:
+        """``loss`` and ``optimizer`` name registered classes, the loss of the estimator's ``task``; else a
+        ValueError (scikit-learn's error for a bad hyperparameter) with the names that would do."""
+        name = type(self).__name__
+        try:
+            loss = LOSSES.lookup(self.loss) if isinstance(self.loss, str) else type(self.loss)
+            OPTIMIZERS.lookup(self.optimizer)
+        except KeyError as e:
+            raise ValueError(f"{name}: {e.args[0]}") from None
+        kind = getattr(loss, "task", "classification")
+        if kind != self.task:
+            names = sorted(repr((*getattr(cls, "aliases", ()), key)[0]) for key, cls in LOSSES.items()
+                           if getattr(cls, "task", "classification") == self.task)
+            raise ValueError(f"{name}: loss {self.loss!r} is a {kind} loss; expected a {self.task} loss: "
+                             f"{', '.join(names)}")
+
     def train(self, X: NDArray, y: NDArray, epochs: int, hold_out: bool = True) -> None:
         """Train ``self.model_`` for ``epochs`` with the Solver, holding out ``validation_fraction``."""
+        optimizer = OPTIMIZERS.lookup(self.optimizer)(lr=self.lr)
         rng = np.random.default_rng((self.seed(), 2))
         n_val = int(round(len(X) * self.validation_fraction)) if hold_out else 0
         if n_val and len(X) - n_val >= 1:
@@ -99,7 +120,6 @@ class NetEstimator(BaseEstimator):
         else:
             val = fit_rows = np.arange(len(X))
         data = {"X_train": X[fit_rows], "y_train": y[fit_rows], "X_val": X[val], "y_val": y[val]}
-        optimizer = OPTIMIZERS.lookup(self.optimizer)(lr=self.lr)
         solver = Solver(self.model_, data, loss=self.loss, optimizer=optimizer, reg=self.reg,
                         batch_size=max(1, min(self.batch_size, len(fit_rows))), epochs=epochs,
                         seed=self.seed() + len(self.history_["loss"]), patience=self.patience if hold_out else None,
@@ -139,6 +159,7 @@ class NetClassifier(ClassifierMixin, NetEstimator):
 
     def fit(self, X: Any, y: Any) -> NetClassifier:
         """Train on X (n_samples, n_features) and labels y; returns self."""
+        self.check_names()
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], ensure_min_samples=2)
         check_classification_targets(y)
         classes, encoded = np.unique(y, return_inverse=True)
@@ -156,6 +177,7 @@ class NetClassifier(ClassifierMixin, NetEstimator):
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> NetClassifier:
         """One epoch on X, y; the first call needs ``classes``, every class there will ever be."""
+        self.check_names()
         first = not hasattr(self, "model_")
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], reset=first)
         check_classification_targets(y)
@@ -214,6 +236,7 @@ class NetRegressor(RegressorMixin, NetEstimator):
                          validation_fraction=validation_fraction, patience=patience, random_state=random_state,
                          dtype=dtype, verbose=verbose, warm_start=warm_start)
 
+    task = "regression"
     y_mean_: NDArray
     y_scale_: NDArray
 
@@ -224,6 +247,7 @@ class NetRegressor(RegressorMixin, NetEstimator):
 
     def fit(self, X: Any, y: Any) -> NetRegressor:
         """Train on X (n_samples, n_features) and real targets y (n_samples,) or (n_samples, n_outputs)."""
+        self.check_names()
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=True,
                              ensure_min_samples=2)
         y = np.asarray(y, dtype=np.float64)
@@ -237,6 +261,7 @@ class NetRegressor(RegressorMixin, NetEstimator):
 
     def partial_fit(self, X: Any, y: Any) -> NetRegressor:
         """One epoch on X, y; the first call's targets set the standardization."""
+        self.check_names()
         first = not hasattr(self, "model_")
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=True,
                              reset=first)

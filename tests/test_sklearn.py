@@ -116,3 +116,17 @@ def test_net_regressor_multi_output_pickle_warm_start_and_partial_fit(tmp_path, 
     assert stream.n_iter_ == 4 and stream.predict(X[:3]).shape == (3,)
     with pytest.raises(ValueError, match=r"targets of shape \(2,\) per row, but the first call's were \(\)"):
         stream.partial_fit(X[:5], Y[:5])
+
+
+@pytest.mark.parametrize("estimator, y, match", [
+    (NetClassifier(loss="mse"), np.arange(20) % 2,
+     r"NetClassifier: loss 'mse' is a regression loss; expected a classification loss: 'softmax', 'svm'"),
+    (NetRegressor(loss="softmax"), np.linspace(0, 1, 20),
+     r"NetRegressor: loss 'softmax' is a classification loss; expected a regression loss: 'huber', 'mse'"),
+    (NetRegressor(loss="nope"), np.linspace(0, 1, 20), r"NetRegressor: unknown loss 'nope'"),
+    (NetClassifier(optimizer="adamw"), np.arange(20) % 2, r"NetClassifier: unknown optimizer 'adamw'; did you mean"),
+])
+def test_a_loss_or_optimizer_that_cannot_serve_is_a_value_error_before_anything_is_fitted(estimator, y, match):
+    with pytest.raises(ValueError, match=match):
+        estimator.fit(np.linspace(0, 1, 60).reshape(20, 3), y)
+    assert not hasattr(estimator, "model_")
