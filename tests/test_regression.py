@@ -222,3 +222,19 @@ def test_a_classification_sweep_metric_on_a_regression_config_is_one_line(tmp_pa
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].endswith(
         "sweep.metric 'best_val_acc' is not measured for a regression loss ('mse'); use 'best_val_r2'")
+
+
+def test_the_regression_report_against_scikit_learn_and_its_shape_rules(rng):
+    metrics = pytest.importorskip("sklearn.metrics")
+    from chainrule.trained.evaluation import format_report, regression_report
+
+    y, p = rng.standard_normal(30), rng.standard_normal(30)
+    report = regression_report(y, p)
+    assert report["r2"] == pytest.approx(metrics.r2_score(y, p), rel=1e-12)
+    assert report["mae"] == pytest.approx(metrics.mean_absolute_error(y, p), rel=1e-12)
+    assert report["examples"] == 30 and format_report(report).startswith(f"r2 {report['r2']:.4f}  rmse")
+    assert regression_report(y[:, None], p) == report  # one target as a column is the same target
+    with pytest.raises(ValueError, match=r"expected targets of shape \(30,\) \(one per prediction\), got .* \(30, 2\)"):
+        regression_report(np.c_[y, y], p)
+    with pytest.raises(ValueError, match="must be real numbers, not <U1"):
+        regression_report(np.array(list("abc")), p[:3])

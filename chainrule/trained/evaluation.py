@@ -134,6 +134,8 @@ def regression_report(y: NDArray, pred: NDArray, source: str = "the targets") ->
     against real targets ``y`` of the same shape."""
     if y.dtype.kind not in "iuf":
         raise ValueError(f"evaluate: {source} must be real numbers, not {y.dtype}")
+    if pred.ndim == 1 and y.shape == (len(pred), 1):  # one target as a column
+        y = y[:, 0]
     if y.shape != pred.shape:
         raise ValueError(f"evaluate: {source}: expected targets of shape {pred.shape} (one per prediction), got "
                          f"an array of shape {y.shape}")
