@@ -3,8 +3,6 @@ real targets, and a regression config from the command line (train, resume, eval
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from layers import Affine, ReLU, Sequential
 from losses import HuberLoss, MSELoss, r2_score, rmse
 from losses.gradcheck import check_loss
 from solver import Solver
-from tests.subprocess_runs import ROOT, cli
+from tests.subprocess_runs import ROOT
 
 
 def huber_by_cases(s, y, delta):
@@ -154,35 +152,32 @@ def test_patience_counts_epochs_without_a_lower_validation_loss(rng):
 
 
 @pytest.mark.slow
-def test_the_diabetes_example_trains_resumes_evaluates_predicts_and_exports(tmp_path):
+def test_the_diabetes_example_trains_resumes_evaluates_predicts_and_exports(tmp_path, capsys):
     pytest.importorskip("sklearn")
+    from chainrule.cli import main
+
     run = tmp_path / "run"
-    result = cli(ROOT / "examples" / "diabetes.toml", "--set", f"output.dir='{run}'", "--set", "solver.epochs=60")
-    assert result.returncode == 0, result.stderr
+    config = ROOT / "examples" / "diabetes.toml"
+    assert main(["train", str(config), "--set", f"output.dir='{run}'", "--set", "solver.epochs=60"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["test_r2"] > 0.4 and metrics["test_rmse"] < 60 and "test_acc" not in metrics
-    assert result.stdout.strip().splitlines()[-1].startswith(f"best_val_r2 {metrics['best_val_r2']:.4f}")
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(f"best_val_r2 {metrics['best_val_r2']:.4f}")
     header = (run / "history.csv").read_text().splitlines()[0]
     assert header == "epoch,loss,val_loss,train_r2,val_r2,val_rmse,lr,seconds,clipped"
-    resumed = cli("--resume", run, "--set", "solver.epochs=65")
-    assert resumed.returncode == 0, resumed.stderr
+    assert main(["train", "--resume", str(run), "--set", "solver.epochs=65"]) == 0
     assert len((run / "history.csv").read_text().splitlines()) == 66
 
-    chainrule = [sys.executable, "-m", "chainrule"]
-    evaluated = subprocess.run([*chainrule, "evaluate", run], capture_output=True, text=True)
-    assert evaluated.returncode == 0, evaluated.stderr
+    assert main(["evaluate", str(run)]) == 0
     report = json.loads((run / "evaluation.json").read_text())
     assert report["r2"] == pytest.approx(json.loads((run / "metrics.json").read_text())["test_r2"], abs=1e-6)
-    assert not (run / "confusion.png").exists() and "rmse" in evaluated.stdout
+    assert not (run / "confusion.png").exists() and "rmse" in capsys.readouterr().out
 
     from sklearn.datasets import load_diabetes
 
     X, y = load_diabetes(return_X_y=True, scaled=False)
     np.savez(tmp_path / "new.npz", X=X[:4])
     out = tmp_path / "values.csv"
-    predicted = subprocess.run([*chainrule, "predict", run, tmp_path / "new.npz", "--out", out],
-                               capture_output=True, text=True)
-    assert predicted.returncode == 0, predicted.stderr
+    assert main(["predict", str(run), str(tmp_path / "new.npz"), "--out", str(out)]) == 0
     with out.open(newline="") as f:
         rows = list(csv.reader(f))
     from chainrule import load_run
@@ -197,8 +192,7 @@ def test_the_diabetes_example_trains_resumes_evaluates_predicts_and_exports(tmp_
         writer = csv.writer(f)
         writer.writerow([*(f"f{i}" for i in range(10)), "label"])
         writer.writerows([[*X[i], y[i]] for i in range(30)])
-    on_file = subprocess.run([*chainrule, "evaluate", run, "--data", labelled], capture_output=True, text=True)
-    assert on_file.returncode == 0, on_file.stderr
+    assert main(["evaluate", str(run), "--data", str(labelled)]) == 0
     expected = r2_score(model.predict(X[:30]), y[:30])
     assert json.loads((run / "evaluation.json").read_text())["r2"] == pytest.approx(expected, abs=1e-9)
 
@@ -212,15 +206,15 @@ def test_the_diabetes_example_trains_resumes_evaluates_predicts_and_exports(tmp_
     np.testing.assert_allclose(values[:, 0], model.predict(X[:50]), rtol=1e-5)
 
 
-def test_a_classification_sweep_metric_on_a_regression_config_is_one_line(tmp_path):
+def test_a_classification_sweep_metric_on_a_regression_config_is_one_line(tmp_path, capsys):
     pytest.importorskip("sklearn")
+    from chainrule.cli import main
+
     config = tmp_path / "sweep.toml"
     config.write_text((ROOT / "examples" / "diabetes.toml").read_text()
                       + "\n[sweep]\ntrials = 2\nparams = { 'optim.lr' = { choice = [0.01, 0.03] } }\n")
-    result = subprocess.run([sys.executable, "-m", "chainrule", "sweep", config, "--set",
-                             f"output.dir='{tmp_path / 's'}'"], capture_output=True, text=True)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].endswith(
+    assert main(["sweep", str(config), "--set", f"output.dir='{tmp_path / 's'}'"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
         "sweep.metric 'best_val_acc' is not measured for a regression loss ('mse'); use 'best_val_r2'")
 
 
