@@ -199,9 +199,10 @@ def parser() -> OneLineParser:
                                "  chainrule predict runs/mnist data/mnist --which last")
     pr.add_argument("run_dir", metavar="RUN_DIR")
     pr.add_argument("input", metavar="INPUT", help="npz, csv, MNIST IDX images or folder, CIFAR-10 .bin or folder")
-    pr.add_argument("--out", metavar="FILE", help="CSV of index, label and class probabilities "
-                                                  "(default RUN_DIR/predictions.csv)")
-    ev = sub.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run",
+    pr.add_argument("--out", metavar="FILE", help="CSV of index, label and class probabilities, or a regression "
+                                                  "run's index and values (default RUN_DIR/predictions.csv)")
+    ev = sub.add_parser("evaluate", help="accuracy, per-class metrics and confusion matrix of a run (R², RMSE "
+                                         "and MAE of a regression run)",
                         formatter_class=fmt, epilog="examples:\n  chainrule evaluate runs/digits\n"
                                                     "  chainrule evaluate runs/digits --data other.toml\n"
                                                     "  chainrule evaluate runs/digits --data labelled.npz")
