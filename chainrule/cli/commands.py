@@ -124,23 +124,27 @@ def evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)  # the files first: a reader that stops early (| head) must not lose them
     write_json(run_dir / "evaluation.json", result)
     written = [run_dir / "evaluation.json"]
-    if model.regression:
-        print(f"{args.which} parameters of {args.run_dir} on {what}\n{format_report(result)}")
-        print(f"wrote {run_dir / 'evaluation.json'}")
-        return 0
-    pictures_made = write_confusion_png(run_dir / "confusion.png", np.array(result["confusion"]))
-    if pictures_made:
-        written.append(run_dir / "confusion.png")
+    pictures_written = [] if model.regression else class_pictures(run_dir, model, X, y, result)
+    written += pictures_written or []
+    print(f"{args.which} parameters of {args.run_dir} on {what}\n{format_report(result)}")
+    print(f"wrote {', '.join(map(str, written[:-1]))}{' and ' if len(written) > 1 else ''}{written[-1]}")
+    if pictures_written is None:
+        print("no pictures: matplotlib is not installed (pip install -e '.[plot]')", file=sys.stderr)
+    return 0
+
+
+def class_pictures(run_dir: Path, model: TrainedModel, X: Any, y: Any, result: dict[str, Any]) -> list[Path] | None:
+    """A classifier's pictures: confusion.png, and filters.png and saliency.png of a convolutional net; the files
+    written, or None without matplotlib. (A regression run has no classes to draw.)"""
+    if not write_confusion_png(run_dir / "confusion.png", np.array(result["confusion"])):
+        return None
+    written = [run_dir / "confusion.png"]
     conv = pictures.first_conv(model.network)
     if conv is not None and pictures.write_filters(run_dir / "filters.png", conv):
         written.append(run_dir / "filters.png")
         if pictures.write_saliency(run_dir / "saliency.png", model, X, y):
             written.append(run_dir / "saliency.png")
-    print(f"{args.which} parameters of {args.run_dir} on {what}\n{format_report(result)}")
-    print(f"wrote {', '.join(map(str, written[:-1]))}{' and ' if len(written) > 1 else ''}{written[-1]}")
-    if not pictures_made:
-        print("no pictures: matplotlib is not installed (pip install -e '.[plot]')", file=sys.stderr)
-    return 0
+    return written
 
 
 def sweep(args: argparse.Namespace) -> int:
