@@ -109,6 +109,13 @@ class NetEstimator(BaseEstimator):
             raise ValueError(f"{name}: loss {self.loss!r} is a {kind} loss; expected a {self.task} loss: "
                              f"{', '.join(names)}")
 
+    def start(self, features: int, outputs: int) -> None:
+        """A new network and an empty history (the loss and the score per epoch): a first fit, or a fit without
+        ``warm_start``."""
+        score = "r2" if self.task == "regression" else "acc"
+        self.model_ = self.build(features, outputs)
+        self.history_ = {"loss": [], f"val_{score}": [], f"train_{score}": []}
+
     def train(self, X: NDArray, y: NDArray, epochs: int, hold_out: bool = True) -> None:
         """Train ``self.model_`` for ``epochs`` with the Solver, holding out ``validation_fraction``."""
         optimizer = OPTIMIZERS.lookup(self.optimizer)(lr=self.lr)
@@ -170,8 +177,7 @@ class NetClassifier(ClassifierMixin, NetEstimator):
                       and np.array_equal(classes, previous))
         self.classes_ = classes
         if not continuing:
-            self.model_ = self.build(X.shape[1], len(classes))
-            self.history_ = {"loss": [], "val_acc": [], "train_acc": []}
+            self.start(X.shape[1], len(classes))
         self.train(X, encoded, self.epochs)
         return self
 
@@ -186,8 +192,7 @@ class NetClassifier(ClassifierMixin, NetEstimator):
                 raise ValueError("NetClassifier.partial_fit: the first call needs classes=, every class there "
                                  "will ever be")
             self.classes_ = np.unique(classes)
-            self.model_ = self.build(X.shape[1], len(self.classes_))
-            self.history_ = {"loss": [], "val_acc": [], "train_acc": []}
+            self.start(X.shape[1], len(self.classes_))
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
             raise ValueError(f"NetClassifier.partial_fit: labels {unknown[:5].tolist()} are not in classes_ "
@@ -253,9 +258,7 @@ class NetRegressor(RegressorMixin, NetEstimator):
         y = np.asarray(y, dtype=np.float64)
         continuing = self.warm_start and hasattr(self, "model_") and y.shape[1:] == self.y_mean_.shape
         if not continuing:
-            self.y_mean_, self.y_scale_ = target_scaling(y)
-            self.model_ = self.build(X.shape[1], 1 if y.ndim == 1 else y.shape[1])
-            self.history_ = {"loss": [], "val_r2": [], "train_r2": []}
+            self.start_with_targets(X.shape[1], y)
         self.train(X, (y - self.y_mean_) / self.y_scale_, self.epochs)
         return self
 
@@ -267,14 +270,17 @@ class NetRegressor(RegressorMixin, NetEstimator):
                              reset=first)
         y = np.asarray(y, dtype=np.float64)
         if first:
-            self.y_mean_, self.y_scale_ = target_scaling(y)
-            self.model_ = self.build(X.shape[1], 1 if y.ndim == 1 else y.shape[1])
-            self.history_ = {"loss": [], "val_r2": [], "train_r2": []}
+            self.start_with_targets(X.shape[1], y)
         elif y.shape[1:] != self.y_mean_.shape:
             raise ValueError(f"NetRegressor.partial_fit: targets of shape {y.shape[1:]} per row, but the first call's "
                              f"were {self.y_mean_.shape}")
         self.train(X, (y - self.y_mean_) / self.y_scale_, 1, hold_out=False)
         return self
+
+    def start_with_targets(self, features: int, y: NDArray) -> None:
+        """``start``, with the standardization of these targets and an output per target column."""
+        self.y_mean_, self.y_scale_ = target_scaling(y)
+        self.start(features, 1 if y.ndim == 1 else y.shape[1])
 
     def predict(self, X: Any) -> NDArray:
         """Predicted targets in y's units: (n_samples,), or (n_samples, n_outputs) when y had several columns."""
