@@ -187,27 +187,31 @@ def torch_step(name: str) -> Any:
 
 def solo(contender: str, name: str, threads: int, seconds: float) -> float:
     """Run in this process: the median seconds of one step, in blocks, after a warm-up."""
-    from threadpoolctl import threadpool_limits
-
     (c, *spatial), batch, _, classes = NETS[name]
     rng = np.random.default_rng(0)
     data = [(rng.standard_normal((batch, c, *spatial)).astype(np.float32), rng.integers(0, classes, batch))
             for _ in range(4)]
+    makers = {"torch": torch_step, "numpy": numpy_step, "chainrule": chainrule_step}
+    return contender_seconds(contender, lambda: makers[contender](name), data, threads, seconds)
+
+
+def contender_seconds(contender: str, make_step: Any, data: list, threads: int, seconds: float) -> float:
+    """``median_pass_seconds`` of the step ``make_step()`` gives, with ``threads`` threads for BLAS (and for
+    PyTorch, whose contender gets ``data`` as tensors). Shared with ``rnn_bench``."""
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=threads):
         if contender == "torch":
             import torch
 
             torch.set_num_threads(threads)
             data = [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in data]
-            step = torch_step(name)
-        else:
-            step = numpy_step(name) if contender == "numpy" else chainrule_step(name)
-        return median_pass_seconds(step, data, seconds)
+        return median_pass_seconds(make_step(), data, seconds)
 
 
 def median_pass_seconds(step: Any, data: list, seconds: float) -> float:
     """The median seconds of one step: two warm-up passes over ``data``, then passes timed whole, for
-    ``seconds`` and at least 5 passes. Shared with ``rnn_bench``."""
+    ``seconds`` and at least 5 passes. Both benchmarks reach it through ``contender_seconds``."""
     for X, y in data * 2:
         step(X, y)
     samples, end = [], time.perf_counter() + seconds

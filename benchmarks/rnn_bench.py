@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from conv_bench import median_pass_seconds, spread  # the same timing and table cells as the conv benchmark
+from conv_bench import contender_seconds, spread  # the same timing and table cells as the conv benchmark
 
 HERE = Path(__file__).resolve().parent
 N, T, D, H, CLASSES = 100, 40, 1, 64, 10
@@ -60,20 +60,10 @@ def torch_step(kind: str) -> Any:
 
 def solo(contender: str, kind: str, threads: int, seconds: float) -> float:
     """Run in this process: the median seconds of one step, after a warm-up."""
-    from threadpoolctl import threadpool_limits
-
     rng = np.random.default_rng(0)
     data = [(rng.standard_normal((N, T, D)).astype(np.float32), rng.integers(0, CLASSES, N)) for _ in range(4)]
-    with threadpool_limits(limits=threads):
-        if contender == "torch":
-            import torch
-
-            torch.set_num_threads(threads)
-            data = [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in data]
-            step = torch_step(kind)
-        else:
-            step = chainrule_step(kind)
-        return median_pass_seconds(step, data, seconds)
+    make_step = torch_step if contender == "torch" else chainrule_step
+    return contender_seconds(contender, lambda: make_step(kind), data, threads, seconds)
 
 
 def main() -> None:
