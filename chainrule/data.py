@@ -379,9 +379,6 @@ def check_arrays(data: Data, where: str, regression: bool = False) -> None:
             if kind not in "iuf" or value.ndim not in (1, 2):
                 raise ValueError(f"data: {key} in {where} must be real-valued targets, (N,) or (N, K), got "
                                  f"dtype {value.dtype} of shape {value.shape}")
-            if kind == "f" and not np.isfinite(value).all():
-                row = int(np.argmax(~np.isfinite(value.reshape(len(value), -1)).all(axis=1)))
-                raise ValueError(f"data: {key} in {where} has NaN or inf, first in row {row}")
         elif key.startswith("y_") and (kind not in "iu" or value.ndim not in (1, 2)):
             hint = "; for real-valued targets use a regression loss (loss.type = \"mse\")" if kind == "f" else ""
             raise ValueError(f"data: {key} in {where} must be integer class labels, (N,) or (N, T), got dtype "
@@ -390,6 +387,8 @@ def check_arrays(data: Data, where: str, regression: bool = False) -> None:
         X, y = data[key], data.get("y_" + key[2:])
         if y is not None and len(X) != len(y):
             raise ValueError(f"data: {key} in {where} has {len(X)} rows but y_{key[2:]} has {len(y)}")
-        bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1) if X.dtype.kind == "f" and X.size else None
-        if bad is not None and bad.any():
-            raise ValueError(f"data: {key} in {where} has NaN or inf, first in row {int(np.argmax(bad))}")
+    for key, value in data.items():  # inputs, and a regression's targets: finite, or the first bad row named
+        if value.dtype.kind == "f" and value.size and (key.startswith("X_") or regression):
+            bad = ~np.isfinite(value.reshape(len(value), -1)).all(axis=1)
+            if bad.any():
+                raise ValueError(f"data: {key} in {where} has NaN or inf, first in row {int(np.argmax(bad))}")
