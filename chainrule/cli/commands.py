@@ -70,14 +70,13 @@ def predict(args: argparse.Namespace) -> int:
     refuse_to_replace(out, Path(args.run_dir), [Path(args.input)], "--out")
     model = load_run(args.run_dir, args.which)
     X, _ = read_inputs(args.input, targets=model.regression)
+    source = f"input {args.input!r}"  # bad rows are an error naming the file
     if model.regression:
-        values = model.predict(X, source=f"input {args.input!r}")
-        write_values(out, values)
-        print(f"{len(values)} predictions written to {out}")
-        return 0
-    proba = model.predict_proba(X, source=f"input {args.input!r}")  # bad rows are an error naming the file
-    write_predictions(out, np.argmax(proba, axis=1), proba)
-    print(f"{len(proba)} predictions written to {out}")
+        write_values(out, model.predict(X, source=source))
+    else:
+        proba = model.predict_proba(X, source=source)
+        write_predictions(out, np.argmax(proba, axis=1), proba)
+    print(f"{len(X)} predictions written to {out}")
     return 0
 
 
