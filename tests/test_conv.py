@@ -15,6 +15,7 @@ from layers import (
     GroupNorm,
     MaxPool1D,
     MaxPool2D,
+    ReLU,
     Reshape,
     Sequential,
 )
@@ -120,6 +121,35 @@ def test_float32_stays_float32(rng):
     assert out.dtype == np.float32 and out.shape == (2, 4)
     assert net.backward(np.ones_like(out)).dtype == np.float32
     assert all(g.dtype == np.float32 for g in net.grads.values())
+
+
+def test_a_conv_stack_keeps_its_products_channel_major_and_its_values(rng):
+    """The layout the windows module promises: conv outputs, pooled values and input gradients stay (C, N, ...)
+    in memory (an N-major copy would transpose on every pass), with the values of C-ordered inputs."""
+    def stack():
+        return Sequential(Conv2D(3, 4, 3, padding=1, rng=0, dtype=np.float64), ReLU(), MaxPool2D(2),
+                          Conv2D(4, 5, 3, padding=1, rng=1, dtype=np.float64), AvgPool2D(2))
+
+    def channel_major(a):  # channels outermost in memory, then examples, then positions
+        return a.strides[1] > a.strides[0] > a.strides[2]
+
+    net, x = stack(), rng.standard_normal((3, 3, 8, 8))
+    hidden = net.layers[2].forward(net.layers[1].forward(net.layers[0].forward(x)))
+    out = net.layers[4].forward(net.layers[3].forward(hidden))
+    assert channel_major(hidden) and channel_major(out)
+    dout = rng.standard_normal(out.shape)
+    d_hidden = net.layers[3].backward(net.layers[4].backward(dout))
+    d_relu = net.layers[2].backward(d_hidden)
+    assert channel_major(d_hidden) and channel_major(d_relu)
+    reference = stack()  # the same weights, fed C-ordered copies between layers
+    h = x
+    for layer in reference.layers:
+        h = np.ascontiguousarray(layer.forward(h))
+    g = np.ascontiguousarray(dout)
+    for layer in reference.layers[:0:-1]:
+        g = np.ascontiguousarray(layer.backward(g))
+    np.testing.assert_allclose(out, h, rtol=1e-12)
+    np.testing.assert_allclose(net.layers[1].backward(d_relu), g, rtol=1e-12)
 
 
 def test_spatial_batchnorm_normalizes_each_channel_over_batch_and_positions(rng):

@@ -67,8 +67,8 @@ class MaxPoolND(PoolND, register=False):
         out_spatial = self.check_shape(x)
         xp = g.pad(x, -np.inf)
         offsets = list(np.ndindex(*g.kernel))
-        best = xp[g.at(offsets[0], out_spatial)].copy()
-        winner = np.zeros(best.shape, dtype=np.uint8 if len(offsets) < 256 else np.int64)
+        best = xp[g.at(offsets[0], out_spatial)].copy(order="K")
+        winner = np.zeros_like(best, dtype=np.uint8 if len(offsets) < 256 else np.int64)
         for i, offset in enumerate(offsets[1:], start=1):
             values = xp[g.at(offset, out_spatial)]
             better = values > best  # strictly: a tie keeps the earlier offset
@@ -80,7 +80,7 @@ class MaxPoolND(PoolND, register=False):
     def backward(self, dout: Array) -> Array:
         winner, padded, out_spatial = self.cached(self.cache)
         check_dout(self, dout, (*padded[:2], *out_spatial))
-        dxp = np.zeros(padded, dtype=dout.dtype)
+        dxp = np.zeros_like(winner, dtype=dout.dtype, shape=padded)
         for i, offset in enumerate(np.ndindex(*self.geometry.kernel)):
             dxp[self.geometry.at(offset, out_spatial)] += dout * (winner == i)
         return self.geometry.unpad(dxp)
@@ -105,7 +105,7 @@ class AvgPoolND(PoolND, register=False):
         g = self.geometry
         check_dout(self, dout, (*padded[:2], *out_spatial))
         share = dout / dout.dtype.type(g.kernel_size)
-        dxp = np.zeros(padded, dtype=dout.dtype)
+        dxp = np.zeros_like(share, shape=padded)
         for offset in np.ndindex(*g.kernel):
             dxp[g.at(offset, out_spatial)] += share
         return g.unpad(dxp)

@@ -4,6 +4,12 @@
 view). ``columns`` copies every window into columns (C, *kernel, N, *out) for one matrix product, and
 ``add_columns`` is its adjoint. Each loops over kernel offsets only (``prod(kernel)`` strided copies or
 additions), never over examples or output positions.
+
+Layout: a convolution's output is an (N, C, *S) view of memory laid out channel-major, (C, N, *S), as its
+matrix product gives it. Padding, pooling and the column gradients keep the layout they are given (and
+``add_columns`` writes channel-major, as its columns are), so a strided copy reads and writes its rows in the
+same order; converting between the two orders costs a transpose on every pass (about 10 ms a training step
+of a small CIFAR-shaped net).
 """
 
 from __future__ import annotations
@@ -60,15 +66,20 @@ class Geometry:
         return tuple(out)
 
     def pad(self, x: Array, value: float = 0.0) -> Array:
+        """``x`` with ``value`` around its spatial axes, in x's memory layout (see the module's docstring)."""
         if not any(self.padding):
             return x
-        widths = [(0, 0)] * (x.ndim - self.nd) + [(p, p) for p in self.padding]
-        return np.pad(x, widths, constant_values=value)
+        padded = (*x.shape[:-self.nd], *(n + 2 * p for n, p in zip(x.shape[-self.nd:], self.padding, strict=True)))
+        xp = np.full_like(x, value, shape=padded)
+        xp[self.interior(padded)] = x
+        return xp
+
+    def interior(self, padded: tuple[int, ...]) -> tuple[Any, ...]:
+        """The index of the unpadded values in an array of shape ``padded``."""
+        return (Ellipsis, *(slice(p, n - p) for n, p in zip(padded[-self.nd:], self.padding, strict=True)))
 
     def unpad(self, xp: Array) -> Array:
-        index: tuple[Any, ...] = (Ellipsis, *(slice(p, xp.shape[-self.nd + i] - p)
-                                               for i, p in enumerate(self.padding)))
-        return xp[index]
+        return xp[self.interior(xp.shape)]
 
     def at(self, offset: tuple[int, ...], out: tuple[int, ...]) -> tuple[Any, ...]:
         """The strided index that reads, for every output position, the padded input at kernel ``offset``."""
@@ -88,7 +99,8 @@ class Geometry:
     def add_columns(self, dcols: Array, padded_shape: tuple[int, ...]) -> Array:
         """col2im, the adjoint of ``columns``: dcols (C, *kernel, N, *out) added into zeros of ``padded_shape``."""
         out = dcols.shape[2 + self.nd:]
-        dxp = np.zeros(padded_shape, dtype=dcols.dtype)
+        N, C, *spatial = padded_shape
+        dxp = np.zeros((C, N, *spatial), dtype=dcols.dtype).swapaxes(0, 1)  # channel-major, as dcols is
         for offset in np.ndindex(*self.kernel):
             index: tuple[Any, ...] = (slice(None), *offset)
             dxp[self.at(offset, out)] += dcols[index].swapaxes(0, 1)
