@@ -155,7 +155,7 @@ def numpy_step(name: str) -> Any:
             b -= 1e-3 * db
         W_out[...] -= 1e-3 * dW_out
         b_out[...] -= 1e-3 * db_out
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -180,7 +180,7 @@ def torch_step(name: str) -> Any:
         loss = loss_fn(net(X), y)
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
