@@ -155,7 +155,7 @@ def numpy_step(name: str) -> Any:
             b -= 1e-3 * db
         W_out[...] -= 1e-3 * dW_out
         b_out[...] -= 1e-3 * db_out
-        return float(loss.detach())
+        return float(loss)
 
     return step
 
