@@ -65,15 +65,18 @@ class Recurrent(Layer, register=False):
 
     def projected(self, x: Array) -> Array:
         """Every step's input projection at once: x Wx + b, shape (N, T, kH). For a few features (MNIST-1D's one)
-        a sum of broadcast products: a matrix product with an inner size of 1 took 4x as long."""
+        a sum of broadcast products: a matrix product with an inner size of 1 took 4x as long. The bias is added
+        in place (one (N, T, kH) array, not two: 1.26 against 1.44 ms at MNIST-1D's GRU)."""
         N, T, D = x.shape
         Wx, b = self.params["Wx"], self.params[self.bias_names()[0]]
         if D <= 4:
-            out = x[:, :, 0, None] * Wx[0] + b
+            out = x[:, :, 0, None] * Wx[0]
             for d in range(1, D):
                 out += x[:, :, d, None] * Wx[d]
-            return out
-        return (x.reshape(N * T, D) @ Wx).reshape(N, T, -1) + b
+        else:
+            out = (x.reshape(N * T, D) @ Wx).reshape(N, T, -1)
+        out += b
+        return out
 
     def output(self, hs: Array) -> Array:
         return hs if self.return_sequences else hs[:, -1]
