@@ -219,6 +219,21 @@ def test_a_damaged_sweep_csv_is_named_when_resuming(tmp_path, capsys):
     assert len(err) == 1 and "sweep.csv' line 2 is damaged" in err[0], err
 
 
+def test_a_resumed_sweep_keeps_the_number_of_trials_its_command_asked_for(tmp_path, capsys):
+    path = config(tmp_path, trials=4, epochs=1)
+    out_dir = tmp_path / "s"
+    assert chainrule_main(["sweep", str(path), "--trials", "2", "--workers", "1", "--set",
+                           f"output.dir='{out_dir}'"]) == 0
+    assert chainrule_main(["sweep", "--resume", str(out_dir), "--workers", "1"]) == 0
+    assert len(table(out_dir)) == 2
+    assert capsys.readouterr().out.splitlines()[-1].endswith("(2 of 2 trials ok)")
+    assert chainrule_main(["sweep", "--resume", str(out_dir), "--workers", "1", "--trials", "3",
+                           "--set", "solver.epochs=2"]) == 0  # more trials asked for: kept; the --set is not
+    assert len(table(out_dir)) == 3
+    saved = (out_dir / "sweep.toml").read_text()
+    assert "trials = 3" in saved and "epochs = 1" in saved
+
+
 def test_without_matplotlib_a_sweep_says_there_is_no_picture(tmp_path, capsys, monkeypatch):
     from chainrule import sweeps
     from chainrule.sweeps import folder as sweep_folder

@@ -11,6 +11,7 @@ and resumes unfinished ones from their checkpoints; the same seed samples the sa
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,9 @@ def open_sweep(config: str | Path | None, sets: list[str], resume: str | Path | 
             raise FileNotFoundError(f"--resume: {str(saved)!r} does not exist; is {str(folder)!r} a sweep folder?")
         raw = read_config(str(saved))
         config_dir = Path(raw.pop("__config_dir__", "."))
-        plan = make_plan(apply_sets(raw, sets), config_dir, overrides)
+        plan = make_plan(apply_sets(copy.deepcopy(raw), sets), config_dir, overrides)
+        if overrides["trials"] is not None:  # the saved config as it was, with the new number of trials
+            save_config(folder, raw, config_dir, overrides["trials"])
         sweep = Sweep(plan, folder, Sampler(plan))
         sweep.rows = read_rows(folder, plan)
         sweep.attempts = {i: 0 for i in sweep.rows}
@@ -52,8 +55,16 @@ def open_sweep(config: str | Path | None, sets: list[str], resume: str | Path | 
     plan = make_plan(raw, Path(config).parent.resolve(), overrides)
     base = Path(resolve(raw)["output"]["dir"] or Path("runs") / f"{Path(config).stem}-sweep")
     folder = runs.create_run_dir(base)
-    atomic_write(folder / "sweep.toml", tomli_w.dumps({**raw, "__config_dir__": str(plan.config_dir)}).encode())
+    save_config(folder, raw, plan.config_dir, overrides["trials"])
     return Sweep(plan, folder, Sampler(plan))
+
+
+def save_config(folder: Path, raw: dict[str, Any], config_dir: Path, trials: int | None) -> None:
+    """sweep.toml: the sweep's config with the number of trials it was asked for (``--trials`` too), so that a
+    resume runs the same sweep."""
+    if trials is not None:
+        raw = {**raw, "sweep": {**raw.get("sweep", {}), "trials": trials}}
+    atomic_write(folder / "sweep.toml", tomli_w.dumps({**raw, "__config_dir__": str(config_dir)}).encode())
 
 
 def sweep(config: str | Path | None = None, *, trials: int | None = None, workers: int | None = None,
