@@ -31,7 +31,10 @@ def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``.
 
     The file gets the umask's mode (a temporary file would otherwise keep mkstemp's 0600)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # no such folder, or not writable: name the file the caller asked for
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     try:
         os.fchmod(fd, file_mode())
         with os.fdopen(fd, "wb") as f:

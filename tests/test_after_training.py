@@ -316,6 +316,32 @@ def test_predict_never_replaces_a_run_file_or_its_input(tmp_path, capsys, target
     assert chainrule_main(["predict", str(run.run_dir), str(inputs)]) == 0
 
 
+@pytest.mark.parametrize("command", ["predict", "export"])
+def test_an_out_that_is_a_folder_or_in_no_folder_is_one_line_naming_it(tmp_path, capsys, command):
+    if command == "export":
+        pytest.importorskip("onnx")
+    run = trained(tmp_path)
+    inputs = tmp_path / "new.npz"
+    np.savez(inputs, X=np.zeros((3, 2)))
+    args = [command, str(run.run_dir), *([str(inputs)] if command == "predict" else [])]
+    missing = tmp_path / "missing"
+    for out, message in ((tmp_path, "is a folder; give the name of a file to write"),
+                         (missing / "out.file", f"the folder {str(missing)!r} does not exist")):
+        capsys.readouterr()
+        assert chainrule_main([*args, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"--out {str(out)!r}" in err[0] and message in err[0], err
+    assert not missing.exists()
+
+
+def test_an_atomic_write_into_no_folder_names_the_file_asked_for(tmp_path):
+    from chainrule.checkpoint import atomic_write
+
+    with pytest.raises(OSError) as info:
+        atomic_write(tmp_path / "missing" / "model.onnx", b"x")
+    assert info.value.filename == str(tmp_path / "missing" / "model.onnx")
+
+
 @pytest.mark.parametrize("labels, message", [
     (["1.0", "2.0", "2.0"], None),
     (["cat", "dog", "cat"], r"column 'label' has labels that are not class numbers \('cat', 'dog'\)"),

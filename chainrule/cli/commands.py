@@ -67,7 +67,7 @@ def train(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "predictions.csv"
-    refuse_to_replace(out, Path(args.run_dir), [Path(args.input)], "--out")
+    check_out(out, Path(args.run_dir), [Path(args.input)], "--out")
     model = load_run(args.run_dir, args.which)
     X, _ = read_inputs(args.input, targets=model.regression)
     source = f"input {args.input!r}"  # bad rows are an error naming the file
@@ -83,9 +83,14 @@ def predict(args: argparse.Namespace) -> int:
 RUN_FILES = ("checkpoint.npz", "checkpoint.json", "config.toml", "history.csv", "metrics.json")
 
 
-def refuse_to_replace(out: Path, run_dir: Path, inputs: list[Path], option: str) -> None:
-    """A ConfigError unless ``out`` is neither an input nor a file the run needs (replacing the command's own
-    earlier output is fine)."""
+def check_out(out: Path, run_dir: Path, inputs: list[Path], option: str) -> None:
+    """A ConfigError unless ``out`` is a file that can be written, in a folder that exists (the run's own folder
+    is checked when the run is loaded), and is neither an input nor a file the run needs (replacing the
+    command's own earlier output is fine)."""
+    if out.is_dir():
+        raise ConfigError(f"{option} {str(out)!r} is a folder; give the name of a file to write")
+    if not out.parent.is_dir() and out.parent.resolve() != run_dir.resolve():
+        raise ConfigError(f"{option} {str(out)!r}: the folder {str(out.parent)!r} does not exist")
     target = out.resolve()
     for path in inputs:
         if path.exists() and target == path.resolve():
@@ -163,7 +168,7 @@ def export(args: argparse.Namespace) -> int:
     from chainrule.trained.export import write_onnx
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "model.onnx"
-    refuse_to_replace(out, Path(args.run_dir), [], "--out")
+    check_out(out, Path(args.run_dir), [], "--out")
     print(f"wrote {write_onnx(load_run(args.run_dir, args.which), out, args.opset)}")
     return 0
 
