@@ -186,6 +186,9 @@ def test_bad_shapes_are_errors_naming_the_layer_and_the_shapes(make, shape, mess
     (lambda: Conv2D(4, 6, 3, groups=4), r"Conv2D: groups=4 must divide in_channels=4 and out_channels=6"),
     (lambda: Conv1D(3, 4, 0), r"Conv1D: kernel_size must be an integer >= 1 or 1 of them, got 0"),
     (lambda: Conv2D(3, 4, (3, 3, 3)), r"kernel_size must be an integer >= 1 or 2 of them"),
+    (lambda: Conv2D(3, 4, 3, padding="same"), r"Conv2D: padding must be an integer >= 0 or 2 of them, got 'same'"),
+    (lambda: Conv1D(3, 4, "3"), r"Conv1D: kernel_size must be an integer >= 1 or 1 of them, got '3'"),
+    (lambda: MaxPool2D(2, stride=["a", 1]), r"MaxPool2D: stride must be an integer >= 1 or 2 of them"),
     (lambda: GroupNorm(4, 6), r"GroupNorm: num_groups=4 must divide num_channels=6"),
     (lambda: MaxPool1D(2, padding=2), r"padding 2 must be at most half the kernel size 2"),
 ])

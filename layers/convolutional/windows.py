@@ -26,10 +26,10 @@ def as_tuple(value: Any, nd: int, name: str, owner: str, low: int) -> tuple[int,
     """An int or a sequence of ``nd`` ints, each >= ``low``, as a tuple; else a ValueError naming ``owner``."""
     values = (value,) * nd if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else value
     try:
-        out = tuple(int(v) for v in values)
+        out = tuple(int(v) for v in values) if not isinstance(values, (str, bytes)) else ()
         ok = len(out) == nd and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
                                     for v in values) and min(out) >= low
-    except TypeError:
+    except (TypeError, ValueError):  # not a sequence, or of things int() refuses
         ok = False
     if not ok:
         raise ValueError(f"{owner}: {name} must be an integer >= {low} or {nd} of them, got {value!r}")
