@@ -300,12 +300,15 @@ def test_loading_a_checkpoint_as_a_model_file_points_to_load_run(tmp_path):
         TrainedModel.load(run.run_dir / "checkpoint.npz")
 
 
-@pytest.mark.parametrize("target", ["checkpoint.npz", "config.toml", "input"])
+@pytest.mark.parametrize("target", ["checkpoint.npz", "config.toml", "history.csv", "steps.csv", "model.onnx",
+                                    "input"])
 def test_predict_never_replaces_a_run_file_or_its_input(tmp_path, capsys, target):
     run = trained(tmp_path)
     inputs = tmp_path / "new.npz"
     np.savez(inputs, X=np.zeros((3, 2)))
     out = inputs if target == "input" else run.run_dir / target
+    if target == "model.onnx":  # as `chainrule export` would have written it
+        out.write_bytes(b"an exported model")
     before = out.read_bytes()
     capsys.readouterr()
     code = chainrule_main(["predict", str(run.run_dir), str(inputs), "--out", str(out)])

@@ -67,7 +67,7 @@ def train(args: argparse.Namespace) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "predictions.csv"
-    check_out(out, Path(args.run_dir), [Path(args.input)], "--out")
+    check_out(out, Path(args.run_dir), [Path(args.input)], "--out", RUN_FILES + (EXPORTED,))
     model = load_run(args.run_dir, args.which)
     X, _ = read_inputs(args.input, targets=model.regression)
     source = f"input {args.input!r}"  # bad rows are an error naming the file
@@ -80,13 +80,14 @@ def predict(args: argparse.Namespace) -> int:
     return 0
 
 
-RUN_FILES = ("checkpoint.npz", "checkpoint.json", "config.toml", "history.csv", "metrics.json")
+RUN_FILES = ("checkpoint.npz", "checkpoint.json", "config.toml", "history.csv", "steps.csv", "metrics.json")
+EXPORTED = "model.onnx"  # export's own output; predict must not replace it
 
 
-def check_out(out: Path, run_dir: Path, inputs: list[Path], option: str) -> None:
+def check_out(out: Path, run_dir: Path, inputs: list[Path], option: str, protected: tuple[str, ...]) -> None:
     """A ConfigError unless ``out`` is a file that can be written, in a folder that exists (the run's own folder
-    is checked when the run is loaded), and is neither an input nor a file the run needs (replacing the
-    command's own earlier output is fine)."""
+    is checked when the run is loaded), and is neither an input nor one of the run's ``protected`` files
+    (replacing the command's own earlier output is fine)."""
     if out.is_dir():
         raise ConfigError(f"{option} {str(out)!r} is a folder; give the name of a file to write")
     if not out.parent.is_dir() and out.parent.resolve() != run_dir.resolve():
@@ -95,7 +96,7 @@ def check_out(out: Path, run_dir: Path, inputs: list[Path], option: str) -> None
     for path in inputs:
         if path.exists() and target == path.resolve():
             raise ConfigError(f"{option} {str(out)!r} is the input file; write the output somewhere else")
-    for name in RUN_FILES:
+    for name in protected:
         if target == (run_dir / name).resolve():
             raise ConfigError(f"{option} {str(out)!r} is the run's {name}, which the run needs; "
                               "write the output somewhere else")
@@ -168,7 +169,7 @@ def export(args: argparse.Namespace) -> int:
     from chainrule.trained.export import write_onnx
 
     out = Path(args.out) if args.out else Path(args.run_dir) / "model.onnx"
-    check_out(out, Path(args.run_dir), [], "--out")
+    check_out(out, Path(args.run_dir), [], "--out", RUN_FILES)
     print(f"wrote {write_onnx(load_run(args.run_dir, args.which), out, args.opset)}")
     return 0
 
