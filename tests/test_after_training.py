@@ -345,6 +345,17 @@ def test_an_atomic_write_into_no_folder_names_the_file_asked_for(tmp_path):
     assert info.value.filename == str(tmp_path / "missing" / "model.onnx")
 
 
+def test_evaluate_on_a_file_without_labels_says_where_labels_go(tmp_path, capsys):
+    run = trained(tmp_path)
+    path = tmp_path / "unlabelled.csv"
+    path.write_text("0.1,0.2\n0.3,0.4\n")
+    capsys.readouterr()
+    assert chainrule_main(["evaluate", str(run.run_dir), "--data", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"--data: {str(path)!r} has no labels to evaluate against (a csv's column 'label'" in err[0]
+
+
 @pytest.mark.parametrize("labels, message", [
     (["1.0", "2.0", "2.0"], None),
     (["cat", "dog", "cat"], r"column 'label' has labels that are not class numbers \('cat', 'dog'\)"),

@@ -195,6 +195,11 @@ def test_the_diabetes_example_trains_resumes_evaluates_predicts_and_exports(tmp_
     assert main(["evaluate", str(run), "--data", str(labelled)]) == 0
     expected = r2_score(model.predict(X[:30]), y[:30])
     assert json.loads((run / "evaluation.json").read_text())["r2"] == pytest.approx(expected, abs=1e-9)
+    unlabelled = tmp_path / "unlabelled.csv"
+    unlabelled.write_text("".join(",".join(map(str, row)) + "\n" for row in X[:5]))
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(unlabelled)]) == 2
+    assert "has no targets to evaluate against (a csv's column 'label'" in capsys.readouterr().err
 
     pytest.importorskip("onnxruntime")
     import onnxruntime

@@ -112,7 +112,9 @@ def evaluation_data(model: TrainedModel, source: str | None) -> tuple[Any, Any, 
         return data[f"X_{split}"], data[f"y_{split}"], f"the {split} split of {source or 'the run'}"
     X, y = read_inputs(source, targets=model.regression)
     if y is None:
-        raise ValueError(f"--data: {source!r} has no labels to evaluate against")
+        wanted = "targets" if model.regression else "labels"
+        raise ValueError(f"--data: {source!r} has no {wanted} to evaluate against (a csv's column 'label', or an "
+                         f"npz's array y)")
     if model.regression:
         return X, y, source
     if y.ndim == 1 and y.dtype.kind not in "iu":  # an npz's float or text labels: class numbers only, as in a csv
