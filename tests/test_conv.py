@@ -90,6 +90,9 @@ POOL_CASES = [  # cls, kernel, stride, padding, input shape
     (MaxPool1D, 3, None, 0, (2, 3, 9)), (MaxPool1D, 3, 2, 1, (2, 2, 8)),
     (AvgPool1D, 2, 1, 1, (2, 3, 5)), (MaxPool2D, 2, None, 0, (2, 2, 4, 6)),
     (MaxPool2D, (3, 2), (2, 1), (1, 1), (2, 2, 5, 5)), (AvgPool2D, 3, 2, 1, (2, 3, 5, 6)),
+    # disjoint windows that leave inputs out (a last row and column, padding, a stride past the kernel)
+    (MaxPool2D, 2, None, 0, (2, 2, 5, 7)), (AvgPool2D, 2, None, 0, (2, 2, 5, 7)), (MaxPool1D, 2, None, 1, (2, 3, 5)),
+    (AvgPool1D, 2, 3, 0, (2, 2, 8)), (MaxPool1D, 2, 3, 1, (2, 2, 9)), (AvgPool2D, (1, 2), None, 0, (2, 2, 3, 4)),
 ]
 
 

@@ -65,6 +65,22 @@ class Geometry:
             out.append((size + 2 * p - reach) // s + 1)
         return tuple(out)
 
+    @property
+    def disjoint(self) -> bool:
+        """Whether no two windows share an input: along every axis the stride is at least the kernel's reach."""
+        return all(s >= d * (k - 1) + 1 for k, s, d in zip(self.kernel, self.stride, self.dilation, strict=True))
+
+    def covers(self, padded: tuple[int, ...], out: tuple[int, ...]) -> bool:
+        """Whether the windows tile an input of shape ``padded`` exactly: every position in one window."""
+        return all(s == k and d == 1 and o * k == n for k, s, d, o, n in
+                   zip(self.kernel, self.stride, self.dilation, out, padded[-self.nd:], strict=True))
+
+    def gradient_buffer(self, like: Array, padded: tuple[int, ...], out: tuple[int, ...]) -> Array:
+        """The input gradient's array, shape ``padded`` in ``like``'s layout: left empty when the windows tile
+        the input (every value is written once), zeros otherwise."""
+        make = np.empty_like if self.covers(padded, out) else np.zeros_like
+        return make(like, shape=padded)
+
     def pad(self, x: Array, value: float = 0.0) -> Array:
         """``x`` with ``value`` around its spatial axes, in x's memory layout (see the module's docstring)."""
         if not any(self.padding):
