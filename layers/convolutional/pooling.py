@@ -81,7 +81,7 @@ class MaxPoolND(PoolND, register=False):
         winner, padded, out_spatial = self.cached(self.cache)
         check_dout(self, dout, (*padded[:2], *out_spatial))
         g = self.geometry
-        dxp = g.gradient_buffer(dout, padded, out_spatial)
+        dxp = g.gradient_buffer(winner, dout.dtype, padded, out_spatial)  # in the layout of the forward's input
         for i, offset in enumerate(np.ndindex(*g.kernel)):
             if g.disjoint:  # each input in one window at most: written, not added (7.2 -> 4.0 ms at 64x32x32x32)
                 np.multiply(dout, winner == i, out=dxp[g.at(offset, out_spatial)])
@@ -109,7 +109,7 @@ class AvgPoolND(PoolND, register=False):
         g = self.geometry
         check_dout(self, dout, (*padded[:2], *out_spatial))
         share = dout / dout.dtype.type(g.kernel_size)
-        dxp = g.gradient_buffer(share, padded, out_spatial)
+        dxp = g.gradient_buffer(share, share.dtype, padded, out_spatial)
         for offset in np.ndindex(*g.kernel):
             if g.disjoint:  # each input in one window at most: written, not added
                 dxp[g.at(offset, out_spatial)] = share

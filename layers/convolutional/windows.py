@@ -75,11 +75,11 @@ class Geometry:
         return all(s == k and d == 1 and o * k == n for k, s, d, o, n in
                    zip(self.kernel, self.stride, self.dilation, out, padded[-self.nd:], strict=True))
 
-    def gradient_buffer(self, like: Array, padded: tuple[int, ...], out: tuple[int, ...]) -> Array:
+    def gradient_buffer(self, like: Array, dtype: Any, padded: tuple[int, ...], out: tuple[int, ...]) -> Array:
         """The input gradient's array, shape ``padded`` in ``like``'s layout: left empty when the windows tile
         the input (every value is written once), zeros otherwise."""
         make = np.empty_like if self.covers(padded, out) else np.zeros_like
-        return make(like, shape=padded)
+        return make(like, dtype=dtype, shape=padded)
 
     def pad(self, x: Array, value: float = 0.0) -> Array:
         """``x`` with ``value`` around its spatial axes, in x's memory layout (see the module's docstring)."""
