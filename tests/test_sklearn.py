@@ -16,13 +16,18 @@ def test_scikit_learns_estimator_checks(estimator, check):
     check(estimator)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    from sklearn.datasets import load_digits
+def held_out(dataset: str):
+    """scikit-learn's ``load_<dataset>`` split into X_train, X_test, y_train, y_test (a quarter held out)."""
+    import sklearn.datasets
     from sklearn.model_selection import train_test_split
 
-    X, y = load_digits(return_X_y=True)
+    X, y = getattr(sklearn.datasets, f"load_{dataset}")(return_X_y=True)
     return train_test_split(X, y, test_size=0.25, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return held_out("digits")
 
 
 @pytest.mark.slow
@@ -70,11 +75,7 @@ def test_feature_names_from_a_dataframe(digits):
 
 @pytest.fixture(scope="module")
 def diabetes():
-    from sklearn.datasets import load_diabetes
-    from sklearn.model_selection import train_test_split
-
-    X, y = load_diabetes(return_X_y=True)
-    return train_test_split(X, y, test_size=0.25, random_state=0)
+    return held_out("diabetes")
 
 
 @pytest.mark.slow
