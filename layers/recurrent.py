@@ -118,16 +118,26 @@ class Recurrent(Layer, register=False):
 
     def input_gradients(self, x: Array, h_prev: Array, da_x: Array, da_h: Array) -> Array:
         """From the pre-activation gradients of every step (T, kH, N), on the input side and the recurrent side:
-        fill dWx, dWh and the biases' gradients; return dx (N, T, D)."""
-        steps = x.transpose(1, 2, 0)  # (T, D, N)
-        self.grads["Wx"] = np.matmul(steps, da_x.transpose(0, 2, 1)).sum(axis=0)
-        per_step = self.scratch("dWh per step", (len(h_prev), *self.params["Wh"].shape), h_prev.dtype)
-        self.grads["Wh"] = np.matmul(h_prev, da_h.transpose(0, 2, 1), out=per_step).sum(axis=0)
+        fill dWx, dWh and the biases' gradients with one product each over all N * T columns; return dx (N, T,
+        D). The columns are gathered feature by feature first (a copy): per-step products have an inner size of
+        N, which made a GRU with N = 32 and H = 256 half again as slow."""
+        T, _, N = da_x.shape
+        rows_x = self.by_feature("da_x", da_x)
+        rows_h = rows_x if da_h is da_x else self.by_feature("da_h", da_h)
+        self.grads["Wx"] = x.transpose(2, 1, 0).reshape(-1, T * N) @ rows_x.T
+        self.grads["Wh"] = self.by_feature("h_prev", h_prev) @ rows_h.T
         names = self.bias_names()
-        self.grads[names[0]] = da_x.sum(axis=0).sum(axis=1)
+        self.grads[names[0]] = rows_x.sum(axis=1)
         if len(names) > 1:
-            self.grads[names[1]] = da_h.sum(axis=0).sum(axis=1)
-        return np.ascontiguousarray(np.matmul(self.params["Wx"], da_x).transpose(2, 0, 1))
+            self.grads[names[1]] = rows_h.sum(axis=1)
+        return np.matmul(self.params["Wx"], da_x).transpose(2, 0, 1).copy()
+
+    def by_feature(self, name: str, steps: Array) -> Array:
+        """(T, K, N) as (K, T * N): every step's columns side by side, copied into an array the layer keeps."""
+        T, K, N = steps.shape
+        out = self.scratch(name + " by feature", (K, T, N), steps.dtype)
+        np.copyto(out, steps.transpose(1, 0, 2))
+        return out.reshape(K, T * N)
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
