@@ -30,6 +30,11 @@ class Recurrent(Layer, register=False):
     elementwise operation of the loop makes one pass over contiguous memory, where column slices of (N, kH)
     rows took a pass per row (the LSTM's forward 8.8 -> 6.1 ms at N = 100, T = 40, H = 64). The states are kept
     with h_0 = 0 in front, (T + 1, H, N), so the states before each step are a view, not a copy.
+
+    Memory: the layer keeps its large arrays between calls (``workspace``) and uses them again while the batch
+    keeps its shape; fresh arrays every step cost 2,200 to 2,600 page faults a training step at N = 100, T = 40,
+    H = 64, about a third of the step. It holds about 5 (RNN), 17 (LSTM) or 24 (GRU) values per hidden unit,
+    time step and example, forward's cache included.
     """
 
     gates = 1
@@ -52,7 +57,8 @@ class Recurrent(Layer, register=False):
         self.workspace: dict[str, Array] = {}
 
     def scratch(self, name: str, shape: tuple[int, ...], dtype: Any) -> Array:
-        """An uninitialized array the layer keeps and hands out again at the next call of the same shape."""
+        """An uninitialized array the layer keeps, handed out again at the next call of the same shape and
+        dtype (a new one otherwise). Nothing it returns to the caller lives here: outputs are copies."""
         kept = self.workspace.get(name)
         if kept is None or kept.shape != shape or kept.dtype != dtype:
             kept = self.workspace[name] = np.empty(shape, dtype=dtype)
@@ -187,13 +193,13 @@ class RNN(Recurrent, leaf=True):
             tanh_slope(after, out=local)
         else:
             np.greater(after, 0, out=local)
-        das = self.scratch("das", local.shape, local.dtype)
         for t in reversed(range(T)):
             if dhs is not None and t < T - 1:
                 dh += dhs[t]
-            da = np.multiply(dh, local[t], out=das[t])
+            da = local[t]  # f'(a_t) becomes da_t in place
+            da *= dh
             dh = np.matmul(Wh, da, out=dh)
-        return self.input_gradients(x, hs[:-1], das, das)
+        return self.input_gradients(x, hs[:-1], local, local)
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
@@ -288,17 +294,18 @@ class LSTM(Recurrent, leaf=True):
         local_o *= tanh_c                                    # da_o = dh * local_o
         tanh_slope(g, out=local_g)
         local_g *= i                                         # da_g = dc * local_g
-        das, dc, through = self.scratch("das", gates.shape, gates.dtype), np.zeros_like(dh), np.empty_like(dh)
+        dc, through = np.zeros_like(dh), np.empty_like(dh)
         for t in reversed(range(T)):
             if dhs is not None and t < T - 1:
                 dh += dhs[t]
             dc += np.multiply(dh, to_cell[t], out=through)
-            da, lt = das[t], local[t]
+            da = local[t]  # the local gradients become da_t in place
             for k, d in enumerate((dc, dc, dh, dc)):  # i, f, o, g
-                np.multiply(d, lt[k * H:(k + 1) * H], out=da[k * H:(k + 1) * H])
+                gate = da[k * H:(k + 1) * H]
+                gate *= d
             dc *= f[t]
             dh = np.matmul(Wh, da, out=dh)
-        return self.input_gradients(x, hs[:-1], das, das)
+        return self.input_gradients(x, hs[:-1], local, local)
 
 
 class GRU(Recurrent, leaf=True):

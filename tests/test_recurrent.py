@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from layers import GRU, LSTM, RNN, Embedding, TemporalAffine
+from layers.gradcheck import assert_gradients
 
-SHAPES = [(2, 5, 3, 4), (1, 1, 2, 3), (3, 7, 1, 6)]  # N, T, D, H
+SHAPES = [(2, 5, 3, 4), (1, 1, 2, 3), (3, 7, 1, 6), (4, 3, 6, 2)]  # N, T, D, H; D > 4 takes a matrix product
 
 
 def torch_module(layer):
@@ -85,6 +86,67 @@ def test_one_rnn_step_is_the_course_formula():
     h1 = np.tanh(x[:, 0] @ Wx + b)
     h2 = np.tanh(x[:, 1] @ Wx + h1 @ Wh + b)
     np.testing.assert_allclose(layer.forward(x), np.stack([h1, h2], axis=1), rtol=1e-14)
+
+
+def sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def step_by_step(layer, x):
+    """The docstrings' equations one step at a time in the batch-first (N, H) layout: every state."""
+    p, H = layer.params, layer.hidden_size
+    h, c, states = np.zeros((len(x), H)), np.zeros((len(x), H)), []
+    for t in range(x.shape[1]):
+        if isinstance(layer, RNN):
+            h = np.tanh(x[:, t] @ p["Wx"] + h @ p["Wh"] + p["b"])
+        elif isinstance(layer, LSTM):
+            a = x[:, t] @ p["Wx"] + h @ p["Wh"] + p["b"]
+            i, f, o, g = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), sigmoid(a[:, 2 * H:3 * H]), np.tanh(a[:, 3 * H:])
+            c = f * c + i * g
+            h = o * np.tanh(c)
+        else:
+            ax, ah = x[:, t] @ p["Wx"] + p["bx"], h @ p["Wh"] + p["bh"]
+            r, z = sigmoid(ax[:, :H] + ah[:, :H]), sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
+            n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])
+            h = (1 - z) * n + z * h
+        states.append(h)
+    return np.stack(states, axis=1)
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+@pytest.mark.parametrize("D", [2, 7])  # up to 4 features the projection is a sum of products, above a product
+def test_recurrent_layers_are_their_step_equations_and_check_numerically(cls, D):
+    rng = np.random.default_rng(D)
+    layer = cls(D, 3, return_sequences=True, rng=rng, dtype=np.float64)
+    for name in layer.bias_names():
+        layer.params[name][:] = 0.5 * rng.standard_normal(layer.params[name].shape)
+    x = rng.standard_normal((5, 4, D))
+    np.testing.assert_allclose(layer.forward(x), step_by_step(layer, x), rtol=1e-12, atol=1e-14)
+    assert_gradients(layer, x)
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+def test_arrays_kept_between_calls_never_change_what_an_earlier_call_returned(cls):
+    """The layer reuses its arrays while the batch keeps its shape: outputs and input gradients handed out are
+    copies, a second backward gives the same gradients, and a batch of another shape in between changes nothing."""
+    rng = np.random.default_rng(0)
+    layer = cls(2, 4, return_sequences=True, rng=rng, dtype=np.float64)
+    x1, x2, small = rng.standard_normal((6, 5, 2)), rng.standard_normal((6, 5, 2)), rng.standard_normal((2, 3, 2))
+    dout = rng.standard_normal((6, 5, 4))
+    out1 = layer.forward(x1)
+    dx1 = layer.backward(dout)
+    grads1 = {k: v.copy() for k, v in layer.grads.items()}
+    kept = (out1.copy(), dx1.copy())
+    np.testing.assert_array_equal(layer.backward(dout), dx1)
+    for name, value in grads1.items():
+        np.testing.assert_array_equal(layer.grads[name], value)
+    layer.forward(x2)
+    layer.backward(dout)
+    layer.forward(small)
+    np.testing.assert_array_equal(out1, kept[0])
+    np.testing.assert_array_equal(dx1, kept[1])
+    np.testing.assert_array_equal(layer.forward(x1), out1)
+    np.testing.assert_array_equal(layer.backward(dout), dx1)
 
 
 def test_embedding_gathers_rows_and_repeated_indices_accumulate():
