@@ -74,7 +74,11 @@ def read_only(a: Array) -> Array:
 
 
 def check_dout(layer: object, dout: Array, shape: tuple[int, ...]) -> None:
-    """Raise a ValueError naming the layer unless ``dout`` has the output's shape."""
+    """Raise a ValueError naming the layer unless ``dout`` is a floating array of the output's shape."""
+    kind = getattr(getattr(dout, "dtype", None), "kind", None)
+    if kind != "f":
+        got = f"dtype {dout.dtype}" if kind else type(dout).__name__
+        raise ValueError(f"{layer!r}: expected dout as a floating array of shape {shape} (the output's), got {got}")
     if dout.shape != shape:
         raise ValueError(f"{layer!r}: expected dout of shape {shape} (the output's), got {dout.shape}")
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from layers import ELU, REGISTRY, Add, Affine, Layer, LeakyReLU, Max, Maxout, Mul, ReLU, Sequential, Sigmoid, Tanh
+from layers import ELU, REGISTRY, Add, Affine, Layer, LeakyReLU, Max, Maxout, Mul, ReLU, Sequential, Sigmoid, Sum, Tanh
 
 
 def test_backward_before_forward_names_the_layer():
@@ -104,6 +104,26 @@ def test_float32_stays_float32(name):
     for g in grads if isinstance(grads, tuple) else (grads,):
         assert g is None or g.dtype == np.float32
     assert all(v.dtype == np.float32 for v in layer.grads.values())
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in REGISTRY.items() if c.__module__.startswith("layers.")
+                                         and n != "Graph"))  # a Graph takes any array-like dout, as its output's dtype
+def test_an_integer_dout_is_refused_naming_the_layer(name):
+    layer, inputs = REGISTRY[name].example(np.random.default_rng(0))
+    out = layer.forward(*inputs)
+    with pytest.raises(ValueError, match=r"^\w+\(.*\): expected dout as a floating array of shape .*got dtype int64"):
+        layer.backward(np.ones(out.shape, dtype=np.int64))
+
+
+def test_a_dout_that_is_not_an_array_is_refused_and_sum_checks_its_shape():
+    relu = ReLU()
+    relu.forward(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"ReLU\(\): expected dout as a floating array of shape \(2, 3\).*got list"):
+        relu.backward([[1.0, 1.0, 1.0]] * 2)
+    total = Sum(axis=1)
+    total.forward(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"Sum\(axis=1\): expected dout of shape \(2,\).*got \(3,\)"):
+        total.backward(np.ones(3))  # would broadcast into dx without the check
 
 
 def test_non_finite_input_propagates():
