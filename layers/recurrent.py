@@ -28,13 +28,14 @@ class Recurrent(Layer, register=False):
     Inside, every step's arrays are feature-major, (kH, N) for the pre-activations and (H, N) for a state, and
     the steps are stacked time-major, (T, kH, N): a gate is then a contiguous block of rows, so each
     elementwise operation of the loop makes one pass over contiguous memory, where column slices of (N, kH)
-    rows took a pass per row (the LSTM's forward 8.8 -> 6.1 ms at N = 100, T = 40, H = 64). The states are kept
-    with h_0 = 0 in front, (T + 1, H, N), so the states before each step are a view, not a copy.
+    rows took a pass per row. The states are kept with h_0 = 0 in front, (T + 1, H, N), so the states before
+    each step are a view, not a copy.
 
     Memory: the layer keeps its large arrays between calls (``workspace``) and uses them again while the batch
     keeps its shape; fresh arrays every step cost 2,200 to 2,600 page faults a training step at N = 100, T = 40,
     H = 64, about a third of the step. It holds about 5 (RNN), 17 (LSTM) or 24 (GRU) values per hidden unit,
-    time step and example, forward's cache included.
+    time step and example, forward's cache included. Both changes together, at N = 100, T = 40, D = 1, H = 64,
+    float32: the LSTM's forward and backward 19.4 -> 9.9 ms, the GRU's 13.6 -> 9.3 ms.
     """
 
     gates = 1
