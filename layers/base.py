@@ -74,11 +74,12 @@ def read_only(a: Array) -> Array:
 
 
 def check_dout(layer: object, dout: Array, shape: tuple[int, ...]) -> None:
-    """Raise a ValueError naming the layer unless ``dout`` is a floating array of the output's shape."""
+    """Raise an error naming the layer unless ``dout`` is a floating array (a TypeError, as for an integer x) of
+    the output's shape (a ValueError)."""
     kind = getattr(getattr(dout, "dtype", None), "kind", None)
     if kind != "f":
         got = f"dtype {dout.dtype}" if kind else type(dout).__name__
-        raise ValueError(f"{layer!r}: expected dout as a floating array of shape {shape} (the output's), got {got}")
+        raise TypeError(f"{layer!r}: expected dout as a floating array of shape {shape} (the output's), got {got}")
     if dout.shape != shape:
         raise ValueError(f"{layer!r}: expected dout of shape {shape} (the output's), got {dout.shape}")
 

@@ -111,14 +111,14 @@ def test_float32_stays_float32(name):
 def test_an_integer_dout_is_refused_naming_the_layer(name):
     layer, inputs = REGISTRY[name].example(np.random.default_rng(0))
     out = layer.forward(*inputs)
-    with pytest.raises(ValueError, match=r"^\w+\(.*\): expected dout as a floating array of shape .*got dtype int64"):
+    with pytest.raises(TypeError, match=r"^\w+\(.*\): expected dout as a floating array of shape .*got dtype int64"):
         layer.backward(np.ones(out.shape, dtype=np.int64))
 
 
 def test_a_dout_that_is_not_an_array_is_refused_and_sum_checks_its_shape():
     relu = ReLU()
     relu.forward(np.ones((2, 3)))
-    with pytest.raises(ValueError, match=r"ReLU\(\): expected dout as a floating array of shape \(2, 3\).*got list"):
+    with pytest.raises(TypeError, match=r"ReLU\(\): expected dout as a floating array of shape \(2, 3\).*got list"):
         relu.backward([[1.0, 1.0, 1.0]] * 2)
     total = Sum(axis=1)
     total.forward(np.ones((2, 3)))
