@@ -84,22 +84,23 @@ class Recurrent(Layer, register=False):
                             f"build the layer with dtype={x.dtype} or call .astype(np.{x.dtype})")
         return x
 
-    def projected(self, x: Array) -> Array:
-        """Every step's input projection at once, time-major and feature-major: (x Wx + b) as (T, kH, N). For a
-        few features (MNIST-1D's one) a sum of broadcast products: a matrix product with an inner size of 1
-        took 4x as long."""
+    def projected(self, x: Array) -> tuple[Array, Array]:
+        """The inputs feature by feature, (D, T * N), kept for the weights' gradient, and every step's input
+        projection at once, time-major and feature-major: (x Wx + b) as (T, kH, N). For a few features
+        (MNIST-1D's one) a sum of broadcast products: a matrix product with an inner size of 1 took 4x as long."""
         N, T, D = x.shape
         Wx, b = self.params["Wx"], self.params[self.bias_names()[0]]
-        steps = x.transpose(1, 2, 0)  # (T, D, N)
+        inputs = self.by_feature("x", x.transpose(1, 2, 0))
+        steps = inputs.reshape(D, T, 1, N)
         out = self.scratch("projected", (T, Wx.shape[1], N), x.dtype)
         if D <= 4:
-            np.multiply(steps[:, 0, None, :], Wx[0, :, None], out=out)
+            np.multiply(steps[0], Wx[0, :, None], out=out)
             for d in range(1, D):
-                out += steps[:, d, None, :] * Wx[d, :, None]
+                out += steps[d] * Wx[d, :, None]
         else:
-            np.matmul(Wx.T, steps, out=out)
+            np.matmul(Wx.T, steps[:, :, 0].transpose(1, 0, 2), out=out)
         out += b[:, None]
-        return out
+        return inputs, out
 
     def states(self, name: str, T: int, H: int, N: int, dtype: Any) -> Array:
         """(T + 1, H, N) for the states, the first (h_0 or c_0) zero."""
@@ -123,15 +124,15 @@ class Recurrent(Layer, register=False):
             return every, every[-1].copy()
         return None, dout.T.copy()  # a copy in C order: backward updates it in place
 
-    def input_gradients(self, x: Array, h_prev: Array, da_x: Array, da_h: Array) -> Array:
+    def input_gradients(self, inputs: Array, h_prev: Array, da_x: Array, da_h: Array) -> Array:
         """From the pre-activation gradients of every step (T, kH, N), on the input side and the recurrent side:
-        fill dWx, dWh and the biases' gradients with one product each over all N * T columns; return dx (N, T,
-        D). The columns are gathered feature by feature first (a copy): per-step products have an inner size of
-        N, which made a GRU with N = 32 and H = 256 half again as slow."""
-        T, _, N = da_x.shape
+        fill dWx, dWh and the biases' gradients with one product each over all N * T columns (``inputs`` as
+        ``projected`` gave them, (D, T * N)); return dx (N, T, D). The columns are gathered feature by feature
+        first (a copy): per-step products have an inner size of N, which made a GRU with N = 32 and H = 256 half
+        again as slow."""
         rows_x = self.by_feature("da_x", da_x)
         rows_h = rows_x if da_h is da_x else self.by_feature("da_h", da_h)
-        self.grads["Wx"] = x.transpose(2, 1, 0).reshape(-1, T * N) @ rows_x.T
+        self.grads["Wx"] = inputs @ rows_x.T
         self.grads["Wh"] = self.by_feature("h_prev", h_prev) @ rows_h.T
         names = self.bias_names()
         self.grads[names[0]] = rows_x.sum(axis=1)
@@ -174,7 +175,7 @@ class RNN(Recurrent, leaf=True):
 
     def forward(self, x: Array) -> Array:
         x = self.check_input(x)
-        xa, Wh_T = self.projected(x), self.params["Wh"].T
+        (inputs, xa), Wh_T = self.projected(x), self.params["Wh"].T
         T, H, N = xa.shape
         hs = self.states("hs", T, H, N, x.dtype)
         f = np.tanh if self.nonlinearity == "tanh" else relu
@@ -182,11 +183,11 @@ class RNN(Recurrent, leaf=True):
             h = np.matmul(Wh_T, hs[t], out=hs[t + 1])
             h += xa[t]
             f(h, out=h)
-        self.cache = (x, hs)
+        self.cache = (inputs, hs)
         return self.output(hs)
 
     def backward(self, dout: Array) -> Array:
-        x, hs = self.cached(self.cache)
+        inputs, hs = self.cached(self.cache)
         T, Wh = hs.shape[0] - 1, self.params["Wh"]
         dhs, dh = self.incoming(dout, (T, *hs.shape[1:]))
         after, local = hs[1:], self.scratch("local", (T, *hs.shape[1:]), hs.dtype)  # local: f'(a) at every step
@@ -200,7 +201,7 @@ class RNN(Recurrent, leaf=True):
             da = local[t]  # f'(a_t) becomes da_t in place
             da *= dh
             dh = np.matmul(Wh, da, out=dh)
-        return self.input_gradients(x, hs[:-1], local, local)
+        return self.input_gradients(inputs, hs[:-1], local, local)
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
@@ -257,7 +258,7 @@ class LSTM(Recurrent, leaf=True):
 
     def forward(self, x: Array) -> Array:
         x = self.check_input(x)
-        gates, Wh_T = self.projected(x), self.params["Wh"].T  # pre-activations, turned into gates step by step
+        (inputs, gates), Wh_T = self.projected(x), self.params["Wh"].T  # gates: pre-activations, then gates
         T, H4, N = gates.shape
         H = H4 // 4
         cs, hs = self.states("cs", T, H, N, x.dtype), self.states("hs", T, H, N, x.dtype)
@@ -271,11 +272,11 @@ class LSTM(Recurrent, leaf=True):
                 c = np.multiply(f, cs[t], out=cs[t + 1])
                 c += np.multiply(i, g, out=ig)
                 np.multiply(o, np.tanh(c, out=ig), out=hs[t + 1])
-        self.cache = (x, gates, cs, hs)
+        self.cache = (inputs, gates, cs, hs)
         return self.output(hs)
 
     def backward(self, dout: Array) -> Array:
-        x, gates, cs, hs = self.cached(self.cache)
+        inputs, gates, cs, hs = self.cached(self.cache)
         T, H4, N = gates.shape
         H, Wh = H4 // 4, self.params["Wh"]
         dhs, dh = self.incoming(dout, (T, H, N))
@@ -306,7 +307,7 @@ class LSTM(Recurrent, leaf=True):
                 gate *= d
             dc *= f[t]
             dh = np.matmul(Wh, da, out=dh)
-        return self.input_gradients(x, hs[:-1], local, local)
+        return self.input_gradients(inputs, hs[:-1], local, local)
 
 
 class GRU(Recurrent, leaf=True):
@@ -325,7 +326,7 @@ class GRU(Recurrent, leaf=True):
 
     def forward(self, x: Array) -> Array:
         x = self.check_input(x)
-        gates, Wh_T, bh = self.projected(x), self.params["Wh"].T, self.params["bh"][:, None]  # x Wx + bx, in place
+        (inputs, gates), Wh_T, bh = self.projected(x), self.params["Wh"].T, self.params["bh"][:, None]
         T, H3, N = gates.shape
         H = H3 // 3
         has, hs = self.scratch("has", gates.shape, x.dtype), self.states("hs", T, H, N, x.dtype)
@@ -341,11 +342,11 @@ class GRU(Recurrent, leaf=True):
                 np.subtract(hs[t], n, out=h)
                 h *= z
                 h += n
-        self.cache = (x, gates, has, hs)
+        self.cache = (inputs, gates, has, hs)
         return self.output(hs)
 
     def backward(self, dout: Array) -> Array:
-        x, gates, has, hs = self.cached(self.cache)
+        inputs, gates, has, hs = self.cached(self.cache)
         T, H3, N = gates.shape
         H, Wh = H3 // 3, self.params["Wh"]
         dhs, dh = self.incoming(dout, (T, H, N))
@@ -374,7 +375,7 @@ class GRU(Recurrent, leaf=True):
             np.multiply(dn, r[t], out=ah[2 * H:])
             dh *= z[t]
             dh += np.matmul(Wh, ah, out=recurrent)
-        return self.input_gradients(x, h_prev, da_x, da_h)
+        return self.input_gradients(inputs, h_prev, da_x, da_h)
 
 
 class Embedding(Layer, leaf=True):
