@@ -141,8 +141,8 @@ class Sum(Layer, leaf=True):
     def backward(self, dout: Array) -> Array:
         shape = self.cached(self.shape)
         dout = np.asarray(dout)
-        check_dout(self, dout, () if self.axis is None else shape[:self.axis % len(shape)] +
-                   shape[self.axis % len(shape) + 1:])
+        axis = None if self.axis is None else self.axis % len(shape)
+        check_dout(self, dout, () if axis is None else shape[:axis] + shape[axis + 1:])
         kept = dout if self.axis is None else np.expand_dims(dout, self.axis)
         dx = np.empty(shape, dtype=dout.dtype)
         dx[...] = kept
