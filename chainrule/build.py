@@ -17,9 +17,9 @@ from chainrule import data as datasets
 from chainrule.config import ConfigError, check_type
 from layers import REGISTRY, Layer, Sequential
 from layers.registry import Registry, did_you_mean
-from losses import LOSSES
+from losses import LOSSES, Loss, Task
 from optim import OPTIMIZERS, SCHEDULES
-from solver import Solver, eval_mode
+from solver import OutputError, Solver
 
 
 def kwargs_for(path: str, cls: type, given: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +133,7 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
         kwargs.update({k: v for k, v in fill.items() if k in accepts and k not in kwargs})
         layer = build(path, cls, kwargs)
         try:
-            with eval_mode(layer):  # shape inference must not touch state (BatchNorm's running statistics)
+            with layer.mode(False):  # shape inference must not touch state (BatchNorm's running statistics)
                 x = layer.forward(x)
         except (TypeError, ValueError) as e:
             raise ConfigError(f"{path} ({name}) does not accept the previous output of shape {x.shape}: {e}") from None
@@ -141,47 +141,30 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
     return Sequential(*layers)
 
 
-def is_regression(cfg: dict[str, Any]) -> bool:
-    """Whether the config's loss is a regression loss (``task == "regression"``: real targets, R² and RMSE);
-    a user's loss is looked up after the config's imports. A config without a loss (a hand-made one) is the
-    schema's default, softmax."""
+def loss_of(cfg: dict[str, Any]) -> Loss:
+    """The config's loss; a user's loss is looked up after the config's imports. A config without a loss (a
+    hand-made one) has the schema's default, softmax."""
     model = cfg.get("model", {})
     import_modules(model.get("imports", []), model.get("import_dirs", []))
-    loss = registered(LOSSES, cfg.get("loss", {}).get("type", "softmax"), "loss.type")
-    return getattr(loss, "task", "classification") == "regression"
+    spec = dict(cfg.get("loss", {"type": "softmax"}))
+    spec.pop("reg", None)
+    cls = registered(LOSSES, spec.pop("type", "softmax"), "loss.type")
+    return build("loss", cls, kwargs_for("loss", cls, spec))
 
 
-def outputs_for(data: dict[str, np.ndarray], regression: bool) -> int:
-    """The scores the last layer gives per example: the classes (the largest label plus 1), or for regression
-    the targets' columns (1 for targets (N,))."""
-    if regression:
-        return int(data["y_train"].shape[1]) if data["y_train"].ndim == 2 else 1
-    return int(max(int(data[k][data[k] >= 0].max(initial=0)) for k in data if k.startswith("y_"))) + 1
+def task_of(cfg: dict[str, Any]) -> Task:
+    """The task of the config's loss (``Loss.task``)."""
+    return loss_of(cfg).task
 
 
 def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray]) -> tuple[Sequential, Solver]:
     """Model, loss, optimizer, schedule and Solver from a self-contained config (``config.self_contained``)."""
-    regression = is_regression(cfg)
-    classes = outputs_for(data, regression)
-    model = build_model(cfg["model"], data["X_train"], model_rng(cfg), classes)
-    with eval_mode(model):
-        scores = np.asarray(model.forward(data["X_train"][:2]))
-    labels = data["y_train"][:2]
-    if regression:
-        if scores.shape != (len(labels), classes):
-            raise ConfigError(f"model.layers: the last layer gives output of shape {scores.shape} for 2 examples; "
-                              f"the regression loss needs ({len(labels)}, {classes}): one value per target column")
-    elif scores.ndim != labels.ndim + 1 or scores.shape[:-1] != labels.shape:
-        expected = "(N, C), one row per example" if labels.ndim == 1 else "(N, T, C) for labels of shape (N, T)"
-        raise ConfigError(f"model.layers: the last layer gives output of shape {scores.shape} for 2 examples; "
-                          f"the loss needs scores of shape {expected}")
-    elif scores.shape[-1] != classes:
-        raise ConfigError(f"model.layers: the last layer gives {scores.shape[-1]} scores per example, "
-                          f"but the data has {classes} classes")
+    task = task_of(cfg)
+    outputs = task.outputs_for([data["y_train"], *(v for k, v in data.items() if k in ("y_val", "y_test"))])
+    model = build_model(cfg["model"], data["X_train"], model_rng(cfg), outputs)
 
     def make(section: str, registry: Registry) -> Any:
         spec = dict(cfg[section])
-        spec.pop("reg", None)
         cls = registered(registry, spec.pop("type"), f"{section}.type")
         kwargs = kwargs_for(section, cls, spec)
         if section == "schedule" and "epochs" in inspect.signature(cls).parameters:
@@ -191,12 +174,17 @@ def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray]) -> tuple[Seq
     solver_cfg = dict(cfg["solver"])
     solver_cfg["patience"] = solver_cfg["patience"] or None
     schedule = make("schedule", SCHEDULES) if "schedule" in cfg else None
-    loss, optimizer = make("loss", LOSSES), make("optim", OPTIMIZERS)
+    loss, optimizer = loss_of(cfg), make("optim", OPTIMIZERS)
     try:  # the Solver checks the data and the settings once, for configs and Python callers alike
         solver = Solver(model, data, loss=loss, optimizer=optimizer, reg=cfg["loss"]["reg"], schedule=schedule,
                         **solver_cfg)
+    except OutputError as e:  # the outputs do not fit the targets: the layers' doing
+        raise ConfigError(f"model.layers: {str(e).removeprefix('Solver: ')}") from None
     except (TypeError, ValueError) as e:
         raise ConfigError(f"solver: {e}") from None
+    if solver.num_classes != outputs:
+        raise ConfigError(f"model.layers: the last layer gives {solver.num_classes} {task.output_noun} per "
+                          f"example, but the data has {outputs} {task.outputs_noun}")
     return model, solver
 
 
@@ -212,7 +200,7 @@ def load_data(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.
     """The ``[data]`` section's arrays (of a self-contained config), standardized when asked and cast to the
     model's dtype, and the preprocessing statistics ({} or the training mean and std) to keep with the run."""
     data_cfg = cfg["data"]
-    data = datasets.load(data_cfg, Path("."), is_regression(cfg))
+    data = datasets.load(data_cfg, Path("."), task_of(cfg))
     vocabulary = data.pop("vocabulary", None)
     if vocabulary is not None and data_cfg["standardize"]:
         raise ConfigError("data.standardize: a text source gives character indices, which are not standardized")

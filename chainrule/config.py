@@ -36,7 +36,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
                "seed": ((int,), 0), "patience": ((int,), 0), "num_train_samples": ((int,), 1000),
                "verbose": ((bool,), True), "threads": ((str, int), "auto")},
     "output": {"dir": ((str,), ""), "plot": ((bool,), True), "checkpoint_seconds": ((float,), 5.0)},
-    "sweep": {"trials": ((int,), 20), "seed": ((int,), 0), "metric": ((str,), "best_val_acc"),
+    "sweep": {"trials": ((int,), 20), "seed": ((int,), 0), "metric": ((str,), ""),
               "sampler": ((str,), "random"), "workers": ((int,), 0), "address": ((str,), ""),
               "params": ((dict,), {}), "points": ((int,), 3), "median_stop": ((bool,), False)},
 }

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from losses import Task
+
 Data = dict[str, NDArray[Any]]
 
 
@@ -104,12 +106,11 @@ def csv_rows(path: Path, delimiter: str = ",") -> list[list[str]]:
         raise ValueError(f"{str(path)!r} is not UTF-8 text (byte {e.start}); save the CSV as UTF-8") from None
 
 
-def load_csv(path: str, label_column: str | int, delimiter: str = ",",
-             class_numbers: bool = False, targets: bool = False) -> tuple[NDArray, NDArray]:
-    """A CSV with a header row; ``label_column`` by name or index; other columns are numeric features.
-    Labels that are not integers are mapped to 0..k-1 in sorted order (training defines its classes), or,
-    with ``class_numbers``, must be class numbers already (``class_numbers_of``); with ``targets`` (a regression
-    loss's) the column holds real numbers."""
+def load_csv(path: str, label_column: str | int, task: Task, delimiter: str = ",", names: bool = False
+             ) -> tuple[NDArray, NDArray]:
+    """A CSV with a header row; ``label_column`` by name or index; other columns are numeric features. The
+    label column is read by the ``task`` (``Task.targets_from_text``): class numbers, or with ``names`` (a
+    training set) class names numbered in sorted order; a regression's real targets."""
     rows = csv_rows(existing(path), delimiter)
     if len(rows) < 2:
         raise ValueError(f"data.path: {path!r} needs a header row and at least one data row")
@@ -132,58 +133,7 @@ def load_csv(path: str, label_column: str | int, delimiter: str = ",",
         X = np.array([[float(v) for i, v in enumerate(r) if i != col] for r in body])
     except ValueError as e:
         raise ValueError(f"data.path: {path!r} has a non-numeric feature value ({e})") from None
-    if targets:
-        return X, real_targets(labels, f"{path!r} column {header[col]!r}")
-    if class_numbers:
-        return X, class_numbers_of(labels, f"{path!r} column {header[col]!r}")
-    try:
-        y = np.array([int(v) for v in labels])
-    except ValueError:
-        _, y = np.unique(np.array(labels), return_inverse=True)
-    return X, y.astype(np.int64)
-
-
-def real_targets(values: list[str], where: str) -> NDArray:
-    """A regression's targets as float64; text that is not a finite number is a ValueError naming ``where``."""
-    def number(text: str) -> float | None:
-        try:
-            value = float(text)
-        except ValueError:
-            return None
-        return value if np.isfinite(value) else None
-
-    numbers = parse_all(values, number, where, "targets that are not finite numbers",
-                        "a regression loss needs a real number in every row")
-    return np.array(numbers, dtype=np.float64)
-
-
-def class_numbers_of(labels: list[str], where: str) -> NDArray:
-    """Labels that are class numbers (integers, or floats with nothing after the point: "2.0"), as int64;
-    any other label is a ValueError naming ``where`` and showing the first offending values."""
-    def number(text: str) -> int | None:
-        try:
-            return int(text)
-        except ValueError:
-            try:
-                value = float(text)
-            except ValueError:
-                return None
-            return int(value) if value.is_integer() else None
-
-    numbers = parse_all(labels, number, where, "labels that are not class numbers",
-                        "expected the run's classes as integers 0..C-1")
-    return np.array(numbers, dtype=np.int64)
-
-
-def parse_all(texts: list[str], parse: Any, where: str, problem: str, expected: str) -> list[Any]:
-    """``parse`` applied to every text; texts it returns None for are a ValueError naming ``where``, the
-    ``problem`` with the first five such texts, and what was ``expected``."""
-    values = [parse(text) for text in texts]
-    bad = [text for text, value in zip(texts, values, strict=True) if value is None]
-    if bad:
-        shown = ", ".join(repr(text) for text in list(dict.fromkeys(bad))[:5])
-        raise ValueError(f"{where} has {problem} ({shown}); {expected}")
-    return values
+    return X, task.targets_from_text(labels, f"{path!r} column {header[col]!r}", names)
 
 
 def read_idx(path: Path) -> NDArray:
@@ -314,13 +264,12 @@ def standardize(data: Data, stats: dict[str, NDArray] | None = None) -> Data:
     return {k: (v - stats["mean"]) / stats["std"] if k.startswith("X_") else v for k, v in data.items()}
 
 
-def load(cfg: dict[str, Any], base: Path, regression: bool = False) -> Data:
+def load(cfg: dict[str, Any], base: Path, task: Task) -> Data:
     """Build the data dict from the ``[data]`` section; relative paths resolve against ``base``.
 
-    Every array is checked once, before splitting: real numbers, integer labels (real targets, for a
-    ``regression`` loss), matching lengths, no NaN or inf (the file, the array and the first bad row are
-    named). ``standardize`` is not applied here: the caller computes the statistics and keeps them with the
-    run."""
+    Every array is checked once, before splitting: real numbers, the ``task``'s targets, matching lengths,
+    no NaN or inf (the file, the array and the first bad row are named). ``standardize`` is not applied
+    here: the caller computes the statistics and keeps them with the run."""
     source, seed = cfg["source"], cfg["seed"]
     val, test = cfg["val_fraction"], cfg["test_fraction"]
     path = str(base / cfg["path"]) if cfg.get("path") else None
@@ -335,15 +284,15 @@ def load(cfg: dict[str, Any], base: Path, regression: bool = False) -> Data:
         elif source == "diabetes":
             X, y = load_diabetes()
         else:
-            X, y = load_csv(path, cfg["label_column"], cfg["delimiter"], targets=regression)  # type: ignore[arg-type]
-        check_arrays({"X_train": X, "y_train": y}, where, regression)
+            X, y = load_csv(path, cfg["label_column"], task, cfg["delimiter"], names=True)  # type: ignore[arg-type]
+        check_arrays({"X_train": X, "y_train": y}, where, task)
         return split(X, y, val, test, seed)
     if source == "text":
         X, y, vocabulary = load_text(path, cfg["seq_len"])  # type: ignore[arg-type]
         return {**split(X, y, val, test, seed), "vocabulary": vocabulary}
     loader = {"npz": load_npz, "mnist-idx": load_mnist_idx, "cifar10-bin": load_cifar10_bin}.get(source)
     raw = load_mnist1d(seed) if loader is None else loader(path)  # type: ignore[arg-type]
-    check_arrays(raw, where, regression)
+    check_arrays(raw, where, task)
     return hold_out_val(raw, val, seed)
 
 
@@ -367,28 +316,20 @@ def load_text(path: str, seq_len: int) -> tuple[NDArray, NDArray, NDArray]:
     return codes[:-1].reshape(n, seq_len), codes[1:].reshape(n, seq_len), vocabulary
 
 
-def check_arrays(data: Data, where: str, regression: bool = False) -> None:
-    """X_* real-valued and finite, y_* integer labels (N,) or (N, T) (for a ``regression`` loss, finite real
-    targets (N,) or (N, K)), each X_* as long as its y_*; errors name ``where``."""
+def check_arrays(data: Data, where: str, task: Task) -> None:
+    """X_* real-valued and finite, y_* the ``task``'s targets (``Task.check_targets``: integer labels, or a
+    regression's finite real targets), each X_* as long as its y_*; errors name ``where``."""
     for key, value in data.items():
-        kind = value.dtype.kind
-        if key.startswith("X_") and kind not in "iuf":
-            what = "complex" if kind == "c" else f"of dtype {value.dtype}"
+        if key.startswith("X_") and value.dtype.kind not in "iuf":
+            what = "complex" if value.dtype.kind == "c" else f"of dtype {value.dtype}"
             raise ValueError(f"data: {key} in {where} is {what}; expected real numbers")
-        if key.startswith("y_") and regression:
-            if kind not in "iuf" or value.ndim not in (1, 2):
-                raise ValueError(f"data: {key} in {where} must be real-valued targets, (N,) or (N, K), got "
-                                 f"dtype {value.dtype} of shape {value.shape}")
-        elif key.startswith("y_") and (kind not in "iu" or value.ndim not in (1, 2)):
-            hint = "; for real-valued targets use a regression loss (loss.type = \"mse\")" if kind == "f" else ""
-            raise ValueError(f"data: {key} in {where} must be integer class labels, (N,) or (N, T), got dtype "
-                             f"{value.dtype} of shape {value.shape}{hint}")
+        if key.startswith("y_"):
+            task.check_targets(value, f"data: {key} in {where}", np.dtype(np.float64))
     for key in [k for k in data if k.startswith("X_")]:
         X, y = data[key], data.get("y_" + key[2:])
         if y is not None and len(X) != len(y):
             raise ValueError(f"data: {key} in {where} has {len(X)} rows but y_{key[2:]} has {len(y)}")
-    for key, value in data.items():  # inputs, and a regression's targets: finite, or the first bad row named
-        if value.dtype.kind == "f" and value.size and (key.startswith("X_") or regression):
-            bad = ~np.isfinite(value.reshape(len(value), -1)).all(axis=1)
+        if X.dtype.kind == "f" and X.size:  # finite, or the first bad row named
+            bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1)
             if bad.any():
                 raise ValueError(f"data: {key} in {where} has NaN or inf, first in row {int(np.argmax(bad))}")

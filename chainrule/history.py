@@ -16,35 +16,23 @@ import os
 from pathlib import Path
 from typing import Any
 
-from chainrule.checkpoint import atomic_write
+from chainrule.files import atomic_write
 from solver import Solver
 
 HISTORY, STEPS = "history.csv", "steps.csv"
 STEP_FIELDS = ["epoch", "step", "loss"]
-#: The Solver's per-epoch lists and the history.csv column each is read back from, for a classification loss.
-EPOCH_LISTS = {"val_loss_history": "val_loss", "train_score_history": "train_acc", "val_score_history": "val_acc",
-               "lr_history": "lr", "epoch_seconds": "seconds", "clip_history": "clipped"}
-#: The same for a regression loss: R² in place of accuracy, and the validation RMSE.
-REGRESSION_LISTS = {"val_loss_history": "val_loss", "train_score_history": "train_r2", "val_score_history": "val_r2",
-                    "val_rmse_history": "val_rmse", "lr_history": "lr", "epoch_seconds": "seconds",
-                    "clip_history": "clipped"}
-EPOCH_FIELDS = ["epoch", "loss", *EPOCH_LISTS.values()]
-
-
-def epoch_lists(solver: Solver) -> dict[str, str]:
-    """The solver's per-epoch lists and their history.csv columns, for its kind of loss."""
-    return REGRESSION_LISTS if solver.regression else EPOCH_LISTS
 
 
 def epoch_fields(solver: Solver) -> list[str]:
-    """history.csv's header: the epoch, the mean training loss of its steps, then a column per list."""
-    return ["epoch", "loss", *epoch_lists(solver).values()]
+    """history.csv's header: the epoch, the mean training loss of its steps, then the Solver's per-epoch
+    columns (``Solver.epoch_lists``: the validation loss, the task's measures, lr, seconds, clipped)."""
+    return ["epoch", "loss", *solver.epoch_lists()]
 
 
 def epoch_rows(solver: Solver, start: int = 0) -> list[list[Any]]:
     """history.csv rows of epochs ``start + 1`` to the solver's epoch: the loss is the mean of the epoch's steps."""
     steps = solver.steps_per_epoch
-    lists = [getattr(solver, attr) for attr in epoch_lists(solver)]
+    lists = list(solver.epoch_lists().values())
     rows = []
     for e in range(start, solver.epoch):
         losses = solver.loss_history[e * steps:(e + 1) * steps]
@@ -99,18 +87,19 @@ def append_bytes(path: Path, data: bytes) -> None:
 
 
 def read(run_dir: Path, solver: Solver, epoch: int) -> dict[str, list[float]]:
-    """The Solver's lists (``loss_history`` and the per-epoch ones) for the first ``epoch`` epochs, read back
-    from the run's files; a missing, damaged or short file is a ValueError naming it."""
+    """The history of the first ``epoch`` epochs read back from the run's files, as ``Solver.state_dict`` keeps
+    it: "loss" (every step's) and the per-epoch columns; a missing, damaged or short file is a ValueError
+    naming it."""
     rows = read_rows(run_dir / HISTORY, epoch_fields(solver), epoch, "epochs")
-    lists = {attr: [row[column] for row in rows] for attr, column in epoch_lists(solver).items()}
+    lists: dict[str, list[Any]] = {column: [row[column] for row in rows] for column in solver.epoch_lists()}
     steps_per_epoch = solver.steps_per_epoch
     steps = read_rows(run_dir / STEPS, STEP_FIELDS, epoch * steps_per_epoch, "steps")
     expected = [[i // steps_per_epoch + 1, i + 1] for i in range(len(steps))]
     if [[row["epoch"], row["step"]] for row in steps] != expected:
         raise ValueError(f"--resume: {str(run_dir / STEPS)!r}: its epoch and step columns are not "
                          f"{steps_per_epoch} steps an epoch numbered from 1; the file is damaged")
-    lists["loss_history"] = [row["loss"] for row in steps]
-    lists["clip_history"] = [int(v) for v in lists["clip_history"]]
+    lists["loss"] = [row["loss"] for row in steps]
+    lists["clipped"] = [int(v) for v in lists["clipped"]]
     return lists
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.checkpoint import atomic_write
+from chainrule.files import atomic_write
 from layers import Layer, Sequential
-from solver import Solver, eval_mode
+from solver import Solver
 
 
 def model_summary(model: Layer, sample: np.ndarray) -> str:
@@ -20,7 +20,7 @@ def model_summary(model: Layer, sample: np.ndarray) -> str:
     layers = list(model) if isinstance(model, Sequential) else [model]
     rows = [("layer", "output", "parameters")]
     x = sample[:2]
-    with eval_mode(model):
+    with model.mode(False):
         for i, layer in enumerate(layers):
             x = layer.forward(x)
             rows.append((f"{i} {one_line(layer)}", str(tuple(np.shape(x)[1:])), f"{count(layer):,}"))
@@ -77,12 +77,11 @@ def write_curves(run_dir: Path, solver: Solver) -> bool:
         ax1.set_yscale("log")
     ax1.set(xlabel="epoch", ylabel="loss", title="loss")
     ax1.legend()
-    # the best epoch as the Solver chose it: the highest validation accuracy, or the lowest validation loss
-    best = int(np.argmin(solver.val_loss_history) if solver.regression else np.argmax(solver.val_score_history)) + 1
+    best = solver.best_epoch  # as the Solver chose it, by its task
     ax2.plot(epochs, solver.train_score_history, label="train")
     ax2.plot(epochs, solver.val_score_history, label="val")
     ax2.axvline(best, color="gray", ls="--", lw=0.8, label=f"best epoch {best}")
-    measure = "R²" if solver.regression else "accuracy"
+    measure = solver.task.score_label
     ax2.set(xlabel="epoch", ylabel=measure, title=measure)
     ax2.legend()
     ax3.plot(epochs, solver.lr_history)

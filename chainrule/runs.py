@@ -10,8 +10,6 @@ last state (to continue) and the best epoch's parameters (to use) separately.
 from __future__ import annotations
 
 import copy
-import fcntl
-import os
 import signal
 import sys
 import threading
@@ -29,7 +27,9 @@ from chainrule import checkpoint as ckpt
 from chainrule import history, report
 from chainrule.build import build_objects, load_data
 from chainrule.config import RESUMABLE, ConfigError, apply_sets, read_config, resolve, self_contained
-from solver import Solver, Stop
+from chainrule.files import RunLock, atomic_write, remove_stale_temporaries
+from optim import Stop
+from solver import Solver
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Run:
     run_dir: Path
     preprocessing: dict[str, np.ndarray] = field(default_factory=dict)
     resumed_from_epoch: int | None = None
+    lock: RunLock | None = None  # held from a resume's setup on, so nobody writes the folder in between
 
 
 def create_run_dir(base: Path) -> Path:
@@ -90,12 +91,14 @@ def setup(config: str | Path | None, sets: list[str], resume: str | Path | None 
     run_dir = Path(resume)
     if not run_dir.is_dir():
         return resume_run(config, sets, run_dir)
-    lock_run(run_dir)  # before anything in the folder is touched: another process may be writing it
+    lock = RunLock(run_dir).acquire()  # before anything in the folder is touched: another may be writing it
     try:
-        return resume_run(config, sets, run_dir)
+        run = resume_run(config, sets, run_dir)
     except BaseException:
-        unlock_run(run_dir)
+        lock.release()
         raise
+    run.lock = lock
+    return run
 
 
 def resume_run(config: str | Path | None, sets: list[str], run_dir: Path) -> Run:
@@ -117,81 +120,11 @@ def resume_run(config: str | Path | None, sets: list[str], run_dir: Path) -> Run
         print(f"solver: {run_dir} has no checkpoint (it stopped before its first epoch ended): starting it again "
               "from the beginning", file=sys.stderr)
     else:
-        ckpt.check_checkpoint(solver, meta, arrays)
-        lists = history.read(run_dir, solver, meta["epoch"]) if ckpt.history_in_files(meta) else None
-        ckpt.restore(solver, meta, arrays, lists)
-        reopen(solver, saved["solver"], cfg["solver"])
+        ckpt.restore(solver, meta, arrays, history.read(run_dir, solver, meta["epoch"]))
+        before, now = saved["solver"], cfg["solver"]
+        solver.reopen(more_patience=(now["patience"] or 0) > (before["patience"] or 0) or now["patience"] == 0,
+                      more_epochs=now["epochs"] > before["epochs"])
     return Run(cfg, solver, run_dir, pre, resumed_from_epoch=solver.epoch)
-
-
-LOCK = ".lock"
-
-
-#: The run folders whose lock this process holds: the lock file's path and its open descriptor.
-HELD: dict[Path, int] = {}
-
-
-def lock_run(run_dir: Path) -> None:
-    """Take the run folder's lock: an exclusive ``flock`` on ``.lock``, which holds this process's id. The
-    system gives the lock back when its process ends, however it ends, so a killed run's lock is free at
-    once; a lock held by another process is a ConfigError naming it. Taking it again in this process is a
-    no-op."""
-    path = run_dir / LOCK
-    if path.absolute() in HELD:
-        return
-    for _ in range(10):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held by a live process
-            os.close(fd)
-            pid = lock_owner(path)
-            holder = f"process {pid}" if pid is not None and pid != os.getpid() and process_alive(pid) \
-                else "another process"
-            raise ConfigError(f"run folder {str(run_dir)!r} is in use by {holder} (see its {LOCK}); "
-                              "wait for it to finish or stop it") from None
-        if not same_file(path, fd):  # its holder removed it between our open and our lock: open the new one
-            os.close(fd)
-            continue
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        HELD[path.absolute()] = fd
-        return
-    raise ConfigError(f"run folder {str(run_dir)!r}: could not take its {LOCK}")
-
-
-def same_file(path: Path, fd: int) -> bool:
-    try:
-        return os.path.samestat(os.stat(path), os.fstat(fd))
-    except FileNotFoundError:
-        return False
-
-
-def lock_owner(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, but another user's
-        return True
-    return True
-
-
-def unlock_run(run_dir: Path) -> None:
-    """Give the lock back, when this process holds it: the file is removed, then the lock released."""
-    fd = HELD.pop((run_dir / LOCK).absolute(), None)
-    if fd is not None:
-        try:
-            (run_dir / LOCK).unlink(missing_ok=True)
-        finally:
-            os.close(fd)
 
 
 def prepare(cfg: dict[str, Any], loaded: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
@@ -201,28 +134,6 @@ def prepare(cfg: dict[str, Any], loaded: tuple[dict[str, np.ndarray], dict[str, 
     data, pre = load_data(cfg) if loaded is None else loaded
     _, solver = build_objects(cfg, data)
     return solver, pre
-
-
-def remove_stale_temporaries(run_dir: Path) -> None:
-    """Delete what a kill during an atomic write left behind (``.NAME.*.tmp``); nothing else is touched."""
-    if run_dir.is_dir():
-        for stale in run_dir.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
-
-
-def reopen(solver: Solver, before: dict[str, Any], now: dict[str, Any]) -> None:
-    """Let a stopped run go on: an interrupted one always; an early-stopped one when ``solver.patience`` was
-    raised (its count of epochs without improvement goes on) or ``solver.epochs`` was (a fresh count)."""
-    stop = solver.stop_reason
-    if stop is None:
-        return
-    if stop.kind.by_signal:
-        solver.stop_reason = None
-    elif stop.kind is Stop.EARLY:
-        if (now["patience"] or 0) > (before["patience"] or 0) or now["patience"] == 0:
-            solver.stop_reason = None
-        elif now["epochs"] > before["epochs"]:
-            solver.stop_reason, solver.bad_epochs = None, 0
 
 
 @contextmanager
@@ -251,16 +162,13 @@ def stop_on_signals(solver: Solver) -> Iterator[None]:
 def train(run: Run, on_epoch: Callable[[Solver], None] | None = None) -> int:
     """Train ``run`` to its end; returns the exit status (0, 1 for a non-finite loss, 130 or 143 for a signal).
     ``on_epoch(solver)`` runs after each epoch (a sweep's median stopping rule, say)."""
-    lock_run(run.run_dir)
-    try:
+    with run.lock or RunLock(run.run_dir):
         return train_locked(run, on_epoch)
-    finally:
-        unlock_run(run.run_dir)
 
 
 def train_locked(run: Run, on_epoch: Callable[[Solver], None] | None) -> int:
     cfg, solver, run_dir = run.cfg, run.solver, run.run_dir
-    ckpt.atomic_write(run_dir / "config.toml", tomli_w.dumps(cfg).encode())
+    atomic_write(run_dir / "config.toml", tomli_w.dumps(cfg).encode())
     if solver.verbose:
         print(f"run directory: {run_dir}", file=sys.stderr)
         print(report.model_summary(solver.model, solver.data["X_train"]), file=sys.stderr)

@@ -24,9 +24,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from chainrule.build import build_model
 from layers import Layer
-from losses import LOSSES
+from losses import LOSSES, Classification, Loss, Regression, Task
 from optim import OPTIMIZERS
-from solver import Solver, eval_mode
+from solver import Solver
 
 ACTIVATIONS = {"relu": "ReLU", "tanh": "Tanh", "logistic": "Sigmoid", "elu": "ELU", "leaky_relu": "LeakyReLU"}
 
@@ -91,28 +91,27 @@ class NetEstimator(BaseEstimator):
                          f"{self.random_state!r}")
 
     #: The kind of loss the estimator trains with: a Loss's ``task``.
-    task = "classification"
+    task: Task = Classification()
 
     def check_names(self) -> None:
         """``loss`` and ``optimizer`` name registered classes, the loss of the estimator's ``task``; else a
         ValueError (scikit-learn's error for a bad hyperparameter) with the names that would do."""
         name = type(self).__name__
         try:
-            loss = LOSSES.lookup(self.loss) if isinstance(self.loss, str) else type(self.loss)
+            loss: Any = LOSSES.lookup(self.loss) if isinstance(self.loss, str) else type(self.loss)
             OPTIMIZERS.lookup(self.optimizer)
         except KeyError as e:
             raise ValueError(f"{name}: {e.args[0]}") from None
-        kind = getattr(loss, "task", "classification")
-        if kind != self.task:
+        if loss.task != self.task:
             names = sorted(repr((*getattr(cls, "aliases", ()), key)[0]) for key, cls in LOSSES.items()
-                           if getattr(cls, "task", "classification") == self.task)
-            raise ValueError(f"{name}: loss {self.loss!r} is a {kind} loss; expected a {self.task} loss: "
-                             f"{', '.join(names)}")
+                           if issubclass(cls, Loss) and cls.task == self.task)
+            raise ValueError(f"{name}: loss {self.loss!r} is a {loss.task.name} loss; expected a "
+                             f"{self.task.name} loss: {', '.join(names)}")
 
     def start(self, features: int, outputs: int) -> None:
         """A new network and an empty history (the loss and the score per epoch): a first fit, or a fit without
         ``warm_start``."""
-        score = "r2" if self.task == "regression" else "acc"
+        score = self.task.score_name
         self.model_ = self.build(features, outputs)
         self.history_ = {"loss": [], f"val_{score}": [], f"train_{score}": []}
 
@@ -135,8 +134,8 @@ class NetEstimator(BaseEstimator):
         steps = solver.steps_per_epoch
         self.history_["loss"] += [float(np.mean(solver.loss_history[e * steps:(e + 1) * steps]))
                                   for e in range(solver.epoch)]
-        self.history_[f"val_{solver.score_name}"] += solver.val_score_history
-        self.history_[f"train_{solver.score_name}"] += solver.train_score_history
+        self.history_[f"val_{self.task.score_name}"] += solver.val_score_history
+        self.history_[f"train_{self.task.score_name}"] += solver.train_score_history
         self.n_iter_ = len(self.history_["loss"])
 
     def outputs(self, X: Any) -> NDArray:
@@ -145,7 +144,7 @@ class NetEstimator(BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
         network: Layer = copy.deepcopy(self.model_).astype(np.float64)
-        with eval_mode(network):
+        with network.mode(False):
             return np.asarray(network.forward(X))
 
 
@@ -241,7 +240,7 @@ class NetRegressor(RegressorMixin, NetEstimator):
                          validation_fraction=validation_fraction, patience=patience, random_state=random_state,
                          dtype=dtype, verbose=verbose, warm_start=warm_start)
 
-    task = "regression"
+    task: Task = Regression()
     y_mean_: NDArray
     y_scale_: NDArray
 

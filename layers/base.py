@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
+from contextlib import contextmanager
 from operator import is_
 from typing import Any
 
@@ -261,6 +262,44 @@ class Layer:
 
     def eval(self) -> Layer:
         return self.train(False)
+
+    @contextmanager
+    def mode(self, training: bool) -> Iterator[Layer]:
+        """``with net.mode(False):`` runs the block in evaluation mode (True: training mode), then puts back
+        the mode the layer had."""
+        was_training = self.training
+        self.train(training)
+        try:
+            yield self
+        finally:
+            self.train(was_training)
+
+    def params_dtype(self) -> np.dtype | None:
+        """The floating dtype of the tree's parameters, or None without any (or with several)."""
+        dtypes = {p.dtype for p in self.params.values() if p.dtype.kind == "f"}
+        return dtypes.pop() if len(dtypes) == 1 else None
+
+    def as_input(self, X: Any, name: str = "X") -> NDArray[Any]:
+        """``X`` as the tree takes it: real numbers in its parameters' dtype (float32 when it has none and X
+        is not floating), integer indices as they are for a tree that ``takes_indices``. Values beyond the
+        dtype are a ValueError naming ``name``, not a silent inf."""
+        X = np.asarray(X)
+        if X.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be real numbers, got {X.dtype}")
+        dtype = self.params_dtype() or (X.dtype if X.dtype.kind == "f" else np.dtype(np.float32))
+        if X.dtype == dtype or (X.dtype.kind in "iu" and self.takes_indices()):
+            return X
+        with np.errstate(over="ignore"):
+            converted = X.astype(dtype)
+        if X.dtype.kind == "f" and not np.array_equal(np.isfinite(converted), np.isfinite(X)):
+            raise ValueError(f"{name} has values beyond {dtype} (largest {np.finfo(dtype).max:.3g}); scale the "
+                             f"data or use a {X.dtype} model (model.astype(np.{X.dtype}))")
+        return converted
+
+    def takes_indices(self) -> bool:
+        """Whether the tree reads integer indices (it holds a layer with ``integer_input``, an Embedding), so
+        integer data is given to it as it is rather than converted to its dtype."""
+        return any(getattr(layer, "integer_input", False) for _, layer in self.named_layers())
 
     def generators(self) -> dict[str, np.random.Generator]:
         """The Generators of the whole tree by qualified name: "rng" of this layer, "3.rng", "block.drop.rng"."""

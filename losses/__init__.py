@@ -4,8 +4,9 @@ and the objective with L2 regularization."""
 from .base import LOSSES, Loss
 from .classification import SoftmaxCrossEntropy, SVMLoss
 from .objective import Objective, add_l2_grad, is_weight, l2_penalty
-from .regression import HuberLoss, MSELoss, RegressionLoss, r2_score, rmse
+from .regression import HuberLoss, MSELoss, RegressionLoss
+from .tasks import Classification, Regression, Task, r2_score, rmse
 
 __all__ = ["LOSSES", "Loss", "SVMLoss", "SoftmaxCrossEntropy", "Objective", "is_weight", "l2_penalty",
            "add_l2_grad",
-           "RegressionLoss", "MSELoss", "HuberLoss", "r2_score", "rmse"]
+           "RegressionLoss", "MSELoss", "HuberLoss", "Task", "Classification", "Regression", "r2_score", "rmse"]

@@ -10,6 +10,8 @@ from numpy.typing import NDArray
 from layers.base import as_float_array
 from layers.registry import Registry
 
+from .tasks import Classification, Task
+
 LOSSES = Registry("loss")
 
 
@@ -26,9 +28,9 @@ class Loss:
     """
 
     aliases: tuple[str, ...] = ()
-    #: What the scores are: "classification" (a score per class, integer labels, measured by accuracy) or
-    #: "regression" (predicted values, real targets, measured by R² and RMSE; see ``RegressionLoss``).
-    task = "classification"
+    #: The kind of problem: a score per class with integer labels (``Classification``), or predicted values
+    #: with real targets (``Regression``, see ``RegressionLoss``). Everything that differs is the task's.
+    task: Task = Classification()
 
     def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

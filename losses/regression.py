@@ -10,6 +10,7 @@ from numpy.typing import NDArray
 from layers.base import as_float_array
 
 from .base import Loss
+from .tasks import Regression
 
 
 class RegressionLoss(Loss, register=False):
@@ -18,7 +19,7 @@ class RegressionLoss(Loss, register=False):
     Targets of any real dtype are compared in the scores' dtype. The loss is the mean over all N * K elements.
     """
 
-    task = "regression"
+    task = Regression()
 
     def check_targets(self, scores: Any, y: Any) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
         scores = as_float_array(self, scores, "scores")
@@ -91,17 +92,3 @@ class HuberLoss(RegressionLoss):
         diff = self.cache
         return np.clip(diff, -self.delta, self.delta) / diff.dtype.type(max(diff.size, 1))
 
-
-def r2_score(predictions: NDArray[np.floating], y: NDArray[Any]) -> float:
-    """The coefficient of determination 1 - SSE / SST, averaged over the outputs as scikit-learn's ``r2_score``
-    (a constant target gives 1 when predicted exactly, else 0). Shapes (N,) or (N, K), float64 sums."""
-    p, t = (np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in (predictions, y))
-    sse, sst = ((t - p) ** 2).sum(axis=0), ((t - t.mean(axis=0)) ** 2).sum(axis=0)
-    per_output = np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1), np.where(sse == 0, 1.0, 0.0))
-    return float(per_output.mean()) if len(t) else 0.0
-
-
-def rmse(predictions: NDArray[np.floating], y: NDArray[Any]) -> float:
-    """The root of the mean squared error over all elements, in float64."""
-    p, t = (np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in (predictions, y))
-    return float(np.sqrt(np.mean((t - p) ** 2))) if t.size else 0.0

@@ -17,9 +17,11 @@ class Optimizer:
     """Updates parameters in place: ``step(params, grads)`` with dicts keyed by qualified name.
 
     Per-parameter state (velocities, moment estimates) lives in ``state[name]``,
-    a dict of arrays shaped like the parameter. ``lr`` may be changed between
-    steps (the Solver's schedule does). With ``clip_norm``, every optimizer first
-    scales all gradients together so their global L2 norm is at most ``clip_norm``
+    a dict of arrays shaped like the parameter. ``lr`` is the rate the next step
+    uses; ``initial_lr`` the rate the optimizer was made with, from which the Solver's
+    schedule sets ``lr`` each epoch (as PyTorch's schedulers keep ``initial_lr``).
+    With ``clip_norm``, every optimizer first scales all gradients together so their
+    global L2 norm is at most ``clip_norm``
     (``clipped`` counts the steps it did). Subclasses register by class name and aliases.
     """
 
@@ -35,7 +37,7 @@ class Optimizer:
         check_positive(self, lr=lr)
         if clip_norm is not None:
             check_positive(self, clip_norm=clip_norm)
-        self.lr = float(lr)
+        self.lr = self.initial_lr = float(lr)
         self.clip_norm = None if clip_norm is None else float(clip_norm)
         self.t = 0
         self.clipped = 0  # steps whose gradients were scaled down to clip_norm
@@ -75,11 +77,11 @@ class Optimizer:
     def state_dict(self) -> tuple[dict[str, Any], dict[str, NDArray[np.floating]]]:
         """Scalars (JSON-able) and arrays keyed "slot/param", for checkpoints."""
         arrays = {f"{slot}/{name}": a for name, st in self.state.items() for slot, a in st.items()}
-        return {"lr": self.lr, "t": self.t, "clipped": self.clipped}, arrays
+        return {"lr": self.lr, "initial_lr": self.initial_lr, "t": self.t, "clipped": self.clipped}, arrays
 
     def load_state_dict(self, scalars: dict[str, Any], arrays: dict[str, NDArray[np.floating]]) -> None:
-        self.lr, self.t = float(scalars["lr"]), int(scalars["t"])
-        self.clipped = int(scalars.get("clipped", 0))
+        self.lr, self.initial_lr = float(scalars["lr"]), float(scalars["initial_lr"])
+        self.t, self.clipped = int(scalars["t"]), int(scalars["clipped"])
         self.state = {}
         for key, a in arrays.items():
             slot, name = key.split("/", 1)

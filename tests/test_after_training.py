@@ -405,17 +405,18 @@ def test_evaluate_on_no_rows_is_an_error_and_keeps_the_last_evaluation(tmp_path,
 
 def test_csv_inputs_keep_a_numeric_first_row_and_refuse_empty_files(tmp_path):
     from chainrule.trained.evaluation import read_inputs
+    from losses import Classification
 
     (tmp_path / "no_header.csv").write_text("0.5,1.0\n2.0,3.0\n")
     (tmp_path / "header.csv").write_text("a,b\n0.5,1.0\n")
     (tmp_path / "header_only.csv").write_text("a,b\n")
     (tmp_path / "empty.csv").write_text("\n")
-    assert read_inputs(tmp_path / "no_header.csv")[0].tolist() == [[0.5, 1.0], [2.0, 3.0]]
-    assert read_inputs(tmp_path / "header.csv")[0].tolist() == [[0.5, 1.0]]
+    assert read_inputs(tmp_path / "no_header.csv", Classification())[0].tolist() == [[0.5, 1.0], [2.0, 3.0]]
+    assert read_inputs(tmp_path / "header.csv", Classification())[0].tolist() == [[0.5, 1.0]]
     with pytest.raises(ValueError, match="has a header row and no data rows"):
-        read_inputs(tmp_path / "header_only.csv")
+        read_inputs(tmp_path / "header_only.csv", Classification())
     with pytest.raises(ValueError, match="is empty"):
-        read_inputs(tmp_path / "empty.csv")
+        read_inputs(tmp_path / "empty.csv", Classification())
 
 
 def test_random_bytes_named_npz_are_not_called_pickled_data(tmp_path, capsys):
@@ -444,11 +445,12 @@ def test_an_unwritable_out_is_named_as_given_not_as_a_temporary_file(tmp_path, c
 
 def test_a_csv_in_another_encoding_is_an_error_naming_the_file(tmp_path):
     from chainrule.trained.evaluation import read_inputs
+    from losses import Classification
 
     path = tmp_path / "latin.csv"
     path.write_bytes("caf\xe9,b\n0.5,1.0\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin.csv' is not UTF-8 text \(byte 3\)"):
-        read_inputs(path)
+        read_inputs(path, Classification())
 
 
 @pytest.mark.slow

@@ -9,6 +9,9 @@ import pytest
 
 from chainrule import data as datasets
 from chainrule.cli import solver_main as main
+from losses import Classification
+
+CLASSES = Classification()
 
 
 def cfg(**kw):
@@ -18,42 +21,42 @@ def cfg(**kw):
 
 
 def test_spiral_is_seeded_and_split_without_overlap(tmp_path):
-    a, b = datasets.load(cfg(), tmp_path), datasets.load(cfg(), tmp_path)
+    a, b = datasets.load(cfg(), tmp_path, CLASSES), datasets.load(cfg(), tmp_path, CLASSES)
     np.testing.assert_array_equal(a["X_train"], b["X_train"])
     assert [len(a[k]) for k in ("X_train", "X_val", "X_test")] == [90, 30, 30]
     rows = {tuple(r) for k in ("X_train", "X_val", "X_test") for r in a[k]}
     assert len(rows) == 148  # every row once; the three arms share their first point, the origin
-    assert not np.array_equal(datasets.load(cfg(seed=1), tmp_path)["X_train"], a["X_train"])
+    assert not np.array_equal(datasets.load(cfg(seed=1), tmp_path, CLASSES)["X_train"], a["X_train"])
 
 
 def test_npz_with_and_without_validation_arrays(tmp_path):
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((50, 4)), rng.integers(0, 3, 50)
     np.savez(tmp_path / "d.npz", X_train=X, y_train=y)
-    data = datasets.load(cfg(source="npz", path="d.npz", val_fraction=0.2), tmp_path)
+    data = datasets.load(cfg(source="npz", path="d.npz", val_fraction=0.2), tmp_path, CLASSES)
     assert len(data["X_train"]) == 40 and len(data["X_val"]) == 10 and "X_test" not in data
     np.savez(tmp_path / "e.npz", X_train=X, y_train=y, X_val=X[:5], y_val=y[:5], X_test=X[:3], y_test=y[:3])
-    data = datasets.load(cfg(source="npz", path="e.npz"), tmp_path)
+    data = datasets.load(cfg(source="npz", path="e.npz"), tmp_path, CLASSES)
     assert [len(data[k]) for k in ("X_train", "X_val", "X_test")] == [50, 5, 3]
     np.savez(tmp_path / "f.npz", X=X)
     with pytest.raises(ValueError, match="has no array 'X_train'"):
-        datasets.load(cfg(source="npz", path="f.npz"), tmp_path)
+        datasets.load(cfg(source="npz", path="f.npz"), tmp_path, CLASSES)
 
 
 def test_npz_with_object_arrays_is_refused(tmp_path):
     np.savez(tmp_path / "o.npz", X_train=np.array([{"a": 1}], dtype=object), y_train=np.zeros(1, int))
     with pytest.raises(ValueError, match="pickle"):
-        datasets.load(cfg(source="npz", path="o.npz"), tmp_path)
+        datasets.load(cfg(source="npz", path="o.npz"), tmp_path, CLASSES)
 
 
 def test_csv_by_column_name_with_string_labels(tmp_path):
     lines = ["f1,species,f2"] + [f"{i},{'ab'[i % 2]},{-i}" for i in range(20)]
     (tmp_path / "d.csv").write_text("\n".join(lines))
-    X, y = datasets.load_csv(str(tmp_path / "d.csv"), "species")
+    X, y = datasets.load_csv(str(tmp_path / "d.csv"), "species", CLASSES, names=True)
     assert X.shape == (20, 2) and list(y[:4]) == [0, 1, 0, 1]
     np.testing.assert_array_equal(X[3], [3.0, -3.0])
     with pytest.raises(ValueError, match="data.label_column: no column 'label'.*columns: f1, species, f2"):
-        datasets.load_csv(str(tmp_path / "d.csv"), "label")
+        datasets.load_csv(str(tmp_path / "d.csv"), "label", CLASSES, names=True)
 
 
 def write_idx(path, array, gz=False):
@@ -68,7 +71,7 @@ def test_mnist_idx_folder(tmp_path):
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(20) % 10)
     write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.full((5, 4, 4), 255), gz=True)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.arange(5), gz=True)
-    data = datasets.load(cfg(source="mnist-idx", path=".", val_fraction=0.25), tmp_path)
+    data = datasets.load(cfg(source="mnist-idx", path=".", val_fraction=0.25), tmp_path, CLASSES)
     assert data["X_train"].shape == (15, 1, 4, 4) and data["X_val"].shape == (5, 1, 4, 4)
     np.testing.assert_array_equal(data["X_test"], 1.0)
     np.testing.assert_array_equal(data["y_test"], np.arange(5))
@@ -82,12 +85,12 @@ def test_cifar10_binary_batches(tmp_path):
         records[:, 0] = np.arange(n) % 10
         records[:, 1:] = 51
         records.tofile(folder / name)
-    data = datasets.load(cfg(source="cifar10-bin", path=".", val_fraction=0.2), tmp_path)
+    data = datasets.load(cfg(source="cifar10-bin", path=".", val_fraction=0.2), tmp_path, CLASSES)
     assert data["X_train"].shape == (8, 3, 32, 32) and len(data["X_val"]) == 2 and len(data["X_test"]) == 3
     np.testing.assert_allclose(data["X_test"], 0.2)
     (folder / "data_batch_1.bin").write_bytes(b"\x00" * 10)
     with pytest.raises(ValueError, match="is not a CIFAR-10 binary batch"):
-        datasets.load(cfg(source="cifar10-bin", path="."), tmp_path)
+        datasets.load(cfg(source="cifar10-bin", path="."), tmp_path, CLASSES)
 
 
 def test_standardize_uses_training_statistics_only():

@@ -9,7 +9,7 @@ import pytest
 
 from chainrule import report, runs
 from chainrule.cli import main as chainrule_main
-from chainrule.trained import evaluation
+from chainrule.trained import evaluation, pictures
 from tests.subprocess_runs import ROOT, USER_ENV
 from tests.test_after_training import SPIRAL, trained, write
 
@@ -97,6 +97,7 @@ def test_the_solver_takes_numpy_data_as_it_comes_and_converts_it_once():
 def test_without_matplotlib_evaluate_says_there_are_no_pictures(tmp_path, capsys, monkeypatch):
     run = trained(tmp_path)
     monkeypatch.setattr(evaluation, "pyplot", lambda: None)
+    monkeypatch.setattr(pictures, "pyplot", lambda: None)
     capsys.readouterr()
     assert chainrule_main(["evaluate", str(run.run_dir)]) == 0
     assert "no pictures: matplotlib is not installed" in capsys.readouterr().err

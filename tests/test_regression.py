@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from layers import Affine, ReLU, Sequential
-from losses import HuberLoss, MSELoss, r2_score, rmse
+from losses import HuberLoss, MSELoss, Regression, r2_score, rmse
 from losses.gradcheck import check_loss
 from solver import Solver
 from tests.subprocess_runs import ROOT
@@ -115,14 +115,15 @@ def test_the_solver_fits_a_linear_target_and_reports_r2(outputs, rng):
 
     solver = Solver(model, data, loss="mse", optimizer=Adam(lr=1e-2), epochs=60, batch_size=32, verbose=False)
     metrics = solver.train()
-    assert solver.regression and solver.score_name == "r2"
+    assert solver.task == Regression() and solver.task.score_name == "r2"
     assert set(metrics) >= {"best_val_r2", "train_r2", "train_rmse"} and "best_val_acc" not in metrics
     assert metrics["best_val_r2"] > 0.99 and metrics["train_rmse"] < 0.2
     predictions = solver.predict(solver.data["X_val"])  # the data as the Solver holds it: float32
     assert predictions.shape == data["y_val"].shape and predictions.dtype == np.float32
     assert r2_score(predictions, data["y_val"]) == pytest.approx(metrics["best_val_r2"], abs=1e-6)
     best = int(np.argmin(solver.val_loss_history))  # the epoch kept is the lowest validation loss's
-    assert solver.best_val_score == solver.val_score_history[best] and len(solver.val_rmse_history) == 60
+    assert solver.best_val_score == solver.val_score_history[best] and solver.best_epoch == best + 1
+    assert len(solver.val_extra_history["rmse"]) == 60
 
 
 def test_the_solver_refuses_labels_it_cannot_use_for_regression(rng):
@@ -211,27 +212,38 @@ def test_the_diabetes_example_trains_resumes_evaluates_predicts_and_exports(tmp_
     np.testing.assert_allclose(values[:, 0], model.predict(X[:50]), rtol=1e-5)
 
 
-def test_a_classification_sweep_metric_on_a_regression_config_is_one_line(tmp_path, capsys):
+def test_a_regression_sweep_measures_r2_unless_told_otherwise_and_refuses_accuracy(tmp_path, capsys):
     pytest.importorskip("sklearn")
     from chainrule.cli import main
 
     config = tmp_path / "sweep.toml"
     config.write_text((ROOT / "examples" / "diabetes.toml").read_text()
-                      + "\n[sweep]\ntrials = 2\nparams = { 'optim.lr' = { choice = [0.01, 0.03] } }\n")
+                      + "\n[sweep]\ntrials = 2\nmetric = 'best_val_acc'\n"
+                      + "params = { 'optim.lr' = { choice = [0.01, 0.03] } }\n")
     assert main(["sweep", str(config), "--set", f"output.dir='{tmp_path / 's'}'"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
-        "sweep.metric 'best_val_acc' is not measured for a regression loss ('mse'); use 'best_val_r2'")
+        "sweep.metric 'best_val_acc' is not measured for a regression loss ('mse'); use one of 'best_val_r2', "
+        "'test_r2', 'train_r2'")
+    from chainrule.config import read_config
+    from chainrule.sweeps.plan import make_plan
+
+    raw = read_config(str(config))
+    del raw["sweep"]["metric"]
+    assert make_plan(raw, tmp_path, {}).metric == "best_val_r2"
 
 
 def test_the_regression_report_against_scikit_learn_and_its_shape_rules(rng):
     metrics = pytest.importorskip("sklearn.metrics")
-    from chainrule.trained.evaluation import format_report, regression_report
+    task = Regression()
+
+    def regression_report(y, p):
+        return task.report(y, p, 1, "the targets")
 
     y, p = rng.standard_normal(30), rng.standard_normal(30)
     report = regression_report(y, p)
     assert report["r2"] == pytest.approx(metrics.r2_score(y, p), rel=1e-12)
     assert report["mae"] == pytest.approx(metrics.mean_absolute_error(y, p), rel=1e-12)
-    assert report["examples"] == 30 and format_report(report).startswith(f"r2 {report['r2']:.4f}  rmse")
+    assert report["examples"] == 30 and task.format_report(report).startswith(f"r2 {report['r2']:.4f}  rmse")
     assert regression_report(y[:, None], p) == report  # one target as a column is the same target
     with pytest.raises(ValueError, match=r"expected targets of shape \(30,\) \(one per prediction\), got .* \(30, 2\)"):
         regression_report(np.c_[y, y], p)

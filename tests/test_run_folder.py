@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from chainrule import history, runs
+from chainrule.files import RunLock
 from tests.subprocess_runs import ROOT, assert_same_checkpoint_arrays, cli, popen
 from tests.test_after_training import SLOW, SPIRAL, write
 
@@ -41,7 +42,7 @@ def test_the_history_is_in_its_files_and_the_checkpoint_does_not_grow_with_the_r
     with np.load(tmp_path / "long" / "checkpoint.npz") as f:
         assert not [k for k in f.files if "history" in k]
         meta = json.loads(str(f["__meta__"]))
-    assert meta["format"] == 6 and not [k for k in meta if "history" in k or k == "epoch_seconds"]
+    assert meta["format"] == 7 and not [k for k in meta if "history" in k or k == "epoch_seconds"]
 
     solver = long.solver
     table = rows(tmp_path / "long" / "history.csv")
@@ -70,29 +71,15 @@ def test_rows_written_after_the_checkpoint_are_dropped_when_the_run_resumes(tmp_
     assert_same_checkpoint_arrays(tmp_path / "full", cut)
 
 
-def as_format_5(run_dir: Path) -> None:
-    """Rewrite a run's checkpoint as chainrule wrote it before format 6: the history inside, no steps.csv."""
-    with np.load(run_dir / "checkpoint.npz") as f:
+def test_a_checkpoint_of_an_older_format_is_refused_saying_why(tmp_path):
+    train_to(tmp_path, 2, "old")
+    path = tmp_path / "old" / "checkpoint.npz"
+    with np.load(path) as f:
         arrays = {k: f[k] for k in f.files}
     meta = json.loads(str(arrays.pop("__meta__")))
-    table = rows(run_dir / "history.csv")[1:]
-    columns = {"val_loss_history": 2, "train_acc_history": 3, "val_acc_history": 4, "lr_history": 5,
-               "epoch_seconds": 6}
-    meta.update({key: [float(r[i]) for r in table] for key, i in columns.items()}, format=5)
-    arrays["history/loss"] = np.array([float(r[2]) for r in rows(run_dir / "steps.csv")[1:]])
-    np.savez(run_dir / "checkpoint.npz", __meta__=np.array(json.dumps(meta)), **arrays)
-    (run_dir / "steps.csv").unlink()
-
-
-def test_a_run_checkpointed_in_the_old_format_resumes_as_if_never_stopped(tmp_path):
-    train_to(tmp_path, 9, "full")
-    train_to(tmp_path, 6, "old")
-    as_format_5(tmp_path / "old")
-    assert runs.train(runs.setup(None, ["solver.epochs=9"], resume=tmp_path / "old")) == 0
-    assert rows(tmp_path / "old" / "steps.csv") == rows(tmp_path / "full" / "steps.csv")
-    assert rows(tmp_path / "old" / "history.csv", drop_seconds=True) == \
-        rows(tmp_path / "full" / "history.csv", drop_seconds=True)
-    assert_same_checkpoint_arrays(tmp_path / "full", tmp_path / "old")
+    np.savez(path, __meta__=np.array(json.dumps({**meta, "format": 6})), **arrays)
+    with pytest.raises(ValueError, match=r"checkpoint format 6, expected 7 \(a run written by an older chainrule"):
+        runs.setup(None, [], resume=tmp_path / "old")
 
 
 def test_a_history_file_that_disagrees_with_the_checkpoint_is_an_error_naming_it(tmp_path):
@@ -223,21 +210,21 @@ def test_ctrl_c_at_any_moment_of_a_start_is_one_line_and_status_130(tmp_path, co
 def test_the_lock_is_released_by_the_system_when_its_process_ends(tmp_path):
     run_dir = tmp_path / "r"
     run_dir.mkdir()
-    holder = popen([sys.executable, "-c", "import sys, time; from chainrule import runs; from pathlib import Path; "
-                    f"runs.lock_run(Path({str(run_dir)!r})); print('held', flush=True); time.sleep(60)"],
+    holder = popen([sys.executable, "-c", "import sys, time; from chainrule.files import RunLock; "
+                    f"from pathlib import Path; RunLock(Path({str(run_dir)!r})).acquire(); print('held', flush=True); "
+                    "time.sleep(60)"],
                    stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(runs.ConfigError, match=f"is in use by process {holder.pid}"):
-            runs.lock_run(run_dir)
+            RunLock(run_dir).acquire()
     finally:
         holder.kill()
         holder.wait()
         holder.stdout.close()
     assert (run_dir / ".lock").read_text() == str(holder.pid)  # left behind by the kill, but not locked
-    runs.lock_run(run_dir)
-    assert (run_dir / ".lock").read_text() == str(os.getpid())
-    runs.unlock_run(run_dir)
+    with RunLock(run_dir):
+        assert (run_dir / ".lock").read_text() == str(os.getpid())
     assert not (run_dir / ".lock").exists()
 
 
@@ -247,8 +234,8 @@ def test_history_files_are_appended_not_rewritten(tmp_path):
     inode, before = path.stat().st_ino, path.read_bytes()
     solver = run.solver
     solver.epoch += 1  # one more epoch's numbers, as training would add them
-    for key in history.EPOCH_LISTS:
-        getattr(solver, key).append(getattr(solver, key)[-1])
+    for values in solver.epoch_lists().values():
+        values.append(values[-1])
     solver.loss_history += solver.loss_history[-solver.steps_per_epoch:]
     assert history.append(tmp_path / "r", solver, 3) == 4
     assert path.stat().st_ino == inode and path.read_bytes().startswith(before)

@@ -185,3 +185,82 @@ def test_the_restored_parameters_are_the_best_epochs_not_the_last():
     for key, value in solver.model.params.items():
         np.testing.assert_array_equal(value, seen[best][key], err_msg=key)
     assert any(not np.array_equal(seen[-1][k], seen[best][k]) for k in seen[best])
+
+
+def state_net(seed=0):
+    from layers import BatchNorm, Dropout
+
+    rng = np.random.default_rng(seed)
+    return Sequential(Affine(2, 32, rng=rng, dtype=np.float32), BatchNorm(32, dtype=np.float32), ReLU(),
+                      Dropout(0.2, rng=np.random.default_rng(seed + 7)), Affine(32, 3, rng=rng, dtype=np.float32))
+
+
+def state_solver(epochs, patience=None):
+    return Solver(state_net(), spiral_data(), optimizer=SGD(lr=0.1, momentum=0.9), reg=1e-3, lr_decay=0.9,
+                  batch_size=32, epochs=epochs, patience=patience, num_train_samples=100, verbose=False)
+
+
+def test_a_solver_given_anothers_state_continues_bit_for_bit():
+    """Stopped after 3 of 7 epochs, the model's parameters and buffers and the Solver's state go to a new Solver
+    over a new model; it ends exactly as a run of 7 epochs does (steps, every measure, the best epoch, the lr,
+    every parameter, buffer and Generator: Dropout's draws and the shuffling included)."""
+    saved = {}
+
+    def keep(solver):  # before the best parameters are restored: the state a checkpoint keeps
+        scalars, arrays = solver.state_dict()
+        saved.update(params={k: v.copy() for k, v in solver.model.params.items()},
+                     buffers={k: v.copy() for k, v in solver.model.buffers.items()},
+                     scalars=scalars, arrays={k: v.copy() for k, v in arrays.items()})
+
+    state_solver(3).train(on_stop=keep)
+    assert saved["scalars"]["epoch"] == 3 and len(saved["scalars"]["history"]["val_acc"]) == 3
+    resumed = state_solver(7)
+    for kind in ("params", "buffers"):
+        for key, value in getattr(resumed.model, kind).items():
+            value[...] = saved[kind][key]
+    resumed.load_state_dict(saved["scalars"], saved["arrays"])
+    assert resumed.epoch == 3 and resumed.optimizer.lr == pytest.approx(0.1 * 0.9**2)
+    whole = state_solver(7)
+    a, b = resumed.train(), whole.train()
+    assert {k: v for k, v in a.items() if k != "train_seconds"} == {k: v for k, v in b.items() if k != "train_seconds"}
+    assert resumed.loss_history == whole.loss_history and resumed.epoch_lists().keys() == whole.epoch_lists().keys()
+    for (column, x), y in zip(resumed.epoch_lists().items(), whole.epoch_lists().values(), strict=True):
+        assert column == "seconds" or x == y, column
+    assert resumed.best_epoch == whole.best_epoch and resumed.lr_history[-1] == pytest.approx(0.1 * 0.9**6)
+    for kind in ("params", "buffers"):
+        for key, value in getattr(whole.model, kind).items():
+            np.testing.assert_array_equal(getattr(resumed.model, kind)[key], value)
+    assert resumed.rng.bit_generator.state == whole.rng.bit_generator.state
+    dropout_states = [s.model.generators()["3.rng"].bit_generator.state for s in (resumed, whole)]
+    assert dropout_states[0] == dropout_states[1]
+
+
+def test_an_early_stopped_state_keeps_its_count_and_the_best_loss():
+    solver = Solver(two_layer(), spiral_data(), optimizer=SGD(lr=1e-9), epochs=50, patience=3, verbose=False)
+    solver.train()
+    scalars, arrays = solver.state_dict()
+    assert scalars["bad_epochs"] == 3 and scalars["stop_reason"]["kind"] == "early stop"
+    assert scalars["best_val_acc"] == solver.val_acc_history[scalars["best_epoch"] - 1]
+    assert scalars["best_val_loss"] == solver.val_loss_history[scalars["best_epoch"] - 1]
+    other = Solver(two_layer(), spiral_data(), optimizer=SGD(lr=1e-9), epochs=50, patience=3, verbose=False)
+    other.load_state_dict(scalars, arrays)
+    assert (other.bad_epochs, other.best_epoch, other.best_val_loss) == (3, solver.best_epoch, solver.best_val_loss)
+    assert other.train()["epochs_run"] == solver.epoch  # stopped stays stopped
+    other.reopen(more_epochs=True)
+    assert other.stop_reason is None and other.bad_epochs == 0
+
+
+def test_a_state_that_does_not_fit_is_refused_before_anything_changes():
+    solver = state_solver(2)
+    solver.train()
+    scalars, arrays = solver.state_dict()
+    other = Solver(two_layer(), spiral_data(), optimizer=SGD(lr=0.1, momentum=0.9), verbose=False)
+    with pytest.raises(ValueError, match=r"Solver state: its best parameters do not match the model's"):
+        other.load_state_dict(scalars, arrays)
+    assert other.epoch == 0 and other.loss_history == []
+    fresh = state_solver(2)
+    with pytest.raises(ValueError, match=r"Solver state: epoch 2 but a history of lengths"):
+        fresh.load_state_dict({**scalars, "history": {**scalars["history"], "val_acc": [0.5]}}, arrays)
+    with pytest.raises(ValueError, match=r"Solver state: missing best_val_acc"):
+        fresh.load_state_dict({k: v for k, v in scalars.items() if k != "best_val_acc"}, arrays)
+    assert fresh.epoch == 0

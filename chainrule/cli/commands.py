@@ -12,8 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import chainrule
 from chainrule import data as datasets
 from chainrule import runs, sweeps
@@ -23,13 +21,7 @@ from chainrule.config import ConfigError, read_config, resolve, self_contained
 from chainrule.report import write_json
 from chainrule.sweeps.folder import TrialStatus
 from chainrule.trained import pictures
-from chainrule.trained.evaluation import (
-    format_report,
-    read_inputs,
-    write_confusion_png,
-    write_predictions,
-    write_values,
-)
+from chainrule.trained.evaluation import read_inputs, write_predictions
 from chainrule.trained.model import TrainedModel, load_run
 
 ERRORS = (ConfigError, OSError, KeyError, ValueError, TypeError, ImportError)  # OSError: files, disk full
@@ -69,13 +61,9 @@ def predict(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "predictions.csv"
     check_out(out, Path(args.run_dir), [Path(args.input)], "--out", RUN_FILES + (EXPORTED,))
     model = load_run(args.run_dir, args.which)
-    X, _ = read_inputs(args.input, targets=model.regression)
+    X, _ = read_inputs(args.input, model.task)
     source = f"input {args.input!r}"  # bad rows are an error naming the file
-    if model.regression:
-        write_values(out, model.predict(X, source=source))
-    else:
-        proba = model.predict_proba(X, source=source)
-        write_predictions(out, np.argmax(proba, axis=1), proba)
+    write_predictions(out, model.task.prediction_table(model.scores(X, source=source)))
     print(f"{len(X)} predictions written to {out}")
     return 0
 
@@ -107,18 +95,15 @@ def evaluation_data(model: TrainedModel, source: str | None) -> tuple[Any, Any, 
     if source is None or source.endswith((".toml", ".json")):
         cfg = model.config if source is None else self_contained(resolve(read_config(source)), Path(source).parent)
         # raw: the model applies the run's own preprocessing
-        data = datasets.load(cfg["data"], Path("."), model.regression)
+        data = datasets.load(cfg["data"], Path("."), model.task)
         split = "test" if "X_test" in data else "val"
         return data[f"X_{split}"], data[f"y_{split}"], f"the {split} split of {source or 'the run'}"
-    X, y = read_inputs(source, targets=model.regression)
+    X, y = read_inputs(source, model.task)
     if y is None:
-        wanted = "targets" if model.regression else "labels"
-        raise ValueError(f"--data: {source!r} has no {wanted} to evaluate against (a csv's column 'label', or an "
-                         f"npz's array y)")
-    if model.regression:
-        return X, y, source
-    if y.ndim == 1 and y.dtype.kind not in "iu":  # an npz's float or text labels: class numbers only, as in a csv
-        y = datasets.class_numbers_of([str(v) for v in y.tolist()], f"--data: {source!r}")
+        raise ValueError(f"--data: {source!r} has no {model.task.target_word} to evaluate against (a csv's column "
+                         "'label', or an npz's array y)")
+    if y.ndim == 1 and y.dtype.kind not in "iu":  # an npz's float or text labels: read as a csv's column is
+        y = model.task.targets_from_text([str(v) for v in y.tolist()], f"--data: {source!r}")
     return X, y, source
 
 
@@ -131,27 +116,13 @@ def evaluate(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)  # the files first: a reader that stops early (| head) must not lose them
     write_json(run_dir / "evaluation.json", result)
     written = [run_dir / "evaluation.json"]
-    pictures_written = [] if model.regression else class_pictures(run_dir, model, X, y, result)
+    pictures_written = pictures.draw(run_dir, model, X, y, result)
     written += pictures_written or []
-    print(f"{args.which} parameters of {args.run_dir} on {what}\n{format_report(result)}")
+    print(f"{args.which} parameters of {args.run_dir} on {what}\n{model.task.format_report(result)}")
     print(f"wrote {', '.join(map(str, written[:-1]))}{' and ' if len(written) > 1 else ''}{written[-1]}")
     if pictures_written is None:
         print("no pictures: matplotlib is not installed (pip install -e '.[plot]')", file=sys.stderr)
     return 0
-
-
-def class_pictures(run_dir: Path, model: TrainedModel, X: Any, y: Any, result: dict[str, Any]) -> list[Path] | None:
-    """A classifier's pictures: confusion.png, and filters.png and saliency.png of a convolutional net; the files
-    written, or None without matplotlib. (A regression run has no classes to draw.)"""
-    if not write_confusion_png(run_dir / "confusion.png", np.array(result["confusion"])):
-        return None
-    written = [run_dir / "confusion.png"]
-    conv = pictures.first_conv(model.network)
-    if conv is not None and pictures.write_filters(run_dir / "filters.png", conv):
-        written.append(run_dir / "filters.png")
-        if pictures.write_saliency(run_dir / "saliency.png", model, X, y):
-            written.append(run_dir / "saliency.png")
-    return written
 
 
 def sweep(args: argparse.Namespace) -> int:

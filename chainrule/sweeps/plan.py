@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.build import build_objects, load_data
+from chainrule.build import build_objects, load_data, task_of
 from chainrule.config import ConfigError, resolve, self_contained
+from losses import Task
 
 from . import space
 
 SAMPLERS = ("random", "grid", "tpe")
-METRICS = ("best_val_acc", "test_acc", "train_acc", "best_val_r2", "test_r2", "train_r2")  # higher is better
 
 
 def cores() -> int:
@@ -44,7 +44,8 @@ def make_plan(raw: dict[str, Any], config_dir: Path, overrides: dict[str, Any]) 
     one, before any trial starts; TPE samples as it goes, so only its first config is checked up front)."""
     if "sweep" not in raw:
         raise ConfigError("sweep: the config has no [sweep] section (see chainrule sweep --help)")
-    settings = resolve(raw)["sweep"]
+    resolved = resolve(raw)
+    settings = resolved["sweep"]
     for key, low in (("trials", 1), ("workers", 0)):  # the command line's values, checked as the config's are
         value = overrides.get(key)
         if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
@@ -52,8 +53,10 @@ def make_plan(raw: dict[str, Any], config_dir: Path, overrides: dict[str, Any]) 
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if settings["sampler"] not in SAMPLERS:
         raise ConfigError(f"sweep.sampler: expected one of {', '.join(SAMPLERS)}, got {settings['sampler']!r}")
-    if settings["metric"] not in METRICS:
-        raise ConfigError(f"sweep.metric: expected one of {', '.join(METRICS)}, got {settings['metric']!r}")
+    known = [name for task in Task.__subclasses__() for name in task().metric_names]  # higher is better
+    settings["metric"] = settings["metric"] or task_of(resolved).metric_names[0]  # the best validation score
+    if settings["metric"] not in known:
+        raise ConfigError(f"sweep.metric: expected one of {', '.join(known)}, got {settings['metric']!r}")
     plan = Plan(raw, config_dir, settings, space.parse(settings["params"]))
     if settings["sampler"] == "grid":
         plan.values = space.grid_trials(plan.dists, settings["points"])
@@ -81,11 +84,10 @@ def validate(plan: Plan, values: list[dict[str, Any]]) -> None:
             if key not in loaded:
                 loaded[key] = load_data(cfg)[0]
             _, solver = build_objects(cfg, loaded[key])
-            if not plan.metric.endswith(solver.score_name):
-                kind = "a regression" if solver.regression else "a classification"
-                instead = f"{plan.metric.rpartition('_')[0]}_{solver.score_name}"
-                raise ConfigError(f"sweep.metric {plan.metric!r} is not measured for {kind} loss "
-                                  f"({cfg['loss']['type']!r}); use {instead!r}")
+            task = solver.task
+            if plan.metric not in task.metric_names:
+                raise ConfigError(f"sweep.metric {plan.metric!r} is not measured for a {task.name} loss "
+                                  f"({cfg['loss']['type']!r}); use one of {', '.join(map(repr, task.metric_names))}")
         except ConfigError as e:
             raise ConfigError(f"sweep trial {i} ({describe(trial_values)}): {e}") from None
 

@@ -36,7 +36,7 @@ def median_rule(medians: list[float]) -> Any:
     def check(solver: Solver) -> None:
         k = solver.epoch
         if 1 <= k <= len(medians) and solver.val_score_history[-1] < medians[k - 1]:
-            score = f"val_{solver.score_name} {solver.val_score_history[-1]:.4f}"
+            score = f"val_{solver.task.score_name} {solver.val_score_history[-1]:.4f}"
             solver.request_stop(Stop.MEDIAN, f"median stop: {score} below the median {medians[k - 1]:.4f} of "
                                 f"finished trials at epoch {k}")
     return check

@@ -1,4 +1,5 @@
-"""Inputs for prediction, classification and regression metrics, and what predict and evaluate write.
+"""Inputs for prediction, and what predict and evaluate write (the reports themselves are the task's:
+``losses.tasks``).
 
 Input files are read by the same readers as the data sources: an npz (arrays ``X`` or ``X_test`` and
 optionally ``y``/``y_test``), a CSV with a header (a ``label`` column, when present, holds the labels),
@@ -16,18 +17,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chainrule import data as datasets
-from chainrule.checkpoint import atomic_write
+from chainrule.files import atomic_write
 from chainrule.report import pyplot, save_figure
-from losses import r2_score, rmse
-from losses.classification import IGNORE_INDEX
+from losses import Task
 
 NPZ_KEYS = (("X", "y"), ("X_test", "y_test"), ("X_val", "y_val"), ("X_train", "y_train"))
 
 
-def read_inputs(path: str | Path, label_column: str = "label", targets: bool = False
-                ) -> tuple[NDArray, NDArray | None]:
-    """Inputs X (N, ...) and labels y (N,) or None from a file or folder in one of the supported formats; with
-    ``targets`` a CSV's label column holds a regression's real-valued targets."""
+def read_inputs(path: str | Path, task: Task, label_column: str = "label") -> tuple[NDArray, NDArray | None]:
+    """Inputs X (N, ...) and labels y (N,) or None from a file or folder in one of the supported formats; a
+    CSV's label column is read by the ``task`` (class numbers, or a regression's real-valued targets)."""
     p = datasets.existing(path, "input")
     if p.is_dir():
         images = first_file(p, "t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte")
@@ -42,7 +41,7 @@ def read_inputs(path: str | Path, label_column: str = "label", targets: bool = F
     if name.endswith(".npz"):
         return read_npz_inputs(p)
     if name.endswith(".csv"):
-        return read_csv_inputs(p, label_column, targets)
+        return read_csv_inputs(p, task, label_column)
     if name.endswith(".bin"):
         return datasets.read_cifar_batch(p)
     if "idx" in name or name.endswith("-ubyte") or name.endswith("-ubyte.gz"):
@@ -71,16 +70,16 @@ def read_npz_inputs(path: Path) -> tuple[NDArray, NDArray | None]:
     raise ValueError(f"input: {str(path)!r} has no array X or X_test (it has {', '.join(sorted(files)) or 'none'})")
 
 
-def read_csv_inputs(path: Path, label_column: str, targets: bool = False) -> tuple[NDArray, NDArray | None]:
+def read_csv_inputs(path: Path, task: Task, label_column: str) -> tuple[NDArray, NDArray | None]:
     """A CSV's rows of numbers. The first row is a header unless every value in it is a number (then it is
-    data); a ``label_column`` named in the header holds class numbers (real targets, with ``targets``). Empty
-    and header-only files are errors."""
+    data); a ``label_column`` named in the header holds the ``task``'s targets. Empty and header-only files are
+    errors."""
     rows = datasets.csv_rows(path)
     first = rows[0] if rows else None
     if first is None:
         raise ValueError(f"input: {str(path)!r} is empty")
     if label_column in first:
-        return datasets.load_csv(str(path), label_column, class_numbers=not targets, targets=targets)
+        return datasets.load_csv(str(path), label_column, task)
     body = rows[1:] if not all(is_number(v) for v in first) else rows
     if not body:
         raise ValueError(f"input: {str(path)!r} has a header row and no data rows")
@@ -99,77 +98,6 @@ def is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def classification_report(y: NDArray, pred: NDArray, classes: int, source: str = "the labels") -> dict[str, Any]:
-    """Accuracy, per-class precision, recall, F1 and support, macro averages, and the confusion matrix
-    (rows are true classes, columns predicted). A class never predicted has precision 0, as scikit-learn's
-    ``zero_division=0`` gives."""
-    if y.shape != pred.shape:
-        raise ValueError(f"evaluate: {source}: expected labels of shape {pred.shape} (one per prediction), got "
-                         f"an array of shape {y.shape}")
-    if y.ndim == 2 and y.dtype.kind in "iu":  # a label per step of a sequence: each step is an example, padding out
-        counted = y.ravel() != IGNORE_INDEX
-        y, pred = y.ravel()[counted], pred.ravel()[counted]
-    if y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= classes)):
-        outside = sorted(set(np.unique(y[(y < 0) | (y >= classes)]).tolist()))[:5] if y.dtype.kind in "iu" else []
-        raise ValueError(f"evaluate: {source} must hold the run's classes, integers 0..{classes - 1}"
-                         + (f"; found {', '.join(map(str, outside))}" if outside else f", not {y.dtype}"))
-    confusion = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(confusion, (y, pred), 1)
-    true_pos = np.diag(confusion).astype(float)
-    predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
-    precision = np.divide(true_pos, predicted, out=np.zeros(classes), where=predicted > 0)
-    recall = np.divide(true_pos, support, out=np.zeros(classes), where=support > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(classes), where=denom > 0)
-    return {"accuracy": float(true_pos.sum() / max(len(y), 1)), "examples": int(len(y)),
-            "per_class": [{"class": c, "precision": float(precision[c]), "recall": float(recall[c]),
-                           "f1": float(f1[c]), "support": int(support[c])} for c in range(classes)],
-            "macro_f1": float(f1.mean()), "confusion": confusion.tolist()}
-
-
-def regression_report(y: NDArray, pred: NDArray, source: str = "the targets") -> dict[str, Any]:
-    """R² (averaged over the outputs, as scikit-learn's ``r2_score``), RMSE and MAE of predictions ``pred``
-    against real targets ``y`` of the same shape."""
-    if y.dtype.kind not in "iuf":
-        raise ValueError(f"evaluate: {source} must be real numbers, not {y.dtype}")
-    if pred.ndim == 1 and y.shape == (len(pred), 1):  # one target as a column
-        y = y[:, 0]
-    if y.shape != pred.shape:
-        raise ValueError(f"evaluate: {source}: expected targets of shape {pred.shape} (one per prediction), got "
-                         f"an array of shape {y.shape}")
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise ValueError(f"evaluate: {source} have NaN or inf")
-    errors = np.asarray(pred, dtype=np.float64) - y
-    return {"r2": r2_score(pred, y), "rmse": rmse(pred, y), "mae": float(np.mean(np.abs(errors))) if y.size else 0.0,
-            "examples": int(len(y))}
-
-
-def format_report(result: dict[str, Any]) -> str:
-    if "r2" in result:
-        return (f"r2 {result['r2']:.4f}  rmse {result['rmse']:.4g}  mae {result['mae']:.4g} "
-                f"on {result['examples']} examples")
-    lines = [f"accuracy {result['accuracy']:.4f} on {result['examples']} examples  (macro F1 {result['macro_f1']:.4f})",
-             "", "class  precision  recall  f1      support"]
-    lines += [f"{r['class']:<5}  {r['precision']:<9.4f}  {r['recall']:<6.4f}  {r['f1']:<6.4f}  {r['support']}"
-              for r in result["per_class"]]
-    confusion = np.array(result["confusion"])
-    width = max(len(str(confusion.max())), 3)
-    lines += ["", "confusion (rows: true class, columns: predicted)",
-              " " * 6 + " ".join(f"{c:>{width}}" for c in range(len(confusion)))]
-    lines += [f"{i:<5} " + " ".join(f"{v:>{width}}" for v in row) for i, row in enumerate(confusion)]
-    return "\n".join(lines)
-
-
-def predictions_csv(labels: NDArray, proba: NDArray) -> bytes:
-    """index, predicted label and one probability column per class."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["index", "label", *(f"p{c}" for c in range(proba.shape[1]))])
-    for i, (label, row) in enumerate(zip(labels, proba, strict=True)):
-        writer.writerow([i, int(label), *(f"{p:.6g}" for p in row)])
-    return out.getvalue().encode()
 
 
 def write_confusion_png(path: Path, confusion: NDArray) -> bool:
@@ -193,17 +121,11 @@ def write_confusion_png(path: Path, confusion: NDArray) -> bool:
     return True
 
 
-def write_predictions(path: Path, labels: NDArray, proba: NDArray) -> None:
-    atomic_write(path, predictions_csv(labels, proba))
-
-
-def write_values(path: Path, values: NDArray) -> None:
-    """A regression's predictions: index and ``value`` (one output) or ``value0``.. (several), each the shortest
-    text that reads back to the same number of the values' dtype (float32's 218.49127, not 218.49127197265625)."""
+def write_predictions(path: Path, table: tuple[list[str], list[list[Any]]]) -> None:
+    """A task's prediction table (``Task.prediction_table``: a header and rows) as CSV, written atomically."""
+    header, rows = table
     out = io.StringIO()
     writer = csv.writer(out)
-    columns = values.reshape(len(values), -1)
-    writer.writerow(["index", *(["value"] if values.ndim == 1 else [f"value{k}" for k in range(columns.shape[1])])])
-    for i, row in enumerate(columns):
-        writer.writerow([i, *(str(v) for v in row)])
+    writer.writerow(header)
+    writer.writerows(rows)
     atomic_write(path, out.getvalue().encode())

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.checkpoint import atomic_write
+from chainrule.files import atomic_write
 from layers import (
     ELU,
     GRU,
@@ -270,6 +270,11 @@ EXPORTERS: dict[type, Callable[..., str]] = {
 }
 
 
+#: Each output a task may name (``Task.head_names``) as the ONNX operator that computes it from the network's.
+HEADS: dict[str, tuple[str, dict[str, Any]]] = {
+    "scores": ("Identity", {}), "probabilities": ("Softmax", {"axis": -1}), "predictions": ("Identity", {})}
+
+
 def to_onnx(model: Any, opset: int = 17) -> Any:
     """The ONNX model of a ``TrainedModel``: standardization, the network, ``scores`` and ``probabilities`` (for
     a regression model, one output ``predictions`` (N, K)); checked with
@@ -283,13 +288,10 @@ def to_onnx(model: Any, opset: int = 17) -> Any:
         x = graph.node("Sub", [x, graph.const(model.preprocessing["mean"], "mean")])
         x = graph.node("Div", [x, graph.const(model.preprocessing["std"], "std")])
     scores = export_layer(graph, model.network, x)
-    if model.regression:  # the network's values are the predictions: no softmax
-        outputs: tuple[str, ...] = ("predictions",)
-        graph.nodes.append(helper.make_node("Identity", [scores], ["predictions"]))
-    else:
-        outputs = ("scores", "probabilities")
-        graph.nodes.append(helper.make_node("Identity", [scores], ["scores"]))
-        graph.nodes.append(helper.make_node("Softmax", ["scores"], ["probabilities"], axis=-1))
+    outputs = model.task.head_names  # the task's outputs: the scores and their softmax, or the values
+    for name in outputs:
+        op, attributes = HEADS[name]
+        graph.nodes.append(helper.make_node(op, [scores], [name], **attributes))
     input_type = onnx.TensorProto.INT64 if model.indices else onnx.TensorProto.FLOAT  # a character model's
     out_shape = ["N", *model.output_shape[1:]]
     onnx_graph = helper.make_graph(

@@ -18,13 +18,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import softmax
 
 from chainrule import checkpoint as ckpt
-from chainrule.build import build_model, import_modules, is_regression, model_rng
-from chainrule.trained.evaluation import classification_report, regression_report
+from chainrule.build import build_model, import_modules, loss_of, model_rng
+from chainrule.files import atomic_write
 from layers import Layer
-from solver import eval_mode, takes_indices
 
 FORMAT = 1
 
@@ -41,8 +39,9 @@ class TrainedModel:
         self.network, self.config = network.eval(), config
         self.preprocessing, self.input_shape = preprocessing, tuple(input_shape)
         self.dtype = np.dtype(config["model"]["dtype"])
-        self.indices = takes_indices(network)  # a character model reads integer indices, not numbers
-        self.regression = is_regression(config)  # trained with a regression loss: the outputs are values
+        self.indices = network.takes_indices()  # a character model reads integer indices, not numbers
+        self.loss = loss_of(config)
+        self.task = self.loss.task  # what the outputs are and how they are measured
 
     def __repr__(self) -> str:
         return f"TrainedModel(input_shape={self.input_shape}, network={self.network!r})"
@@ -79,7 +78,7 @@ class TrainedModel:
         """The network's outputs: class scores (N, C), or a regression model's values (N, K), computed in eval
         mode in batches; ``source`` names X in errors."""
         X = self.transform(X, source)
-        with eval_mode(self.network):
+        with self.network.mode(False):
             parts = [self.network.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, self.classes), dtype=self.dtype)
 
@@ -87,7 +86,7 @@ class TrainedModel:
     def output_shape(self) -> tuple[int, ...]:
         """The scores' shape for one example: (1, C), or (1, T, C) for a label per step."""
         sample = np.zeros((1, *self.input_shape), np.int64 if self.indices else self.dtype)
-        with eval_mode(self.network):
+        with self.network.mode(False):
             return tuple(self.network.forward(sample).shape)
 
     @property
@@ -97,24 +96,24 @@ class TrainedModel:
     def predict(self, X: Any, source: str = "X") -> NDArray[Any]:
         """The class of the highest score for each row; for a regression model the predicted values, (N,) for
         one output or (N, K)."""
-        scores = self.scores(X, source=source)
-        if self.regression:
-            return scores[:, 0] if scores.shape[1] == 1 else scores
-        return np.argmax(scores, axis=-1)  # (N,), or (N, T) for a label per step
+        return self.task.predict(self.scores(X, source=source))  # (N,), or (N, T) for a label per step
 
     def predict_proba(self, X: Any, source: str = "X") -> NDArray[np.floating]:
-        """Class probabilities: the softmax of the scores, shape (N, C)."""
-        if self.regression:
-            raise ValueError("predict_proba: this model was trained with a regression loss "
-                             f"({self.config['loss']['type']!r}); it predicts values, not classes: use predict")
-        return softmax(self.scores(X, source=source), axis=-1)
+        """Class probabilities: the softmax of the scores, shape (N, C). A model whose task has no classes (a
+        regression) refuses, pointing to ``predict``."""
+        if "probabilities" not in self.task.head_names:
+            raise ValueError(f"predict_proba: this model was trained with a {self.task.name} loss "
+                             f"({self.config['loss']['type']!r}); it predicts {self.task.output_noun}, not "
+                             "classes: use predict")
+        return self.task.heads(self.scores(X, source=source))["probabilities"]
 
     def evaluate(self, X: Any, y: Any, source: str = "X") -> dict[str, Any]:
-        """Accuracy, per-class precision, recall, F1 and support, and the confusion matrix (rows: true class);
-        for a regression model R², RMSE and MAE. ``source`` names where X and y came from in errors."""
-        if self.regression:
-            return regression_report(np.asarray(y), self.predict(X, source), f"the targets of {source}")
-        return classification_report(np.asarray(y), self.predict(X, source), self.classes, f"the labels of {source}")
+        """The task's report (``Task.report``): accuracy, per-class precision, recall, F1 and support, and the
+        confusion matrix (rows: true class); for a regression model R², RMSE and MAE. ``source`` names where X
+        and y came from in errors."""
+        ignore = getattr(self.loss, "ignore_index", None)
+        return self.task.report(np.asarray(y), self.predict(X, source), self.classes,
+                                f"the {self.task.target_word} of {source}", ignore)
 
     def to_onnx(self, path: str | Path, opset: int = 17) -> Path:
         """Write the model as ONNX (standardization included; outputs ``scores`` and ``probabilities``); see
@@ -132,7 +131,7 @@ class TrainedModel:
         arrays.update({f"pre/{k}": v for k, v in self.preprocessing.items()})
         buffer = io.BytesIO()
         np.savez(buffer, __meta__=np.array(json.dumps(meta)), **arrays)
-        ckpt.atomic_write(Path(path), buffer.getvalue())
+        atomic_write(Path(path), buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> TrainedModel:

@@ -13,9 +13,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chainrule.report import pyplot, save_figure
+from chainrule.trained.evaluation import write_confusion_png
 from chainrule.trained.model import TrainedModel
 from layers import Conv1D, Conv2D, Layer, Sequential
-from solver import eval_mode
 
 
 def first_conv(network: Layer) -> Layer | None:
@@ -27,7 +27,7 @@ def first_conv(network: Layer) -> Layer | None:
 def saliency(model: TrainedModel, X: Any) -> tuple[NDArray, NDArray]:
     """The predicted classes of ``X`` and d score[predicted] / d X (raw inputs' shape), one backward pass."""
     x = model.transform(X)
-    with eval_mode(model.network):
+    with model.network.mode(False):
         scores = model.network.forward(x)
         predicted = np.argmax(scores, axis=1)
         dout = np.zeros_like(scores)
@@ -108,3 +108,36 @@ def write_saliency(path: Path, model: TrainedModel, X: Any, y: Any, count: int =
     save_figure(fig, path)
     plt.close(fig)
     return True
+
+
+def draw(run_dir: Path, model: TrainedModel, X: Any, y: Any, result: dict[str, Any]) -> list[Path] | None:
+    """The pictures of ``evaluate`` that the model's task asks for (``Task.pictures``), as NAME.png in
+    ``run_dir``: the files written ([] when the task draws none, or a picture does not apply, as filters to
+    a net without convolutions), or None without matplotlib."""
+    if not model.task.pictures:
+        return []
+    if pyplot() is None:
+        return None
+    written = []
+    for name in model.task.pictures:
+        path = run_dir / f"{name}.png"
+        if PICTURES[name](path, model, X, y, result):
+            written.append(path)
+    return written
+
+
+def confusion_picture(path: Path, model: TrainedModel, X: Any, y: Any, result: dict[str, Any]) -> bool:
+    return write_confusion_png(path, np.array(result["confusion"]))
+
+
+def filters_picture(path: Path, model: TrainedModel, X: Any, y: Any, result: dict[str, Any]) -> bool:
+    conv = first_conv(model.network)
+    return conv is not None and write_filters(path, conv)
+
+
+def saliency_picture(path: Path, model: TrainedModel, X: Any, y: Any, result: dict[str, Any]) -> bool:
+    return first_conv(model.network) is not None and write_saliency(path, model, X, y)
+
+
+#: Each picture a task may ask for, by name: a function (path, model, X, y, report) -> whether it was written.
+PICTURES = {"confusion": confusion_picture, "filters": filters_picture, "saliency": saliency_picture}

@@ -1,0 +1,126 @@
+"""Files the application writes: atomic replacement, the cleanup of what a kill left behind, and the lock that
+keeps one writer per run folder."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+
+from chainrule.config import ConfigError
+
+
+def file_mode() -> int:
+    """The mode a new file gets under the current umask (0o666 & ~umask), as ``open`` would give it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``.
+
+    The file gets the umask's mode (a temporary file would otherwise keep mkstemp's 0600)."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # no such folder, or not writable: name the file the caller asked for
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+    try:
+        os.fchmod(fd, file_mode())
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:  # name the file the caller asked for, not the temporary one
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete what a kill during an atomic write left behind (``.NAME.*.tmp``); nothing else is touched."""
+    if folder.is_dir():
+        for stale in folder.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+
+
+class RunLock:
+    """A run folder's lock: an exclusive ``flock`` on its ``.lock``, which holds the owner's process id. The
+    system gives the lock back when its process ends, however it ends, so a killed run's lock is free at
+    once; a lock held by another process is a ConfigError naming it.
+
+    ``with RunLock(run_dir):`` holds it for the block; ``acquire()`` and ``release()`` for longer spans."""
+
+    NAME = ".lock"
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir, self.path = run_dir, run_dir / self.NAME
+        self.fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self) -> RunLock:
+        """Take the lock (a no-op while this object holds it)."""
+        for _ in range(10):
+            if self.fd is not None:
+                return self
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held by a live process
+                os.close(fd)
+                raise ConfigError(f"run folder {str(self.run_dir)!r} is in use by {self.holder()} (see its "
+                                  f"{self.NAME}); wait for it to finish or stop it") from None
+            if not same_file(self.path, fd):  # its holder removed it between our open and our lock: again
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, str(os.getpid()).encode())
+            self.fd = fd
+        if self.fd is None:
+            raise ConfigError(f"run folder {str(self.run_dir)!r}: could not take its {self.NAME}")
+        return self
+
+    def release(self) -> None:
+        """Give the lock back, when held: the file is removed, then the lock released."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            try:
+                self.path.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+
+    def holder(self) -> str:
+        """Who holds the lock, in words: "process 123" when its file names a live process, or "another
+        process"."""
+        try:
+            pid: int | None = int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            pid = None
+        return f"process {pid}" if pid is not None and pid != os.getpid() and process_alive(pid) \
+            else "another process"
+
+
+def same_file(path: Path, fd: int) -> bool:
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(fd))
+    except FileNotFoundError:
+        return False
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True

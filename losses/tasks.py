@@ -1,0 +1,345 @@
+"""The kinds of problem a loss solves, as types: classification and regression.
+
+A loss carries its task (``SoftmaxCrossEntropy.task`` is a ``Classification``); the Solver, the run folder,
+``evaluate``, ``predict``, export, sweeps and the scikit-learn estimators ask it for everything that differs
+between kinds of problem and never branch on a name. A third kind is one new subclass.
+
+What a task owns:
+
+- ``predict(outputs)``: the network's outputs (N, C) or (N, T, C) as predictions;
+- ``measures(predictions, y)``: the score first (``score_name``: ``"acc"`` or ``"r2"``), then any others
+  (``extra_names``: RMSE for regression), by name;
+- ``improved(...)``: whether an epoch's validation loss and score beat the best so far;
+- ``check_targets`` and ``check_outputs``: what targets and outputs must look like;
+- ``outputs_for(targets)``: the outputs a model needs for these targets (classes, or target columns);
+- ``report``, ``format_report`` and ``pictures``: what ``evaluate`` computes, prints and draws;
+- ``heads(scores)`` and ``prediction_table``: what export and ``predict`` write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import softmax
+
+Array = NDArray[Any]
+
+
+class Task:
+    """A kind of problem; see the module docstring. Subclasses set the class attributes and the methods."""
+
+    name = ""
+    score_name = ""  # the score's key: train_<score_name>, val_<score_name>, best_val_<score_name>
+    score_label = ""  # the score in words, for pictures and messages
+    extra_names: tuple[str, ...] = ()  # measures besides the score, kept per epoch as val_<name>
+    selected_by = ""  # what picks the best epoch, in words: "validation accuracy"
+    target_word = ""  # "labels" or "targets"
+    output_noun, outputs_noun = "", ""  # what a model's outputs are ("scores") and what they stand for ("classes")
+    pictures: tuple[str, ...] = ()  # what evaluate draws, by picture name
+    head_names: tuple[str, ...] = ()  # the outputs export writes
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The run's metrics where higher is better, each a name a sweep may optimise."""
+        s = self.score_name
+        return (f"best_val_{s}", f"test_{s}", f"train_{s}")
+
+    def score(self, predictions: Array, y: Array, ignore: int | None = None) -> float:
+        """The score alone: ``measures(...)[score_name]``."""
+        return self.measures(predictions, y, ignore)[self.score_name]
+
+    def predict(self, outputs: Array, target_shape: tuple[int, ...] | None = None) -> Array:
+        raise NotImplementedError
+
+    def measures(self, predictions: Array, y: Array, ignore: int | None = None) -> dict[str, float]:
+        raise NotImplementedError
+
+    def improved(self, loss: float, score: float, best_loss: float, best_score: float) -> bool:
+        raise NotImplementedError
+
+    def check_targets(self, y: Array, name: str, dtype: np.dtype) -> Array:
+        raise NotImplementedError
+
+    def check_outputs(self, shape: tuple[int, ...], target_shape: tuple[int, ...]) -> str | None:
+        raise NotImplementedError
+
+    def outputs_for(self, targets: list[Array]) -> int:
+        raise NotImplementedError
+
+    def check_range(self, y: Array, name: str, outputs: int, ignore: int | None = None) -> None:
+        """Targets against the model's number of outputs (labels in [0, C)); nothing to check by default."""
+
+    def targets_from_text(self, values: list[str], where: str, names: bool = False) -> Array:
+        """Targets read from text (a CSV's column); ``names`` allows a training set's class names."""
+        raise NotImplementedError
+
+    def report(self, y: Array, predictions: Array, outputs: int, source: str,
+               ignore: int | None = None) -> dict[str, Any]:
+        """What ``evaluate`` reports for targets ``y`` and ``predictions``; ``source`` names y in errors."""
+        raise NotImplementedError
+
+    def format_report(self, result: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def heads(self, scores: Array) -> dict[str, Array]:
+        raise NotImplementedError
+
+    def prediction_table(self, outputs: Array) -> tuple[list[str], list[list[Any]]]:
+        raise NotImplementedError
+
+
+class Classification(Task):
+    """A score per class, integer labels (N,) or (N, T), measured by accuracy; the best epoch has the highest
+    validation accuracy. Rows labelled ``ignore`` (a loss's ``ignore_index``) count for nothing."""
+
+    name = "classification"
+    score_name, score_label = "acc", "accuracy"
+    selected_by, target_word = "validation accuracy", "labels"
+    output_noun, outputs_noun = "scores", "classes"
+    pictures = ("confusion", "filters", "saliency")
+    head_names = ("scores", "probabilities")
+
+    def predict(self, outputs: Array, target_shape: tuple[int, ...] | None = None) -> Array:
+        """The class of the highest score: (N,), or (N, T) for a label per step."""
+        return np.argmax(outputs, axis=-1)
+
+    def measures(self, predictions: Array, y: Array, ignore: int | None = None) -> dict[str, float]:
+        hits = predictions == y
+        counted = None if ignore is None else y != ignore
+        total = hits.size if counted is None else int(counted.sum())
+        correct = int(hits.sum() if counted is None else (hits & counted).sum())
+        return {"acc": correct / total if total else 0.0}
+
+    def improved(self, loss: float, score: float, best_loss: float, best_score: float) -> bool:
+        return score > best_score
+
+    def check_targets(self, y: Array, name: str, dtype: np.dtype) -> Array:
+        if y.dtype.kind not in "iu" or y.ndim not in (1, 2):
+            hint = "; for real-valued targets use a regression loss (loss.type = \"mse\")" if y.dtype.kind == "f" \
+                else ""
+            raise ValueError(f"{name} must be integer labels, (N,) or (N, T) for a label at every step of a "
+                             f"sequence, got {y.dtype} of shape {y.shape}{hint}")
+        return y
+
+    def check_outputs(self, shape: tuple[int, ...], target_shape: tuple[int, ...]) -> str | None:
+        if len(shape) == len(target_shape) + 1 and shape[:-1] == target_shape:
+            return None
+        expected = "(N, C)" if len(target_shape) == 1 else "(N, T, C) with T the labels' steps"
+        return f"the loss needs scores of shape {expected} for labels of shape {target_shape}"
+
+    def outputs_for(self, targets: list[Array]) -> int:
+        """The classes: the largest label (leaving out negative ones: an ``ignore_index``) plus 1."""
+        return max((int(y[y >= 0].max(initial=0)) for y in targets), default=0) + 1
+
+    def check_range(self, y: Array, name: str, outputs: int, ignore: int | None = None) -> None:
+        counted = y if ignore is None else y[y != ignore]
+        if counted.size and (counted.min() < 0 or counted.max() >= outputs):
+            raise ValueError(f"{name} has labels in [{counted.min()}, {counted.max()}], but the model gives "
+                             f"{outputs} scores (labels 0..{outputs - 1})")
+
+    def targets_from_text(self, values: list[str], where: str, names: bool = False) -> Array:
+        """Class numbers: integers, or floats with nothing after the point ("2.0"), as int64; anything else is a
+        ValueError naming ``where`` and the first offending values. With ``names`` (a training set's labels),
+        labels that are not all integers are names, numbered 0..k-1 in sorted order."""
+        if names:
+            try:
+                return np.array([int(v) for v in values], dtype=np.int64)
+            except ValueError:
+                return np.unique(np.array(values), return_inverse=True)[1].astype(np.int64)
+
+        def number(text: str) -> int | None:
+            try:
+                return int(text)
+            except ValueError:
+                try:
+                    value = float(text)
+                except ValueError:
+                    return None
+                return int(value) if value.is_integer() else None
+
+        return np.array(parse_each(values, number, where, "labels that are not class numbers",
+                                   "expected the run's classes as integers 0..C-1"), dtype=np.int64)
+
+    def report(self, y: Array, predictions: Array, outputs: int, source: str,
+               ignore: int | None = None) -> dict[str, Any]:
+        """Accuracy, per-class precision, recall, F1 and support, macro averages, and the confusion matrix
+        (rows are true classes, columns predicted). A class never predicted has precision 0, as scikit-learn's
+        ``zero_division=0`` gives. A label per step counts each step as an example, ``ignore`` left out."""
+        if y.shape != predictions.shape:
+            raise ValueError(f"evaluate: {source}: expected labels of shape {predictions.shape} (one per "
+                             f"prediction), got an array of shape {y.shape}")
+        if y.ndim == 2 and y.dtype.kind in "iu" and ignore is not None:
+            counted = y.ravel() != ignore
+            y, predictions = y.ravel()[counted], predictions.ravel()[counted]
+        if y.dtype.kind not in "iu" or (y.size and (y.min() < 0 or y.max() >= outputs)):
+            outside = sorted(set(np.unique(y[(y < 0) | (y >= outputs)]).tolist()))[:5] if y.dtype.kind in "iu" \
+                else []
+            raise ValueError(f"evaluate: {source} must hold the run's classes, integers 0..{outputs - 1}"
+                             + (f"; found {', '.join(map(str, outside))}" if outside else f", not {y.dtype}"))
+        return classification_summary(y.ravel(), predictions.ravel(), outputs)
+
+    def format_report(self, result: dict[str, Any]) -> str:
+        lines = [f"accuracy {result['accuracy']:.4f} on {result['examples']} examples  "
+                 f"(macro F1 {result['macro_f1']:.4f})", "", "class  precision  recall  f1      support"]
+        lines += [f"{r['class']:<5}  {r['precision']:<9.4f}  {r['recall']:<6.4f}  {r['f1']:<6.4f}  {r['support']}"
+                  for r in result["per_class"]]
+        confusion = np.array(result["confusion"])
+        width = max(len(str(confusion.max())), 3)
+        lines += ["", "confusion (rows: true class, columns: predicted)",
+                  " " * 6 + " ".join(f"{c:>{width}}" for c in range(len(confusion)))]
+        lines += [f"{i:<5} " + " ".join(f"{v:>{width}}" for v in row) for i, row in enumerate(confusion)]
+        return "\n".join(lines)
+
+    def heads(self, scores: Array) -> dict[str, Array]:
+        """The scores and their softmax, the class probabilities."""
+        return {"scores": scores, "probabilities": softmax(scores, axis=-1)}
+
+    def prediction_table(self, outputs: Array) -> tuple[list[str], list[list[Any]]]:
+        """index, predicted label and one probability column per class."""
+        proba = softmax(outputs, axis=-1)
+        header = ["index", "label", *(f"p{c}" for c in range(proba.shape[1]))]
+        labels = np.argmax(proba, axis=1)
+        return header, [[i, int(label), *(f"{p:.6g}" for p in row)]
+                        for i, (label, row) in enumerate(zip(labels, proba, strict=True))]
+
+
+def classification_summary(y: Array, predictions: Array, classes: int) -> dict[str, Any]:
+    """The report's numbers for labels and predictions (M,) in [0, classes)."""
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(confusion, (y, predictions), 1)
+    true_pos = np.diag(confusion).astype(float)
+    predicted, support = confusion.sum(axis=0), confusion.sum(axis=1)
+    precision = np.divide(true_pos, predicted, out=np.zeros(classes), where=predicted > 0)
+    recall = np.divide(true_pos, support, out=np.zeros(classes), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(classes), where=denom > 0)
+    return {"accuracy": float(true_pos.sum() / max(len(y), 1)), "examples": int(len(y)),
+            "per_class": [{"class": c, "precision": float(precision[c]), "recall": float(recall[c]),
+                           "f1": float(f1[c]), "support": int(support[c])} for c in range(classes)],
+            "macro_f1": float(f1.mean()), "confusion": confusion.tolist()}
+
+
+class Regression(Task):
+    """Predicted values (N, K), real targets (N, K) or (N,) for one output, measured by R² (and RMSE); the best
+    epoch has the lowest validation loss."""
+
+    name = "regression"
+    score_name, score_label, extra_names = "r2", "R²", ("rmse",)
+    selected_by, target_word = "validation loss", "targets"
+    output_noun, outputs_noun = "values", "target columns"
+    head_names = ("predictions",)
+
+    def predict(self, outputs: Array, target_shape: tuple[int, ...] | None = None) -> Array:
+        """The outputs as values: shaped as targets of ``target_shape`` when given ((N,) for targets (N,)), else
+        (N,) for one output and (N, K) for several."""
+        if target_shape is not None:
+            return outputs.reshape(len(outputs), *target_shape[1:])
+        return outputs[:, 0] if outputs.ndim == 2 and outputs.shape[1] == 1 else outputs
+
+    def measures(self, predictions: Array, y: Array, ignore: int | None = None) -> dict[str, float]:
+        return {"r2": r2_score(predictions, y), "rmse": rmse(predictions, y)}
+
+    def improved(self, loss: float, score: float, best_loss: float, best_score: float) -> bool:
+        return loss < best_loss
+
+    def check_targets(self, y: Array, name: str, dtype: np.dtype) -> Array:
+        if y.dtype.kind not in "iuf" or y.ndim not in (1, 2):
+            raise ValueError(f"{name} must be real-valued targets for a regression loss, (N,) or (N, K) for K "
+                             f"outputs, got {y.dtype} of shape {y.shape}")
+        with np.errstate(over="ignore"):
+            converted = y.astype(dtype, copy=False)
+        finite = np.isfinite(converted.reshape(len(y), -1)).all(axis=1)
+        if not finite.all():
+            beyond = bool(np.isfinite(y.reshape(len(y), -1)[int(np.argmin(finite))]).all())
+            what = f"values beyond {dtype} (largest {np.finfo(dtype).max:.3g})" if beyond else "NaN or inf"
+            raise ValueError(f"{name} has {what}, first in row {int(np.argmin(finite))}")
+        return converted
+
+    def check_outputs(self, shape: tuple[int, ...], target_shape: tuple[int, ...]) -> str | None:
+        if len(shape) == 2 and (target_shape == shape or (len(target_shape) == 1 and shape[1] == 1)):
+            return None
+        return "the loss needs outputs (N, K) for targets (N, K), or (N, 1) for targets (N,)"
+
+    def outputs_for(self, targets: list[Array]) -> int:
+        """The target columns: 1 for targets (N,)."""
+        return int(targets[0].shape[1]) if targets[0].ndim == 2 else 1
+
+    def targets_from_text(self, values: list[str], where: str, names: bool = False) -> Array:
+        """Real numbers as float64; text that is not a finite number is a ValueError naming ``where``."""
+        def number(text: str) -> float | None:
+            try:
+                value = float(text)
+            except ValueError:
+                return None
+            return value if np.isfinite(value) else None
+
+        return np.array(parse_each(values, number, where, "targets that are not finite numbers",
+                                   "a regression loss needs a real number in every row"), dtype=np.float64)
+
+    def report(self, y: Array, predictions: Array, outputs: int, source: str,
+               ignore: int | None = None) -> dict[str, Any]:
+        """R² (averaged over the outputs, as scikit-learn's ``r2_score``), RMSE and MAE."""
+        if y.dtype.kind not in "iuf":
+            raise ValueError(f"evaluate: {source} must be real numbers, not {y.dtype}")
+        if predictions.ndim == 1 and y.shape == (len(predictions), 1):  # one target as a column
+            y = y[:, 0]
+        if y.shape != predictions.shape:
+            raise ValueError(f"evaluate: {source}: expected targets of shape {predictions.shape} (one per "
+                             f"prediction), got an array of shape {y.shape}")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError(f"evaluate: {source} have NaN or inf")
+        errors = np.asarray(predictions, dtype=np.float64) - y
+        return {"r2": r2_score(predictions, y), "rmse": rmse(predictions, y),
+                "mae": float(np.mean(np.abs(errors))) if y.size else 0.0, "examples": int(len(y))}
+
+    def format_report(self, result: dict[str, Any]) -> str:
+        return (f"r2 {result['r2']:.4f}  rmse {result['rmse']:.4g}  mae {result['mae']:.4g} "
+                f"on {result['examples']} examples")
+
+    def heads(self, scores: Array) -> dict[str, Array]:
+        return {"predictions": scores}
+
+    def prediction_table(self, outputs: Array) -> tuple[list[str], list[list[Any]]]:
+        """index and ``value`` (one output) or ``value0``.. (several), each the shortest text that reads back
+        to the same number of the values' dtype (float32's 218.49127, not 218.49127197265625)."""
+        values = self.predict(outputs)
+        columns = values.reshape(len(values), -1)
+        names = ["value"] if values.ndim == 1 else [f"value{k}" for k in range(columns.shape[1])]
+        return ["index", *names], [[i, *(str(v) for v in row)] for i, row in enumerate(columns)]
+
+
+def r2_score(predictions: Array, y: Array) -> float:
+    """The coefficient of determination 1 - SSE / SST, averaged over the outputs as scikit-learn's ``r2_score``
+    (a constant target gives 1 when predicted exactly, else 0). Shapes (N,) or (N, K), float64 sums."""
+    p, t = (np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in (predictions, y))
+    sse, sst = ((t - p) ** 2).sum(axis=0), ((t - t.mean(axis=0)) ** 2).sum(axis=0)
+    per_output = np.where(sst > 0, 1 - sse / np.where(sst > 0, sst, 1), np.where(sse == 0, 1.0, 0.0))
+    return float(per_output.mean()) if len(t) else 0.0
+
+
+def rmse(predictions: Array, y: Array) -> float:
+    """The root of the mean squared error over all elements, in float64."""
+    p, t = (np.asarray(a, dtype=np.float64).reshape(len(a), -1) for a in (predictions, y))
+    return float(np.sqrt(np.mean((t - p) ** 2))) if t.size else 0.0
+
+
+def parse_each(texts: list[str], parse: Any, where: str, problem: str, expected: str) -> list[Any]:
+    """``parse`` applied to every text; texts it returns None for are a ValueError naming ``where``, the
+    ``problem`` with the first five such texts, and what was ``expected``."""
+    values = [parse(text) for text in texts]
+    bad = [text for text, value in zip(texts, values, strict=True) if value is None]
+    if bad:
+        shown = ", ".join(repr(text) for text in list(dict.fromkeys(bad))[:5])
+        raise ValueError(f"{where} has {problem} ({shown}); {expected}")
+    return values
