@@ -1,4 +1,4 @@
-"""What a checkpoint costs as a run grows: size and write time at a given epoch, now and as before format 6.
+"""What a checkpoint costs as a run grows: size and write time at a given epoch.
 
     python benchmarks/checkpoint_growth.py [--epochs 20 1000 100000] [--writes 20]
 
@@ -6,15 +6,13 @@ The spiral example's solver is given the history of a run of E epochs (numbers d
 Generator: what a write costs depends on how much it writes, not on the values), then the checkpoint of one
 more epoch is written ``--writes`` times into a temporary run folder: the rows of that epoch appended to
 history.csv and steps.csv, then checkpoint.npz and checkpoint.json, each written atomically and flushed to
-disk, as training does. "before" writes the same checkpoint with the history inside it and history.csv
-rewritten whole, as chainrule did up to format 5.
+disk, as training does. The history is in history.csv and steps.csv, appended to: the checkpoint's size and
+write time should not grow with the epoch.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import sys
 import tempfile
 import time
@@ -32,27 +30,14 @@ from chainrule import history, runs  # noqa: E402
 def with_history(solver, epochs: int, rng: np.random.Generator) -> None:
     """The solver as if it had run ``epochs`` epochs: its history lists filled."""
     solver.epoch = epochs
-    solver.loss_history = rng.random(epochs * solver.steps_per_epoch).tolist()
-    for key in history.EPOCH_LISTS:
-        setattr(solver, key, rng.random(epochs).tolist())
+    solver.loss_history[:] = rng.random(epochs * solver.steps_per_epoch).tolist()
+    for values in solver.epoch_lists().values():
+        values[:] = rng.random(epochs).tolist()
 
 
 def write_now(run_dir: Path, solver, cfg, pre) -> None:
     history.append(run_dir, solver, solver.epoch - 1)
     ckpt.save_checkpoint(run_dir, solver, cfg, pre)
-
-
-def write_before(run_dir: Path, solver, cfg, pre) -> None:
-    """Format 5: the per-epoch lists in the metadata, the step losses as an array, history.csv rewritten."""
-    meta, arrays = ckpt.solver_state(solver, cfg, pre)
-    meta.update(format=5, **{key: getattr(solver, key) for key in history.EPOCH_LISTS})
-    arrays["history/loss"] = np.array(solver.loss_history)
-    text = json.dumps(meta, indent=1)
-    buffer = io.BytesIO()
-    np.savez(buffer, __meta__=np.array(text), **arrays)
-    ckpt.atomic_write(run_dir / "checkpoint.npz", buffer.getvalue())
-    ckpt.atomic_write(run_dir / "checkpoint.json", text.encode())
-    ckpt.atomic_write(run_dir / "history.csv", history.csv_text(history.epoch_rows(solver), history.EPOCH_FIELDS))
 
 
 def measure(write, run, epochs: int, writes: int) -> tuple[int, float]:
@@ -80,12 +65,10 @@ def main() -> None:
         run = runs.setup(ROOT / "examples" / "spiral.toml", [f"output.dir='{folder}/r'", "solver.verbose=false"])
     print(f"spiral example, {run.solver.steps_per_epoch} steps an epoch; checkpoint.npz + checkpoint.json, "
           f"median of {args.writes} writes")
-    print(f"{'epoch':>8}  {'now kB':>8}  {'now ms':>7}  {'before kB':>10}  {'before ms':>9}")
+    print(f"{'epoch':>8}  {'kB':>8}  {'ms':>7}")
     for epochs in args.epochs:
         size, ms = measure(write_now, run, epochs, args.writes)
-        old_writes = max(3, args.writes // 4) if epochs > 10000 else args.writes  # seconds each, at 100,000
-        old_size, old_ms = measure(write_before, run, epochs, old_writes)
-        print(f"{epochs:>8}  {size / 1e3:>8.1f}  {ms:>7.2f}  {old_size / 1e3:>10.1f}  {old_ms:>9.2f}")
+        print(f"{epochs:>8}  {size / 1e3:>8.1f}  {ms:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -103,42 +103,60 @@ def import_modules(names: list[str], dirs: list[str]) -> None:
 
 def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generator, classes: int | None = None
                 ) -> Sequential:
-    """Layers by registered name; in_features, num_features (a feature count, or the channels of an
-    (N, C, ...) input), in_channels and num_channels, input_size (the last axis: a recurrent layer's D of (N,
-    T, D)), num_embeddings (the largest index in integer data, plus 1), and dtype, rng and init filled in from
-    the data and the previous layer when the constructor takes them and the config does not give them; and the
-    last layer's out_features, when the config leaves it out, from ``classes`` (a character model's vocabulary)."""
+    """Layers by registered name, each given what it infers from its input (``Layer.infer``: the data for the
+    first layer, then the previous layer's output) and, when its constructor takes them, the model's ``dtype``,
+    ``rng`` and (when the config sets it) ``init``; and the last layer's ``out_features``, when the config leaves
+    it out, from ``classes`` (the outputs the targets need). What the config gives wins."""
     dtype = np.dtype(cfg["dtype"])
-    try:
-        first: Any = REGISTRY.lookup(cfg["layers"][0]["type"])
-    except (KeyError, IndexError, TypeError):
-        first = None  # said below, with the layer's position
-    indices = sample.dtype.kind in "iu" and getattr(first, "integer_input", False)  # an Embedding reads them
-    x = np.zeros((2, *sample.shape[1:]), dtype=sample.dtype if indices else dtype)
-    vocabulary = max(int(sample.max()) + 1 if indices and sample.size else 1, classes or 0)
+    x = first_input(cfg, sample, dtype, classes)
     layers: list[Layer] = []
     for i, spec in enumerate(cfg["layers"]):
         path = f"model.layers[{i}]"
-        name = spec["type"]
-        cls = registered(REGISTRY, name, f"{path}.type")
+        cls = registered(REGISTRY, spec["type"], f"{path}.type")
         kwargs = kwargs_for(path, cls, {k: v for k, v in spec.items() if k != "type"})
         accepts = inspect.signature(cls).parameters
-        features = x.shape[-1] if getattr(cls, "features_last_axis", False) else int(np.prod(x.shape[1:]))
-        channels = x.shape[1] if x.ndim > 1 else features
-        fill = {"in_features": features, "num_features": channels if x.ndim > 2 else features,
-                "in_channels": channels, "num_channels": channels, "input_size": x.shape[-1],
-                "num_embeddings": vocabulary, "dtype": dtype, "rng": rng, "init": cfg["init"]}
+        try:
+            inferred = cls.infer(x)  # type: ignore[attr-defined]  # a Layer subclass: the registry holds no other
+        except (TypeError, ValueError, IndexError) as e:
+            raise ConfigError(f"{path} ({spec['type']}) cannot take the previous output of shape {x.shape}: "
+                              f"{e}") from None
+        model_wide = {"dtype": dtype, "rng": rng, **({"init": cfg["init"]} if cfg["init"] else {})}
         if classes is not None and i == len(cfg["layers"]) - 1:
-            fill["out_features"] = classes
-        kwargs.update({k: v for k, v in fill.items() if k in accepts and k not in kwargs})
+            model_wide["out_features"] = classes
+        kwargs.update({k: v for k, v in {**model_wide, **inferred}.items() if k in accepts and k not in kwargs})
         layer = build(path, cls, kwargs)
+        check_init(path, layer, cfg["init"], accepts)
         try:
             with layer.mode(False):  # shape inference must not touch state (BatchNorm's running statistics)
-                x = layer.forward(x)
+                x = layer.forward(x[:2])
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"{path} ({name}) does not accept the previous output of shape {x.shape}: {e}") from None
+            raise ConfigError(f"{path} ({spec['type']}) does not accept the previous output of shape {x.shape}: "
+                              f"{e}") from None
         layers.append(layer)
     return Sequential(*layers)
+
+
+def first_input(cfg: dict[str, Any], sample: np.ndarray, dtype: np.dtype, classes: int | None) -> np.ndarray:
+    """What the first layer infers from and runs on: integer indices as they are, for a first layer that reads
+    them (an Embedding; with ``classes - 1`` among them, since a model whose outputs are fed back, a character
+    model, may be given any class); else two zero examples in the model's dtype."""
+    try:
+        first: Any = REGISTRY.lookup(cfg["layers"][0]["type"])
+    except (KeyError, IndexError, TypeError):
+        first = None  # said by the caller, with the layer's position
+    if sample.dtype.kind in "iu" and getattr(first, "integer_input", False):
+        extra = np.full((1, *sample.shape[1:]), max((classes or 1) - 1, 0), dtype=sample.dtype)
+        return np.concatenate([sample, extra]) if sample.size else extra
+    return np.zeros((2, *sample.shape[1:]), dtype=dtype)
+
+
+def check_init(path: str, layer: Layer, init: str, accepts: Any) -> None:
+    """``model.init`` applies to every layer that draws its weights (takes an ``rng`` and has parameters): one that
+    draws them its own way (a recurrent layer, an Embedding) is a ConfigError, not a setting silently ignored."""
+    if init and "init" not in accepts and "rng" in accepts and layer.params:
+        raise ConfigError(f"model.init = {init!r}: {path} ({type(layer).__name__}) draws its weights its own way "
+                          "and takes no init; remove model.init and give init to the layers that take it (Affine, "
+                          "Maxout, Conv1D, Conv2D)")
 
 
 def loss_of(cfg: dict[str, Any]) -> Loss:

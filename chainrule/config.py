@@ -28,7 +28,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     },
     "model": {"layers": ((list,), None), "imports": ((list,), []), "import_dirs": ((list,), []),
               "dtype": ((str,), "float32"),
-              "init": ((str,), "he")},
+              "init": ((str,), "")},
     "loss": {"type": ((str,), "softmax"), "reg": ((float,), 0.0)},
     "optim": {"type": ((str,), "sgd")},
     "schedule": {"type": ((str,), "exponential")},

@@ -10,10 +10,11 @@ from .base import REGISTRY, Layer
 from .containers import Sequential
 from .convolutional import AvgPool1D, AvgPool2D, Conv1D, Conv2D, GlobalAvgPool, MaxPool1D, MaxPool2D
 from .dropout import Dropout
+from .embedding import Embedding, TemporalAffine
 from .graphs import Add, AddConst, Exp, Graph, MatMul, Max, Mul, Reciprocal, Scale, Square, Sum
 from .maxout import Maxout
 from .normalization import BatchNorm, GroupNorm, LayerNorm
-from .recurrent import GRU, LSTM, RNN, Embedding, TemporalAffine
+from .recurrent import GRU, LSTM, RNN
 from .shape import Flatten, Reshape
 
 __all__ = [

@@ -1,32 +1,39 @@
 """The Layer contract, and the one walk over a tree of layers.
 
-What a layer must define:
+A layer is eight things. It defines the first two, sets the third, and takes the others where it needs them:
 
-- ``forward(*inputs)``: compute the output, caching only what ``backward`` needs;
-- ``backward(dout)``: return the gradient of each input (a tuple for several inputs) and overwrite
-  ``grads``; it never changes ``dout``, its inputs or its parameters;
-- ``params`` and ``grads``, set in ``__init__`` after ``super().__init__()``: dicts of arrays with the same
-  keys, shapes and dtypes. Optimizers update ``params`` in place, so a layer never rebinds them.
+1. ``forward(*inputs)`` computes the output and caches only what ``backward`` needs: ``self.x = x``.
+2. ``backward(dout)`` returns the gradient of each input (a tuple for several) and overwrites ``grads``; it never
+   changes ``dout``, its inputs or its parameters: ``self.grads["W"] = self.x.T @ dout; return dout @ W.T``.
+   ``backward_params(dout)`` may fill ``grads`` alone where skipping the input gradient saves work.
+3. ``params`` and ``grads``, set in ``__init__`` after ``super().__init__()``: dicts of arrays with the same keys,
+   shapes and dtypes, ``self.params = {"W": W}``. Optimizers update ``params`` in place: never rebind them.
+4. ``buffers``: arrays that are state but are not trained, ``self.buffers = {"running_mean": mu}``. Checkpoints
+   keep them; optimizers and the L2 penalty never see them. Update them in place.
+5. ``self.training``: True after ``train()``, False after ``eval()``: ``if self.training: mask = ...``.
+6. What it holds: a Layer or a ``numpy.random.Generator`` in an attribute, or in a list, tuple or dict held in
+   one, is part of the tree. ``self.fc = Affine(4, 4)`` puts ``fc.W`` in the holder's ``params`` and reaches
+   ``fc`` with ``train()``, ``astype``, checks and checkpoints; ``self.rng = np.random.default_rng(0)`` is
+   restored by checkpoints and held fixed by gradient checks. One instance holds one place in a tree. A
+   container gives its own order and names by overriding ``children()`` (Sequential: ``"0.W"``).
+7. ``infer(x)``, a classmethod: the sizes a config fills in from the layer's input, as constructor arguments,
+   ``{"num_embeddings": int(x.max()) + 1}``. By default the course's names (``in_features``, ``num_features``,
+   ``in_channels``, ``num_channels``, ``input_size``); a constructor's ``dtype``, ``rng`` and ``init`` get the
+   model's. ``integer_input = True`` marks a layer that reads integer indices (an Embedding).
+8. ``example(rng, batch)``, a classmethod: a small float64 instance and its inputs for ``python -m
+   layers.gradcheck``, ``return cls(3, 2, rng=rng, dtype=np.float64), (rng.standard_normal((batch, 3)),)``.
 
-What a layer may define:
+Defining a subclass registers it by class name (``register=False`` keeps a helper base out of the registry).
 
-- ``buffers``: arrays that are state but are not trained (BatchNorm's running statistics). Optimizers and
-  the L2 penalty never see them; checkpoints and the best-epoch snapshot keep them. Update them in place.
-- behaviour per mode: ``self.training`` is True after ``train()`` and False after ``eval()``.
-- sub-layers: any Layer held in an attribute, or in a list, tuple or dict held in one, is part of the tree.
-  Its parameters, gradients and buffers appear in the holder's under qualified names (``"fc.W"``,
-  ``"parts.0.b"``); ``train()``, ``eval()``, ``astype``, ``generators()``, gradient checks and checkpoints
-  reach it. One instance may hold one place in a tree. A container whose order matters declares its
-  sub-layers by overriding ``children()`` (Sequential, Graph).
-- randomness: a ``numpy.random.Generator`` held in an attribute (``self.rng``); ``generators()`` finds it,
-  so checkpoints restore it and gradient checks hold it fixed.
-- ``example(rng, batch)``: a small float64 instance and inputs, for ``python -m layers.gradcheck``.
-- ``backward_params(dout)``: fill ``grads`` without the input gradient, where skipping it saves work.
-- ``to_onnx(graph, x)``: the layer's ONNX operators, for ``chainrule export`` (see ``chainrule/trained/export.py``):
-  ``graph.const(array)`` and ``graph.node(op_type, inputs, **attributes)`` return names; return the output's.
+Memory layout: a layer may return a view in another memory order (the convolutions return channel-major
+views); a layer makes its new arrays with ``np.empty_like``/``zeros_like`` or ``order="K"``, which follow the
+input's order, so a chain of layers keeps one layout instead of copying at each step.
 
-Defining a subclass registers it by class name (``register=False`` keeps a helper base out), so configs
-and the gradient checker find it.
+Outside the contract, none needed by a layer of your own: the helpers ``as_float_array`` and ``check_dout``
+(boundary checks with the project's messages) and ``self.cached`` (a forward cache, or the call-order error);
+``leaf=True`` in a built-in class statement, which promises no sub-layers so its arrays are read without a walk
+(the small MLP step of benchmarks/bench.py is 22% slower without it, deep-narrow 14%); and ``to_onnx``, the
+export hook (see ``chainrule.trained.export``).
 """
 
 from __future__ import annotations
@@ -83,6 +90,11 @@ def check_dout(layer: object, dout: Array, shape: tuple[int, ...]) -> None:
         raise TypeError(f"{layer!r}: expected dout as a floating array of shape {shape} (the output's), got {got}")
     if dout.shape != shape:
         raise ValueError(f"{layer!r}: expected dout of shape {shape} (the output's), got {dout.shape}")
+
+
+def features_of(x: NDArray[Any]) -> int:
+    """The values of one example, every axis but the first: what a layer that flattens its input reads."""
+    return int(np.prod(x.shape[1:]))
 
 
 def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...], margin: float = 0.1) -> Array:
@@ -203,11 +215,11 @@ class Layer:
 
     def walk(self) -> list[tuple[str, Layer]]:
         """``named_layers`` with each name as a key prefix ("" for this layer, "1.fc." below it). A layer whose
-        ``structure()`` lists its children, and whose layers below are all leaves, keeps its walk while the same
-        instances stand in the same places."""
-        key = self.structure()
+        children are all leaves keeps its walk while the same instances stand in the same places."""
+        children = self.children()
+        key = [layer for _, layer in children]
         cached = self.__dict__.get("_walk")
-        if key is not None and cached is not None and len(key) == len(cached[0]) and all(map(is_, key, cached[0])):
+        if cached is not None and len(key) == len(cached[0]) and all(map(is_, key, cached[0])):
             return cached[1]
         found: list[tuple[str, Layer]] = []
         places: dict[int, str] = {}
@@ -223,14 +235,9 @@ class Layer:
                 visit(f"{prefix}{name}.", child)
 
         visit("", self)
-        if key is not None and LEAVES.issuperset(type(layer) for _, layer in found[1:]):
-            self.__dict__["_walk"] = (list(key), found)
+        if LEAVES.issuperset(type(layer) for layer in key) and len(found) == len(key) + 1:
+            self.__dict__["_walk"] = (key, found)
         return found
-
-    def structure(self) -> list[Layer] | None:
-        """The layers directly below, in order, for a container that declares its children, or None where
-        only a new walk can tell (the default: any attribute may come to hold a layer)."""
-        return None
 
     def merged(self, kind: str) -> dict[str, Array]:
         """The ``kind`` arrays ("params", "grads" or "buffers") of the whole tree under qualified names."""
@@ -324,6 +331,18 @@ class Layer:
         if value is None:
             raise RuntimeError(f"{self!r}: backward() called before forward()")
         return value
+
+    @classmethod
+    def infer(cls, x: NDArray[Any]) -> dict[str, Any]:
+        """Sizes this layer takes from ``x``, an example of its input (the data for a first layer, else the
+        previous layer's output), as constructor arguments: a config fills in those the constructor takes and
+        the config leaves out. By default the course's names: ``in_features`` (the values of one example),
+        ``num_features`` (the channels of an (N, C, ...) input, else its features), ``in_channels`` and
+        ``num_channels`` (axis 1) and ``input_size`` (the last axis). Override it for any other size."""
+        features = features_of(x)
+        channels = int(x.shape[1]) if x.ndim > 1 else features
+        return {"in_features": features, "num_features": channels if x.ndim > 2 else features,
+                "in_channels": channels, "num_channels": channels, "input_size": int(x.shape[-1])}
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:

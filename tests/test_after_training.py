@@ -338,7 +338,7 @@ def test_an_out_that_is_a_folder_or_in_no_folder_is_one_line_naming_it(tmp_path,
 
 
 def test_an_atomic_write_into_no_folder_names_the_file_asked_for(tmp_path):
-    from chainrule.checkpoint import atomic_write
+    from chainrule.files import atomic_write
 
     with pytest.raises(OSError) as info:
         atomic_write(tmp_path / "missing" / "model.onnx", b"x")

@@ -391,7 +391,7 @@ def test_a_full_disk_is_one_line(tmp_path, monkeypatch):
     def no_space(path, data):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(ckpt, "atomic_write", no_space)
+    monkeypatch.setattr(ckpt, "atomic_write", no_space)  # the checkpoint module's own name for it
     code, err = run(write_config(tmp_path, BASE), "--set", f"output.dir='{tmp_path / 'r'}'")
     assert_clean_error(code, err, "No space left on device")
 

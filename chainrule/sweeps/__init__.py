@@ -19,8 +19,8 @@ from typing import Any
 import tomli_w
 
 from chainrule import runs
-from chainrule.checkpoint import atomic_write
 from chainrule.config import ConfigError, apply_sets, read_config, resolve
+from chainrule.files import atomic_write
 from chainrule.report import pyplot
 
 from .folder import Sweep, TrialStatus, read_rows, write_summary

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import tomli_w
 
-from chainrule.checkpoint import atomic_write
 from chainrule.config import SCHEMA
+from chainrule.files import atomic_write
 from chainrule.report import pyplot, save_figure
 from solver import Stop, StopReason
 

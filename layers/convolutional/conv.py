@@ -121,6 +121,7 @@ def conv_example(cls: Any, rng: np.random.Generator, batch: int, channels: tuple
     return layer, (rng.standard_normal((batch, channels[0], *spatial)),)
 
 
+
 class Conv1D(ConvND, leaf=True):
     """One-dimensional convolution on x (N, C_in, L); the arguments, layout and rules of ``ConvND``."""
 

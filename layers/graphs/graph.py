@@ -101,9 +101,6 @@ class Graph(Layer):
     def children(self) -> list[tuple[str, Layer]]:
         return [(name, layer) for name, (layer, _) in self.nodes.items()]
 
-    def structure(self) -> list[Layer]:
-        return [layer for layer, _ in self.nodes.values()]
-
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Array]:
         if len(args) > len(self.input_names):
             raise ValueError(f"Graph: got {len(args)} inputs, expected {len(self.input_names)} "

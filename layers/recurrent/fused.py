@@ -1,5 +1,7 @@
-"""Recurrent layers on sequences (N, T, D), batch first: RNN, LSTM and GRU, and the sequence layers around them,
-Embedding and TemporalAffine.
+"""Recurrent layers on sequences (N, T, D), batch first: RNN, LSTM and GRU, fused over time. Each computes, over a
+whole sequence, what its step function in ``layers.recurrent.steps`` (the course's ``rnn_step_forward``,
+``lstm_step_backward``, ...) computes one step at a time; read those for the equations and the backward pass
+gate by gate, and this module for how the sequence is computed fast.
 
 A recurrent layer is a step, ``h_t = step(x_t, h_{t-1})``, run over time from a zero state. Forward projects
 every step's input at once (one matrix product ``x Wx`` for all N * T rows), then loops over time for the part
@@ -15,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Array, Layer, as_float_array, check_dout
-from .init import float_dtype, make_rng
+from ..base import Array, Layer, as_float_array, check_dout
+from ..init import float_dtype, make_rng
 
 
 class Recurrent(Layer, register=False):
@@ -32,10 +34,9 @@ class Recurrent(Layer, register=False):
     each step are a view, not a copy.
 
     Memory: the layer keeps its large arrays between calls (``workspace``) and uses them again while the batch
-    keeps its shape; fresh arrays every step cost 2,200 to 2,600 page faults a training step at N = 100, T = 40,
-    H = 64, about a third of the step. It holds about 5 (RNN), 17 (LSTM) or 24 (GRU) values per hidden unit,
-    time step and example, forward's cache included, and a copy of the input. Both changes together, at N = 100,
-    T = 40, D = 1, H = 64, float32: the LSTM's forward and backward 19.4 -> 9.9 ms, the GRU's 13.6 -> 9.3 ms.
+    keeps its shape, so a training step makes no new pages (benchmarks/rnn_bench.py measures the steps). It holds
+    about 5 (RNN), 17 (LSTM) or 24 (GRU) values per hidden unit, time step and example, forward's cache
+    included, and a copy of the input.
     """
 
     gates = 1
@@ -376,100 +377,3 @@ class GRU(Recurrent, leaf=True):
             dh *= z[t]
             dh += np.matmul(Wh, ah, out=recurrent)
         return self.input_gradients(inputs, h_prev, da_x, da_h)
-
-
-class Embedding(Layer, leaf=True):
-    """out[n, t] = W[idx[n, t]]: integer indices (N, T) (any shape) in, vectors (N, T, E) out.
-
-    Parameter ``W`` (V, E), drawn from N(0, 1). dW adds dout[n, t] into row idx[n, t], so a repeated index
-    accumulates (``np.add.at``); indices have no gradient (backward returns None). Caches the indices.
-    """
-
-    integer_input = True  # the Solver leaves integer data as it is for a model holding one
-
-    def __init__(self, num_embeddings: int, embedding_dim: int, *, rng: np.random.Generator | int | None = None,
-                 dtype: Any = np.float32) -> None:
-        super().__init__()
-        if not (isinstance(num_embeddings, int) and num_embeddings >= 1 and isinstance(embedding_dim, int)
-                and embedding_dim >= 1):
-            raise ValueError(f"Embedding: num_embeddings and embedding_dim must be integers >= 1, got "
-                             f"{num_embeddings!r}, {embedding_dim!r}")
-        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        dt = float_dtype(dtype, "Embedding")
-        self.params = {"W": make_rng(rng).standard_normal((num_embeddings, embedding_dim)).astype(dt)}
-        self.grads = {"W": np.zeros_like(self.params["W"])}
-        self.idx: Any = None
-
-    def __repr__(self) -> str:
-        return f"Embedding({self.num_embeddings}, {self.embedding_dim})"
-
-    def forward(self, idx: Any) -> Array:
-        idx = np.asarray(idx)
-        if idx.dtype.kind not in "iu":
-            raise TypeError(f"{self!r}: expected integer indices, got {idx.dtype}")
-        if idx.size and (idx.min() < 0 or idx.max() >= self.num_embeddings):
-            bad = idx[(idx < 0) | (idx >= self.num_embeddings)].ravel()[0]
-            raise ValueError(f"{self!r}: index {bad} is out of range: expected 0..{self.num_embeddings - 1}")
-        self.idx = idx
-        return self.params["W"][idx]
-
-    def backward(self, dout: Array) -> None:
-        idx = self.cached(self.idx)
-        check_dout(self, dout, (*idx.shape, self.embedding_dim))
-        dW = np.zeros_like(self.params["W"])
-        np.add.at(dW, idx.ravel(), dout.reshape(-1, self.embedding_dim))
-        self.grads["W"] = dW
-        return None
-
-    @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Any, ...]]:
-        layer = cls(5, 3, rng=rng, dtype=np.float64)
-        return layer, (rng.integers(0, 5, (batch, 6)),)  # six indices from five rows: repeats
-
-
-class TemporalAffine(Layer, leaf=True):
-    """out[:, t] = x[:, t] W + b at every time step: x (N, T, D) in, (N, T, M) out, the course's temporal
-    affine. Parameters ``W`` (D, M) drawn from N(0, 1/D) and ``b`` (M,), as ``Affine``'s. Caches x."""
-
-    features_last_axis = True  # in_features is x's last axis (a config fills it in so), not all but the first
-
-    def __init__(self, in_features: int, out_features: int, *, rng: np.random.Generator | int | None = None,
-                 dtype: Any = np.float32) -> None:
-        super().__init__()
-        if not (isinstance(in_features, int) and in_features >= 1 and isinstance(out_features, int)
-                and out_features >= 1):
-            raise ValueError(f"TemporalAffine: in_features and out_features must be integers >= 1, got "
-                             f"{in_features!r}, {out_features!r}")
-        self.in_features, self.out_features = in_features, out_features
-        dt = float_dtype(dtype, "TemporalAffine")
-        W = (make_rng(rng).standard_normal((in_features, out_features)) / np.sqrt(in_features)).astype(dt)
-        self.params = {"W": W, "b": np.zeros(out_features, dt)}
-        self.grads = {"W": np.zeros_like(W), "b": np.zeros(out_features, dt)}
-        self.x: Any = None
-
-    def __repr__(self) -> str:
-        return f"TemporalAffine({self.in_features}, {self.out_features})"
-
-    def forward(self, x: Array) -> Array:
-        x = as_float_array(self, x)
-        if x.ndim != 3 or x.shape[2] != self.in_features:
-            raise ValueError(f"{self!r}: expected x of shape (N, T, {self.in_features}), got {x.shape}")
-        if x.dtype != self.params["W"].dtype:
-            raise TypeError(f"{self!r}: x has dtype {x.dtype} but the parameters are {self.params['W'].dtype}")
-        self.x = x
-        return x @ self.params["W"] + self.params["b"]
-
-    def backward(self, dout: Array) -> Array:
-        x = self.cached(self.x)
-        N, T, D = x.shape
-        check_dout(self, dout, (N, T, self.out_features))
-        rows = dout.reshape(N * T, -1)
-        self.grads["W"] = x.reshape(N * T, D).T @ rows
-        self.grads["b"] = rows.sum(axis=0)
-        return dout @ self.params["W"].T
-
-    @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        layer = cls(4, 3, rng=rng, dtype=np.float64)
-        layer.params["b"][:] = rng.standard_normal(3)
-        return layer, (rng.standard_normal((batch, 5, 4)),)
