@@ -31,9 +31,10 @@ input's order, so a chain of layers keeps one layout instead of copying at each 
 
 Outside the contract, none needed by a layer of your own: the helpers ``as_float_array`` and ``check_dout``
 (boundary checks with the project's messages) and ``self.cached`` (a forward cache, or the call-order error);
-``leaf=True`` in a built-in class statement, which promises no sub-layers so its arrays are read without a walk
-(the small MLP step of benchmarks/bench.py is 22% slower without it, deep-narrow 14%); and ``to_onnx``, the
-export hook (see ``chainrule.trained.export``).
+``leaf=True`` in a built-in class statement, which promises no sub-layers so its arrays are read without a walk,
+and ``structure()``, a container's children held ready (Sequential's list), which let the walk be kept between
+reads (without both, an MLP's training step takes 1.4-1.8x as long: benchmarks/walk_bench.py); and
+``to_onnx``, the export hook (see ``chainrule.trained.export``).
 """
 
 from __future__ import annotations
@@ -216,8 +217,9 @@ class Layer:
     def walk(self) -> list[tuple[str, Layer]]:
         """``named_layers`` with each name as a key prefix ("" for this layer, "1.fc." below it). A layer whose
         children are all leaves keeps its walk while the same instances stand in the same places."""
-        children = self.children()
-        key = [layer for _, layer in children]
+        key = self.structure()
+        if key is None:
+            key = [layer for _, layer in self.children()]
         cached = self.__dict__.get("_walk")
         if cached is not None and len(key) == len(cached[0]) and all(map(is_, key, cached[0])):
             return cached[1]
@@ -236,8 +238,13 @@ class Layer:
 
         visit("", self)
         if LEAVES.issuperset(type(layer) for layer in key) and len(found) == len(key) + 1:
-            self.__dict__["_walk"] = (key, found)
+            self.__dict__["_walk"] = (list(key), found)
         return found
+
+    def structure(self) -> list[Layer] | None:
+        """For speed only: the layers directly below in ``children()``'s order, where a container holds them
+        ready (Sequential's list), or None to have them taken from ``children()``."""
+        return None
 
     def merged(self, kind: str) -> dict[str, Array]:
         """The ``kind`` arrays ("params", "grads" or "buffers") of the whole tree under qualified names."""

@@ -55,7 +55,10 @@ class Sequential(Layer):
         return iter(self.layers)
 
     def children(self) -> list[tuple[str, Layer]]:
-        return list(zip(map(str, range(len(self.layers))), self.layers))
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    def structure(self) -> list[Layer]:
+        return self.layers
 
     def forward(self, x: Array) -> Array:
         layer = None
