@@ -18,46 +18,12 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from layers import Layer
-from losses import LOSSES, Loss, Objective, Task, is_weight
-from optim import OPTIMIZERS, ExponentialDecay, Optimizer, Schedule, Stop, StopReason
-
-DATA_KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
-
-
-def check_data(data: dict[str, Any], model: Layer, task: Task) -> dict[str, NDArray[Any]]:
-    """Validate the data dict: the four required arrays, optional test arrays, matching lengths. Inputs are
-    converted once, here, to what the model takes (``Layer.as_input``), targets by the loss's ``task``."""
-    unknown = sorted(set(data) - set(DATA_KEYS))
-    if unknown:
-        raise KeyError(f"Solver data: unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
-    missing = [k for k in DATA_KEYS[:4] if k not in data]
-    if ("X_test" in data) != ("y_test" in data):
-        missing.append("y_test" if "X_test" in data else "X_test")
-    if missing:
-        raise KeyError(f"Solver data: missing {', '.join(missing)}")
-    out: dict[str, NDArray[Any]] = {}
-    for split in ("train", "val", "test"):
-        if f"X_{split}" in data:
-            X = out[f"X_{split}"] = model.as_input(data[f"X_{split}"], f"Solver data: X_{split}")
-            y = out[f"y_{split}"] = task.check_targets(np.asarray(data[f"y_{split}"]), f"Solver data: y_{split}",
-                                                       X.dtype if X.dtype.kind == "f" else np.dtype(np.float32))
-            if len(X) != len(y):
-                raise ValueError(f"Solver data: X_{split} has {len(X)} rows but y_{split} has {len(y)}")
-    return out
-
-
-AUTO_MIN_FLOPS = 10e6  # below this per matrix product, a second BLAS thread costs more than it gives (README)
-
-
-def largest_matmul_flops(model: Layer, batch_size: int) -> float:
-    """2 N D M for the largest weight (D, M) of the model at a batch of N: the biggest product of a step."""
-    return max((2.0 * batch_size * w.shape[0] * float(np.prod(w.shape[1:])) for w in model.params.values()
-                if is_weight(w)), default=0.0)
-
+from losses import LOSSES, Loss, Objective, Task
+from optim import OPTIMIZERS, ExponentialDecay, Optimizer, Schedule, Stop, StopReason, blas_threads
 
 
 class OutputError(ValueError):
@@ -67,26 +33,22 @@ class OutputError(ValueError):
 class Solver:
     """Trains ``model`` on ``data`` = {X_train, y_train, X_val, y_val[, X_test, y_test]}.
 
-    Each step: scores = model.forward(X); loss = data loss + reg * sum(W**2) over
-    weight tensors; model.backward(dscores); grads += 2 reg W; optimizer.step.
-    ``train()`` runs shuffled minibatch epochs from a seeded Generator, records
-    ``loss_history`` (per step), ``train_score_history``, ``val_score_history``,
-    ``val_loss_history`` and ``lr_history`` (per epoch), keeps the parameters of the best epoch and
-    restores them at the end. ``patience`` stops after that many epochs without
-    improvement. A non-finite loss stops training and sets ``stop_reason``.
+    Each step: scores = model.forward(X); loss = data loss + reg * sum(W**2) over weight tensors;
+    model.backward(dscores); grads += 2 reg W; optimizer.step. ``train()`` runs shuffled minibatch epochs from a
+    seeded Generator, records ``loss_history`` (per step) and per epoch ``train_score_history``,
+    ``val_score_history``, ``val_loss_history`` and ``lr_history``, keeps the parameters of the best epoch and
+    restores them at the end; ``patience`` stops after that many epochs without improvement; a non-finite loss
+    stops training and sets ``stop_reason``.
 
-    What is measured is the loss's ``task`` (``losses.tasks``): for a classification loss the score is
-    accuracy (``train_acc_history``, ``val_acc_history`` and ``best_val_acc`` are the course's names for it)
-    and the best epoch has the highest validation accuracy; for a regression loss such as ``"mse"`` it is R²,
-    with the RMSE in ``val_extra_history["rmse"]``, and the best epoch has the lowest validation loss.
+    What is measured is the loss's ``task`` (``losses.tasks``): accuracy for a classification loss
+    (``train_acc_history``, ``val_acc_history`` and ``best_val_acc`` are the course's names), the best epoch
+    the highest validation accuracy; R² for a regression loss such as ``"mse"`` (the RMSE in
+    ``val_extra_history["rmse"]``), the best epoch the lowest validation loss.
 
-    ``state_dict()`` and ``load_state_dict()`` give and take everything but the model's parameters and
-    buffers: a Solver given another's state, over a model holding that one's parameters, continues exactly
-    where it stopped. The learning rate lives in the optimizer: ``optimizer.lr`` is the current epoch's,
-    set from ``optimizer.initial_lr`` by the schedule.
-
-    The data is checked here, once: the arrays, their lengths, and every target against the
-    model's outputs. A dtype other than the model's is an error from its first layer.
+    ``state_dict()`` and ``load_state_dict()`` give and take everything but the model's parameters and buffers:
+    a Solver given another's state, over a model holding that one's parameters, continues exactly where it
+    stopped. The learning rate lives in the optimizer: the schedule sets ``optimizer.lr`` each epoch from
+    ``optimizer.initial_lr``. The data is checked here, once (``Task.check_data``, and outputs against targets).
     """
 
     def __init__(
@@ -115,7 +77,7 @@ class Solver:
             raise TypeError(f"Solver: loss must be a Loss or a loss's name, got {type(self.loss).__name__}")
         self.task: Task = self.loss.task
         self.ignore_index: int | None = getattr(self.loss, "ignore_index", None)
-        self.data = check_data(data, model, self.task)
+        self.data = self.task.check_data(data, model.as_input)
         self.optimizer = OPTIMIZERS.lookup(optimizer)() if isinstance(optimizer, str) else optimizer
         check_settings(batch_size, epochs, num_train_samples, reg, patience, threads)
         self.objective = Objective(self.loss, reg)
@@ -146,17 +108,10 @@ class Solver:
         self.output_shape = self.check_outputs()  # checked once here; checkpoints and reports read it
         self.num_classes = self.output_shape[-1]
 
-    @property
-    def train_acc_history(self) -> list[float]:
-        return self.train_score_history
-
-    @property
-    def val_acc_history(self) -> list[float]:
-        return self.val_score_history
-
-    @property
-    def best_val_acc(self) -> float:
-        return self.best_val_score
+    # the course's names, for a classification loss's accuracy
+    train_acc_history = property(lambda self: self.train_score_history)
+    val_acc_history = property(lambda self: self.val_score_history)
+    best_val_acc = property(lambda self: self.best_val_score)
 
     def check_outputs(self) -> tuple[int, ...]:
         """One example's output shape, checked against the targets by the task (and every label against the
@@ -186,7 +141,7 @@ class Solver:
         return loss
 
     def outputs(self, X: NDArray[Any], batch_size: int = 1000) -> NDArray[np.floating]:
-        """The model's outputs for X, in eval mode in batches; the model's mode is restored."""
+        """The model's outputs for X, in eval mode (then the mode it had) in batches."""
         with self.model.mode(False):
             parts = [self.model.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
         dtype = self.model.params_dtype() or np.float64
@@ -198,16 +153,14 @@ class Solver:
         return self.task.predict(self.outputs(X, batch_size), (len(X), *self.data["y_train"].shape[1:]))
 
     def check_accuracy(self, X: NDArray[Any], y: NDArray[Any], num_samples: int | None = None) -> float:
-        """The task's score (accuracy, or R² for a regression loss), on a random subsample of ``num_samples``
-        when given."""
+        """The task's score (accuracy, or R²), on a random subsample of ``num_samples`` when given."""
         if num_samples is not None and len(X) > num_samples:
             idx = self.sample_rng.choice(len(X), num_samples, replace=False)
             X, y = X[idx], y[idx]
         return self.task.score(self.predict(X), y, self.ignore_index) if len(y) else 0.0
 
     def measure(self, X: NDArray[Any], y: NDArray[Any], batch_size: int = 1000) -> tuple[float, dict[str, float]]:
-        """Data loss plus the L2 penalty, and the task's measures by name (its score first), from one pass in
-        eval mode."""
+        """Data loss plus the L2 penalty, and the task's measures by name (its score first), in one pass."""
         if not len(y):
             return 0.0, {name: 0.0 for name in (self.task.score_name, *self.task.extra_names)}
         outputs = self.outputs(X, batch_size)
@@ -223,17 +176,9 @@ class Solver:
         last state still in the model (before the best parameters are restored). ``request_stop`` ends
         training after the current epoch. The model is left in the mode it was in.
         """
-        with self.model.mode(True), threadpool_limits(limits=self.blas_threads(), user_api="blas"):
+        threads = blas_threads(self.threads, self.model, self.batch_size)
+        with self.model.mode(True), threadpool_limits(limits=threads, user_api="blas"):
             return self.train_epochs(on_epoch_end, on_stop)
-
-    def blas_threads(self) -> int:
-        """The BLAS threads training uses: ``threads``, or for "auto" one thread when the largest matrix
-        product of a step is under AUTO_MIN_FLOPS and otherwise every thread BLAS may use now (all the cores,
-        or fewer where a sweep worker or the caller limited them). Never more than that limit."""
-        limit = max((p["num_threads"] for p in threadpool_info() if p.get("user_api") == "blas"), default=1)
-        if self.threads != "auto":
-            return min(int(self.threads), limit)
-        return limit if largest_matmul_flops(self.model, self.batch_size) >= AUTO_MIN_FLOPS else 1
 
     def reopen(self, more_patience: bool = False, more_epochs: bool = False) -> None:
         """Let a stopped run go on: one stopped by a signal always; an early-stopped one when given
@@ -349,15 +294,11 @@ class Solver:
                                   self.best_val_score if self.val_score_history else None}
         for split in ("train", "test") if "X_test" in self.data else ("train",):
             X, y = self.data[f"X_{split}"], self.data[f"y_{split}"]
-            measures = self.task.measures(self.predict(X), y, self.ignore_index) if len(y) else \
-                self.measure(X, y)[1]
-            result.update({f"{split}_{name}": value for name, value in measures.items()})
+            result.update({f"{split}_{name}": value for name, value in self.measure(X, y)[1].items()})
         result.update(epochs_run=self.epoch, train_seconds=round(sum(self.epoch_seconds), 3))
         if self.stop_reason is not None:
             result["stop_reason"] = self.stop_reason.message
         return result
-
-    # State ---------------------------------------------------------------------------------------------
 
     def state_dict(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
         """Everything but the model's parameters and buffers needed to continue bit for bit: scalars

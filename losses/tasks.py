@@ -10,7 +10,7 @@ What a task owns:
 - ``measures(predictions, y)``: the score first (``score_name``: ``"acc"`` or ``"r2"``), then any others
   (``extra_names``: RMSE for regression), by name;
 - ``improved(...)``: whether an epoch's validation loss and score beat the best so far;
-- ``check_targets`` and ``check_outputs``: what targets and outputs must look like;
+- ``check_data``, ``check_targets`` and ``check_outputs``: what the data, targets and outputs must look like;
 - ``outputs_for(targets)``: the outputs a model needs for these targets (classes, or target columns);
 - ``report``, ``format_report`` and ``pictures``: what ``evaluate`` computes, prints and draws;
 - ``heads(scores)`` and ``prediction_table``: what export and ``predict`` write.
@@ -18,6 +18,7 @@ What a task owns:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from numpy.typing import NDArray
 from scipy.special import softmax
 
 Array = NDArray[Any]
+DATA_KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")  # what a training data dict holds
 
 
 class Task:
@@ -54,6 +56,29 @@ class Task:
         """The run's metrics where higher is better, each a name a sweep may optimise."""
         s = self.score_name
         return (f"best_val_{s}", f"test_{s}", f"train_{s}")
+
+    def check_data(self, data: dict[str, Any], as_input: Callable[[Any, str], Array]) -> dict[str, Array]:
+        """A training data dict, checked: the four required arrays, optional test arrays, matching lengths.
+        Inputs become what the model takes (``as_input(X, name)``, ``Layer.as_input``), targets the task's
+        (``check_targets``)."""
+        unknown = sorted(set(data) - set(DATA_KEYS))
+        if unknown:
+            raise KeyError(f"Solver data: unknown keys {unknown}; allowed: {', '.join(DATA_KEYS)}")
+        missing = [k for k in DATA_KEYS[:4] if k not in data]
+        if ("X_test" in data) != ("y_test" in data):
+            missing.append("y_test" if "X_test" in data else "X_test")
+        if missing:
+            raise KeyError(f"Solver data: missing {', '.join(missing)}")
+        out: dict[str, Array] = {}
+        for split in ("train", "val", "test"):
+            if f"X_{split}" in data:
+                X = out[f"X_{split}"] = as_input(data[f"X_{split}"], f"Solver data: X_{split}")
+                dtype = X.dtype if X.dtype.kind == "f" else np.dtype(np.float32)
+                y = out[f"y_{split}"] = self.check_targets(np.asarray(data[f"y_{split}"]), f"Solver data: y_{split}",
+                                                           dtype)
+                if len(X) != len(y):
+                    raise ValueError(f"Solver data: X_{split} has {len(X)} rows but y_{split} has {len(y)}")
+        return out
 
     def score(self, predictions: Array, y: Array, ignore: int | None = None) -> float:
         """The score alone: ``measures(...)[score_name]``."""

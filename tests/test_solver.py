@@ -123,6 +123,12 @@ def test_direct_step_still_checks_labels():
         solver.step(X, np.array([0, 1, -1, 2]))
 
 
+def threads_of(solver):
+    from optim.threads import blas_threads
+
+    return blas_threads(solver.threads, solver.model, solver.batch_size)
+
+
 def blas_threads_now():
     from threadpoolctl import threadpool_info
 
@@ -147,18 +153,18 @@ def test_the_thread_setting_is_applied_during_training_and_restored(threads):
 def test_auto_threads_follow_the_largest_product_and_never_exceed_the_limit():
     from threadpoolctl import threadpool_limits
 
-    from solver import AUTO_MIN_FLOPS, largest_matmul_flops
+    from optim.threads import AUTO_MIN_FLOPS, largest_matmul_flops
 
     data = {"X_train": np.zeros((4, 784), np.float32), "y_train": np.zeros(4, int),
             "X_val": np.zeros((2, 784), np.float32), "y_val": np.zeros(2, int)}
     big = Sequential(Affine(784, 512, rng=0), ReLU(), Affine(512, 10, rng=1))
     assert largest_matmul_flops(big, 128) == 2 * 128 * 784 * 512 >= AUTO_MIN_FLOPS
     with threadpool_limits(limits=2, user_api="blas"):
-        assert Solver(big, data, batch_size=128, verbose=False).blas_threads() == 2
-        assert Solver(big, data, batch_size=8, verbose=False).blas_threads() == 1  # 6.4 MFLOP
-        assert Solver(big, data, batch_size=128, verbose=False, threads=5).blas_threads() == 2
+        assert threads_of(Solver(big, data, batch_size=128, verbose=False)) == 2
+        assert threads_of(Solver(big, data, batch_size=8, verbose=False)) == 1  # 6.4 MFLOP
+        assert threads_of(Solver(big, data, batch_size=128, verbose=False, threads=5)) == 2
     with threadpool_limits(limits=1, user_api="blas"):  # a sweep worker's limit holds
-        assert Solver(big, data, batch_size=128, verbose=False).blas_threads() == 1
+        assert threads_of(Solver(big, data, batch_size=128, verbose=False)) == 1
     with pytest.raises(ValueError, match="Solver: threads must be 'auto' or an integer >= 1, got 0"):
         Solver(big, data, threads=0)
 

@@ -195,6 +195,14 @@ def parser() -> OneLineParser:
         command.add_argument("--which", choices=("best", "last"), default="best",
                              help="the best epoch's parameters (default) or the last ones")
         command.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_sweep_export_sample(sub, fmt)
+    sub.add_parser("gradcheck", help="gradient-check layers and losses (see 'chainrule gradcheck --help')",
+                   add_help=False)
+    return p
+
+
+def add_sweep_export_sample(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
+    """The sweep, export and sample commands and their options."""
     sw = sub.add_parser("sweep", help="a hyperparameter sweep from a config's [sweep] section", formatter_class=fmt,
                         epilog="examples:\n  chainrule sweep examples/digits_sweep.toml\n"
                                "  chainrule sweep examples/digits_sweep.toml --workers 2 --trials 8\n"
@@ -225,9 +233,6 @@ def parser() -> OneLineParser:
     sa.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
     sa.add_argument("--which", choices=("best", "last"), default="best")
     sa.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub.add_parser("gradcheck", help="gradient-check layers and losses (see 'chainrule gradcheck --help')",
-                   add_help=False)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
