@@ -1,11 +1,10 @@
 """A resolved config becomes objects in one place: the data, the model (layers by registered name, sizes
-filled in from the data), the loss, the optimizer, the schedule and the Solver."""
+filled in from the data), the loss, the optimizer, the schedule and the Solver. The config's own modules are
+imported first, by the caller (``chainrule.usercode.import_config_modules``), so their classes are registered."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import sys
 import types
 import typing
 from pathlib import Path
@@ -77,30 +76,6 @@ def kwargs_text(kwargs: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if isinstance(v, (int, float, str)))
 
 
-def import_modules(names: list[str], dirs: list[str]) -> None:
-    """Import the user modules a config names, looked for in ``dirs`` and then the working directory.
-
-    ``sys.path`` is changed only while they are imported, and only when there are any: a config with
-    ``imports`` runs code, like a Python script; one without runs none.
-    """
-    if not names:
-        return
-    saved = list(sys.path)
-    sys.path[:0] = [*dirs, ""]
-    try:
-        for i, name in enumerate(names):
-            try:
-                importlib.import_module(name)
-            except ImportError as e:
-                raise ConfigError(f"model.imports[{i}]: cannot import {name!r}: {e}") from None
-            except Exception as e:  # the module's own code failed: name it and where
-                where = f" ({e.filename}, line {e.lineno})" if isinstance(e, SyntaxError) else ""
-                raise ConfigError(f"model.imports[{i}]: importing {name!r} raised {type(e).__name__}{where}: "
-                                  f"{str(e).splitlines()[0] if str(e) else ''}") from None
-    finally:
-        sys.path[:] = saved
-
-
 def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generator, classes: int | None = None
                 ) -> Sequential:
     """Layers by registered name, each given what it infers from its input (``Layer.infer``: the data for the
@@ -160,10 +135,7 @@ def check_init(path: str, layer: Layer, init: str, accepts: Any) -> None:
 
 
 def loss_of(cfg: dict[str, Any]) -> Loss:
-    """The config's loss; a user's loss is looked up after the config's imports. A config without a loss (a
-    hand-made one) has the schema's default, softmax."""
-    model = cfg.get("model", {})
-    import_modules(model.get("imports", []), model.get("import_dirs", []))
+    """The config's loss. A config without a loss (a hand-made one) has the schema's default, softmax."""
     spec = dict(cfg.get("loss", {"type": "softmax"}))
     spec.pop("reg", None)
     cls = registered(LOSSES, spec.pop("type", "softmax"), "loss.type")

@@ -28,6 +28,7 @@ from chainrule import history, report
 from chainrule.build import build_objects, load_data
 from chainrule.config import RESUMABLE, ConfigError, apply_sets, read_config, resolve, self_contained
 from chainrule.files import RunLock, atomic_write, remove_stale_temporaries
+from chainrule.usercode import import_config_modules
 from optim import Stop
 from solver import Solver
 
@@ -131,6 +132,7 @@ def prepare(cfg: dict[str, Any], loaded: tuple[dict[str, np.ndarray], dict[str, 
             ) -> tuple[Solver, dict[str, np.ndarray]]:
     """Data (``loaded`` when given: arrays and preprocessing), model and Solver of a self-contained config,
     the data checked by the Solver: all that can fail, before any file is written."""
+    import_config_modules(cfg)
     data, pre = load_data(cfg) if loaded is None else loaded
     _, solver = build_objects(cfg, data)
     return solver, pre

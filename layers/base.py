@@ -21,7 +21,9 @@ A layer is eight things. It defines the first two, sets the third, and takes the
    ``in_channels``, ``num_channels``, ``input_size``); a constructor's ``dtype``, ``rng`` and ``init`` get the
    model's. ``integer_input = True`` marks a layer that reads integer indices (an Embedding).
 8. ``example(rng, batch)``, a classmethod: a small float64 instance and its inputs for ``python -m
-   layers.gradcheck``, ``return cls(3, 2, rng=rng, dtype=np.float64), (rng.standard_normal((batch, 3)),)``.
+   layers.gradcheck``, ``return cls(3, 2, rng=rng, dtype=np.float64), (rng.standard_normal((batch, 3)),)``;
+   the same layer whatever the ``rng`` (it draws values, not geometries). A class with several geometries or
+   modes takes ``variant`` and says how many in ``variants`` (Conv2D: 4); each is checked.
 
 Defining a subclass registers it by class name (``register=False`` keeps a helper base out of the registry).
 
@@ -148,6 +150,8 @@ class Layer:
     """
 
     training: bool
+    #: How many examples ``example`` gives (``variant=0..variants-1``): geometries or modes, each checked.
+    variants = 1
 
     def __init_subclass__(cls, register: bool = True, leaf: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -28,6 +28,7 @@ class Loss:
     """
 
     aliases: tuple[str, ...] = ()
+    variants = 1  # how many examples ``example`` gives (``variant=0..variants-1``), as ``Layer.variants``
     #: The kind of problem: a score per class with integer labels (``Classification``), or predicted values
     #: with real targets (``Regression``, see ``RegressionLoss``). Everything that differs is the task's.
     task: Task = Classification()

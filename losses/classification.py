@@ -20,6 +20,8 @@ class SVMLoss(Loss):
     of the loss and get a zero gradient. Caches the violation mask, the labels' flat indices and the rows kept.
     """
 
+    variants = 2  # the examples: rows, or sequences with ignored steps
+
     aliases = ("svm", "hinge")
 
     def __init__(self, margin: float = 1.0, ignore_index: int = IGNORE_INDEX) -> None:
@@ -48,8 +50,8 @@ class SVMLoss(Loss):
         return self.expand(dscores, keep, shape)
 
     @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Loss, tuple[Any, Any]]:
-        return sequence_example(cls(), rng, batch)
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Loss, tuple[Any, Any]]:
+        return sequence_example(cls(), rng, batch, variant)
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -60,6 +62,8 @@ class SoftmaxCrossEntropy(Loss):
     zero gradient, and with every row left out the loss is 0. Caches the probabilities, the labels' flat indices
     and the rows kept.
     """
+
+    variants = 2  # the examples: rows, or sequences with ignored steps
 
     aliases = ("softmax", "cross_entropy")
 
@@ -92,14 +96,15 @@ class SoftmaxCrossEntropy(Loss):
         return self.expand(dscores, keep, shape)
 
     @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Loss, tuple[Any, Any]]:
-        return sequence_example(cls(), rng, batch)
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Loss, tuple[Any, Any]]:
+        return sequence_example(cls(), rng, batch, variant)
 
 
-def sequence_example(loss: Loss, rng: np.random.Generator, batch: int) -> tuple[Loss, tuple[Any, Any]]:
-    """Scores (batch, 4) and labels, or, drawn by ``rng``, a batch of sequences (batch, 3, 4) whose labels
-    include ``ignore_index`` (every row but the first step, when the batch is 1)."""
-    if rng.integers(2):
+def sequence_example(loss: Loss, rng: np.random.Generator, batch: int, variant: int = 0
+                     ) -> tuple[Loss, tuple[Any, Any]]:
+    """Variant 0: scores (batch, 4) and labels; 1: a batch of sequences (batch, 3, 4) whose labels include
+    ``ignore_index`` (every row but the first step, when the batch is 1)."""
+    if variant == 0:
         return loss, (rng.standard_normal((batch, 4)), rng.integers(0, 4, size=batch))
     y = rng.integers(0, 4, size=(batch, 3))
     y[rng.random((batch, 3)) < 0.3] = IGNORE_INDEX

@@ -19,6 +19,8 @@ class RegressionLoss(Loss, register=False):
     Targets of any real dtype are compared in the scores' dtype. The loss is the mean over all N * K elements.
     """
 
+    variants = 2  # the examples: two outputs, or one
+
     task = Regression()
 
     def check_targets(self, scores: Any, y: Any) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
@@ -32,9 +34,9 @@ class RegressionLoss(Loss, register=False):
         return scores, y.reshape(scores.shape).astype(scores.dtype, copy=False)
 
     @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Loss, tuple[Any, Any]]:
-        """Scores (batch, 2) with targets (batch, 2), or, drawn by ``rng``, scores (batch, 1) with targets (batch,)."""
-        outputs = int(rng.integers(1, 3))
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Loss, tuple[Any, Any]]:
+        """Variant 0: scores (batch, 2) with targets (batch, 2); 1: scores (batch, 1) with targets (batch,)."""
+        outputs = 2 if variant == 0 else 1
         scores, y = rng.standard_normal((batch, outputs)), rng.standard_normal((batch, outputs))
         return cls(), (scores, y if outputs == 2 else y[:, 0])
 

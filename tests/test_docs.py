@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.subprocess_runs import ROOT
+
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"(?:<!--(?P<note>[^>]*)-->\n)?```(?P<lang>python|sh|bash)\n(?P<code>.*?)```", re.S)
 

@@ -11,27 +11,19 @@ from its example's (``draw_params``: rows marked "params drawn").
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import inspect
 import json
 import sys
 from pathlib import Path
-from types import ModuleType
-from typing import Any
-
-import numpy as np
 
 from chainrule.build import build_objects, load_data
 from chainrule.cli.shell import OneLineParser, quiet_on_broken_pipe
 from chainrule.config import apply_sets, read_config, resolve, self_contained
+from chainrule.usercode import import_config_modules, import_file, import_named
 from layers import REGISTRY
-from layers.gradcheck import HEADER, GradReport, format_table, gradcheck
+from layers.gradcheck import HEADER, GradReport, format_table
 from losses import LOSSES
-from losses.gradcheck import check_loss, check_objective
-
-EXAMPLE_HINT = ("define a classmethod example(cls, rng, batch=3) that returns an instance and its inputs, "
-                "e.g. `return cls(4), (rng.standard_normal((batch, 4)),)`")
+from losses.gradcheck import check_case, check_objective, one_line
 
 
 def builtin_classes() -> list[type]:
@@ -46,89 +38,6 @@ def module_classes(name: str) -> list[type]:
     registered = {id(c) for c in (*REGISTRY.values(), *LOSSES.values())}
     return [c for c in vars(module).values()
             if inspect.isclass(c) and c.__module__ == module.__name__ and id(c) in registered]
-
-
-def import_named(name: str) -> ModuleType:
-    sys.path.insert(0, "")
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove("")
-
-
-def import_file(path: Path) -> ModuleType:
-    """A module from its file, under its file name; its folder is searched for the modules it imports."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no file {str(path)!r}")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"{str(path)!r} is not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    folder = str(path.resolve().parent)
-    sys.path.insert(0, folder)
-    sys.modules[path.stem] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[path.stem]
-        raise
-    finally:
-        sys.path.remove(folder)
-    return module
-
-
-def check_case(cls: Any, batch: int, seed: int, mode: str, drawn: bool = False) -> GradReport | None:
-    """One class at one batch size and seed; a class that cannot build or run its example gets a failed report.
-    With ``drawn``, the example's parameters are first moved to values drawn away from them (``draw_params``);
-    None when the example has no parameters to draw."""
-    rng = np.random.default_rng((seed, batch))
-    try:
-        takes_batch = "batch" in inspect.signature(cls.example).parameters
-        subject, inputs = cls.example(rng, batch=batch) if takes_batch else cls.example(rng)
-    except Exception as e:
-        if drawn:
-            return None  # said once, by the case at the example's own values
-        return GradReport(cls.__name__, f"batch {batch}", mode,
-                          problems=[f"cannot build an example ({type(e).__name__}: {one_line(e)}); {EXAMPLE_HINT}"])
-    shapes = " ".join(str(np.shape(x)) for x in inputs)
-    if drawn:
-        if cls in LOSSES.values() or not draw_params(subject, np.random.default_rng((seed, batch, DRAW_STREAM))):
-            return None
-    try:
-        if cls in LOSSES.values():
-            report = check_loss(subject, *inputs, rng=seed, mode=mode)
-        else:
-            report = gradcheck(subject, *inputs, rng=seed, mode=mode)
-    except Exception as e:  # a broken user layer is a failed row, not a crash
-        hint = f"; {EXAMPLE_HINT}" if "example" not in vars(cls) else ""  # the inherited default may not fit
-        return GradReport(cls.__name__, shapes, mode, problems=[f"raised {type(e).__name__}: {one_line(e)}{hint}"])
-    if drawn:
-        report.shapes += " params drawn"
-    return report
-
-
-DRAW_STREAM = 7  # the Generator stream of the drawn parameter values, apart from the example's own
-
-
-def draw_params(layer: Any, rng: np.random.Generator) -> bool:
-    """Move every floating parameter away from the example's values, in place: each entry is multiplied by a
-    factor drawn from [0.5, 2], so its sign is kept (a positive scale or temperature stays positive), and an entry
-    that is exactly 0 becomes 0.5 * N(0, 1). An example that sets a parameter to 1 hides a missing factor of it,
-    and one at 0 hides a missing term multiplied by it: the drawn values show both. A parameter whose domain is
-    narrower than its sign (a probability, say) should be derived from an unconstrained one. False when the
-    layer has no floating parameters."""
-    drawn = False
-    for value in layer.params.values():
-        if value.dtype.kind == "f" and value.size:
-            factor = rng.uniform(0.5, 2.0, value.shape)
-            value[...] = np.where(value == 0, 0.5 * rng.standard_normal(value.shape), value * factor)
-            drawn = True
-    return drawn
-
-
-def one_line(error: BaseException) -> str:
-    lines = str(error).splitlines()
-    return lines[0] if lines else ""
 
 
 def parser(prog: str = "python -m layers.gradcheck") -> OneLineParser:
@@ -193,9 +102,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m layers.gradcheck"
             raise
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
-    cases = [(seed, batch, check_case(cls, batch, seed, args.mode, drawn))
-             for seed in range(args.seed, args.seed + args.seeds) for cls in classes for batch in (1, 3)
-             for drawn in (False, True)]
+    cases = [(seed, batch, check_case(cls, batch, seed, args.mode, drawn, variant))
+             for seed in range(args.seed, args.seed + args.seeds) for cls in classes
+             for variant in range(getattr(cls, "variants", 1)) for batch in (1, 3) for drawn in (False, True)]
     reports = [(seed, batch, report) for seed, batch, report in cases if report is not None]
     shown = [r for _, _, r in reports if args.seeds == 1 or not r.passed]
     rows = [row for r in shown for row in r.rows()]
@@ -218,6 +127,7 @@ def gradcheck_model(args: argparse.Namespace, rows: int = 4) -> int:
     """Check the config's whole objective (data loss + L2) against every parameter, in float64, on a few rows."""
     cfg = self_contained(resolve(apply_sets(read_config(args.config), [*args.set, 'model.dtype="float64"'])),
                          Path(args.config).parent)
+    import_config_modules(cfg)
     data, _ = load_data(cfg)
     model, solver = build_objects(cfg, data)
     X, y = data["X_train"][:rows], data["y_train"][:rows]

@@ -13,6 +13,7 @@ import numpy as np
 
 from chainrule.build import build_objects, load_data, task_of
 from chainrule.config import ConfigError, resolve, self_contained
+from chainrule.usercode import import_config_modules
 from losses import Task
 
 from . import space
@@ -54,6 +55,7 @@ def make_plan(raw: dict[str, Any], config_dir: Path, overrides: dict[str, Any]) 
     if settings["sampler"] not in SAMPLERS:
         raise ConfigError(f"sweep.sampler: expected one of {', '.join(SAMPLERS)}, got {settings['sampler']!r}")
     known = [name for task in Task.__subclasses__() for name in task().metric_names]  # higher is better
+    import_config_modules(self_contained(resolved, config_dir))  # every trial's builders need its classes
     settings["metric"] = settings["metric"] or task_of(resolved).metric_names[0]  # the best validation score
     if settings["metric"] not in known:
         raise ConfigError(f"sweep.metric: expected one of {', '.join(known)}, got {settings['metric']!r}")

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from chainrule import runs
 from chainrule.build import load_data
+from chainrule.usercode import import_config_modules
 from solver import Solver, Stop
 
 from .folder import Sweep, TrialStatus
@@ -64,6 +65,7 @@ def run_trial(cfg: dict[str, Any], trial_dir: str, threads: int, medians: list[f
     folder = Path(trial_dir)
     with threadpool_limits(limits=threads, user_api="blas"), contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
+        import_config_modules(cfg)  # this worker's first look at the config: its classes, before its data
         if (folder / "checkpoint.npz").exists():
             run = runs.setup(None, [], resume=folder)
         else:

@@ -20,8 +20,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from chainrule import checkpoint as ckpt
-from chainrule.build import build_model, import_modules, loss_of, model_rng
+from chainrule.build import build_model, loss_of, model_rng
 from chainrule.files import atomic_write
+from chainrule.usercode import import_config_modules
 from layers import Layer
 
 FORMAT = 1
@@ -150,7 +151,7 @@ def from_arrays(meta: dict[str, Any], arrays: dict[str, NDArray], param_prefix: 
     """Rebuild the network of the run or model described by ``meta`` (its config, input shape and dtype, and
     classes) and fill in its parameters and buffers from ``arrays``."""
     config, input_shape = meta["config"], meta["input_shape"]
-    import_modules(config["model"]["imports"], config["model"]["import_dirs"])
+    import_config_modules(config)
     sample = np.zeros((1, *input_shape), dtype=meta.get("input_dtype", config["model"]["dtype"]))
     network = build_model(config["model"], sample, model_rng(config), meta.get("classes"))
     ckpt.load_arrays("parameters", network.params, arrays, param_prefix, source)

@@ -28,6 +28,8 @@ class ConvND(Layer, register=False):
     (C_out, N, *out), as the product gives it.
     """
 
+    variants = 4  # the examples' geometries (EXAMPLES_1D, EXAMPLES_2D)
+
     nd = 0
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
@@ -112,10 +114,10 @@ class ConvND(Layer, register=False):
 
 
 def conv_example(cls: Any, rng: np.random.Generator, batch: int, channels: tuple[int, int],
-                 spatial: tuple[int, ...], geometries: list[tuple]) -> tuple[Layer, tuple[Array, ...]]:
-    """A float64 convolution of one of ``geometries`` (kernel, stride, padding, dilation, groups), drawn by
-    ``rng``, with a random bias, and its input."""
-    kernel, stride, padding, dilation, groups = geometries[int(rng.integers(len(geometries)))]
+                 spatial: tuple[int, ...], geometry: tuple) -> tuple[Layer, tuple[Array, ...]]:
+    """A float64 convolution of ``geometry`` (kernel, stride, padding, dilation, groups) with a random bias,
+    and its input."""
+    kernel, stride, padding, dilation, groups = geometry
     layer = cls(*channels, kernel, stride, padding, dilation, groups, rng=rng, dtype=np.float64)
     layer.params["b"][:] = rng.standard_normal(channels[1])
     return layer, (rng.standard_normal((batch, channels[0], *spatial)),)
@@ -128,9 +130,9 @@ class Conv1D(ConvND, leaf=True):
     nd = 1
 
     @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        """One of several geometries (strides, paddings, dilations, groups), drawn by ``rng``."""
-        return conv_example(cls, rng, batch, (4, 6), (9,), EXAMPLES_1D)
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Layer, tuple[Array, ...]]:
+        """Geometry ``variant`` of ``EXAMPLES_1D`` (strides, paddings, dilations, groups)."""
+        return conv_example(cls, rng, batch, (4, 6), (9,), EXAMPLES_1D[variant])
 
 
 class Conv2D(ConvND, leaf=True):
@@ -139,11 +141,11 @@ class Conv2D(ConvND, leaf=True):
     nd = 2
 
     @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        """One of several geometries (strides, paddings, dilations, groups), drawn by ``rng``."""
-        return conv_example(cls, rng, batch, (2, 4), (5, 4), EXAMPLES_2D)
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Layer, tuple[Array, ...]]:
+        """Geometry ``variant`` of ``EXAMPLES_2D`` (strides, paddings, dilations, groups)."""
+        return conv_example(cls, rng, batch, (2, 4), (5, 4), EXAMPLES_2D[variant])
 
 
-#: Geometries the examples draw from: (kernel_size, stride, padding, dilation, groups).
+#: The examples' geometries, by variant: (kernel_size, stride, padding, dilation, groups).
 EXAMPLES_1D = [(3, 1, 0, 1, 1), (3, 2, 1, 2, 2), (1, 1, 0, 1, 1), (4, 3, 2, 1, 2)]
 EXAMPLES_2D = [((3, 2), (2, 1), (1, 0), 1, 1), (3, 1, 1, 1, 2), (2, 2, 0, (1, 2), 1), (1, 1, 0, 1, 2)]

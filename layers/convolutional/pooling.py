@@ -21,6 +21,8 @@ class PoolND(Layer, register=False):
     stride + 1 along each axis, as PyTorch computes it.
     """
 
+    variants = 3  # the examples' geometries (POOL_EXAMPLES)
+
     nd = 0
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
@@ -112,10 +114,15 @@ class AvgPoolND(PoolND, register=False):
         return g.unpad(dxp)
 
 
-def pool_example(cls: Any, rng: np.random.Generator, batch: int, spatial: tuple[int, ...]) -> tuple[Layer, tuple]:
-    """A pooling layer of one of several geometries (overlapping, padded, or tiling windows) drawn by ``rng``,
-    and distinct inputs (no ties)."""
-    kernel, stride, padding = [(3, 2, 1), (2, None, 0), (3, 1, 1)][int(rng.integers(3))]
+#: The pooling examples' geometries, by variant: overlapping and padded, tiling, overlapping at stride 1.
+POOL_EXAMPLES = [(3, 2, 1), (2, None, 0), (3, 1, 1)]
+
+
+def pool_example(cls: Any, rng: np.random.Generator, batch: int, spatial: tuple[int, ...], variant: int
+                 ) -> tuple[Layer, tuple]:
+    """A pooling layer of geometry ``variant`` of ``POOL_EXAMPLES`` (kernel, stride, padding), and distinct
+    inputs (no ties)."""
+    kernel, stride, padding = POOL_EXAMPLES[variant]
     layer = cls(kernel, stride=stride, padding=padding)
     size = batch * 2 * int(np.prod(spatial))
     x = rng.permutation(size).reshape(batch, 2, *spatial) / size + 0.01 * rng.standard_normal((batch, 2, *spatial))
@@ -128,8 +135,8 @@ class MaxPool1D(MaxPoolND, leaf=True):
     nd = 1
 
     @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        return pool_example(cls, rng, batch, (7,))
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Layer, tuple[Array, ...]]:
+        return pool_example(cls, rng, batch, (7,), variant)
 
 
 class MaxPool2D(MaxPoolND, leaf=True):
@@ -138,8 +145,8 @@ class MaxPool2D(MaxPoolND, leaf=True):
     nd = 2
 
     @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        return pool_example(cls, rng, batch, (5, 4))
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Layer, tuple[Array, ...]]:
+        return pool_example(cls, rng, batch, (5, 4), variant)
 
 
 class AvgPool1D(AvgPoolND, leaf=True):
@@ -148,8 +155,8 @@ class AvgPool1D(AvgPoolND, leaf=True):
     nd = 1
 
     @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        return pool_example(cls, rng, batch, (7,))
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Layer, tuple[Array, ...]]:
+        return pool_example(cls, rng, batch, (7,), variant)
 
 
 class AvgPool2D(AvgPoolND, leaf=True):
@@ -158,8 +165,8 @@ class AvgPool2D(AvgPoolND, leaf=True):
     nd = 2
 
     @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        return pool_example(cls, rng, batch, (5, 4))
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Layer, tuple[Array, ...]]:
+        return pool_example(cls, rng, batch, (5, 4), variant)
 
 
 class GlobalAvgPool(Layer, leaf=True):

@@ -39,6 +39,8 @@ class Recurrent(Layer, register=False):
     included, and a copy of the input.
     """
 
+    variants = 2  # the examples: every state, or the last
+
     gates = 1
 
     def __init__(self, input_size: int, hidden_size: int, return_sequences: bool = False, *,
@@ -149,8 +151,9 @@ class Recurrent(Layer, register=False):
         return out.reshape(K, T * N)
 
     @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        layer = cls(3, 4, return_sequences=bool(rng.integers(2)), rng=rng, dtype=np.float64)
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Layer, tuple[Array, ...]]:
+        """Variant 0 returns every state (``return_sequences``), 1 the last one."""
+        layer = cls(3, 4, return_sequences=variant % 2 == 0, rng=rng, dtype=np.float64)
         for name in layer.bias_names():
             layer.params[name][:] = 0.5 * rng.standard_normal(layer.params[name].shape)
         return layer, (rng.standard_normal((batch, 5, 3)),)
@@ -162,6 +165,8 @@ class RNN(Recurrent, leaf=True):
     Parameters ``Wx`` (D, H), ``Wh`` (H, H), ``b`` (H,). Local gradient: da_t = dh_t * f'(a_t) (1 - h_t**2 for
     tanh), and dh_{t-1} gets da_t Wh^T. Caches x and the states.
     """
+
+    variants = 4  # the examples: tanh or relu, every state or the last
 
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", return_sequences: bool = False,
                  *, rng: np.random.Generator | int | None = None, dtype: Any = np.float32) -> None:
@@ -205,10 +210,11 @@ class RNN(Recurrent, leaf=True):
         return self.input_gradients(inputs, hs[:-1], local, local)
 
     @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        layer, inputs = super().example(rng, batch)
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Layer, tuple[Array, ...]]:
+        """Variants 0 and 1 as ``Recurrent``'s, tanh; 2 and 3 the same with relu."""
+        layer, inputs = super().example(rng, batch, variant)
         assert isinstance(layer, RNN)
-        if rng.integers(2):  # relu, with its kink at 0 away from every pre-activation (all positive)
+        if variant >= 2:  # relu, with its kink at 0 away from every pre-activation (all positive)
             layer = cls(3, 4, "relu", layer.return_sequences, rng=rng, dtype=np.float64)
             layer.params["Wx"][:] = np.abs(layer.params["Wx"])
             layer.params["Wh"][:] = np.abs(layer.params["Wh"]) * 0.5

@@ -9,8 +9,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from chainrule import load_run, runs  # noqa: E402
 from chainrule.cli import main as chainrule_main  # noqa: E402
+from tests.chainrule.trained.test_model import SPIRAL, write  # noqa: E402
 from tests.subprocess_runs import ROOT  # noqa: E402
-from tests.test_after_training import SPIRAL, write  # noqa: E402
 
 CNN = """
 [data]
@@ -157,7 +157,7 @@ def test_recurrent_layers_export_to_onnxs_own_operators(layer, extra, last, tmp_
 
 
 def test_a_character_model_exports_with_integer_input(tmp_path):
-    from tests.test_text import CHARS
+    from tests.chainrule.trained.test_sampling import CHARS
 
     config = CHARS.replace('imports = ["slowlayer"]\n', "").replace('{ type = "SlowIdentity" },', "")
     run = runs.setup(write(tmp_path, config.replace("epochs = 10", "epochs = 1")), [f"output.dir='{tmp_path / 'r'}'"])

@@ -80,7 +80,7 @@ def test_a_character_run_is_killed_resumed_bit_identical_and_samples(tmp_path):
 
 
 def test_sample_refuses_a_run_that_is_not_a_character_model(tmp_path):
-    from tests.test_after_training import trained
+    from tests.chainrule.trained.test_model import trained
 
     run = trained(tmp_path)
     with pytest.raises(ValueError, match="this run is not a character model"):

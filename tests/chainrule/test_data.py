@@ -10,6 +10,7 @@ import pytest
 from chainrule import data as datasets
 from chainrule.cli import solver_main as main
 from losses import Classification
+from tests.subprocess_runs import ROOT
 
 CLASSES = Classification()
 
@@ -104,9 +105,8 @@ def test_standardize_uses_training_statistics_only():
 @pytest.mark.slow
 def test_digits_example_reaches_97_percent_test_accuracy(tmp_path, capsys):
     pytest.importorskip("sklearn")
-    from pathlib import Path
 
-    example = Path(__file__).resolve().parents[1] / "examples" / "digits.toml"
+    example = ROOT / "examples" / "digits.toml"
     code = main([str(example), "--set", f"output.dir='{tmp_path}'", "--set", "solver.verbose=false",
                  "--set", "output.plot=false"])
     assert code == 0

@@ -25,8 +25,9 @@ from layers import (
     Sum,
 )
 from layers.gradcheck import check_jacobian, gradcheck
+from tests.subprocess_runs import ROOT
 
-LECTURE = Path(__file__).resolve().parents[1] / "examples" / "lecture"
+LECTURE = ROOT / "examples" / "lecture"
 
 
 def lecture_graph():

@@ -16,8 +16,8 @@ import pytest
 
 from chainrule import history, runs
 from chainrule.files import RunLock
+from tests.chainrule.trained.test_model import SLOW, SPIRAL, write
 from tests.subprocess_runs import ROOT, assert_same_checkpoint_arrays, cli, popen
-from tests.test_after_training import SLOW, SPIRAL, write
 
 
 def train_to(tmp_path: Path, epochs: int, name: str, text: str = SPIRAL) -> runs.Run:
@@ -144,7 +144,7 @@ def alive(pid: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker processes through /proc")
 def test_the_workers_of_a_sweep_killed_with_sigkill_end_too(tmp_path):
-    from tests.test_sweeps import config
+    from tests.chainrule.sweeps.test_sweeps import config
 
     path = config(tmp_path, trials=8, epochs=40, extra='{ type = "SlowIdentity" }, ', imports='"slowlayer"')
     proc = popen([sys.executable, "-m", "chainrule", "sweep", path, "--set", f"output.dir='{tmp_path / 's'}'"],

@@ -168,3 +168,18 @@ def test_losses_raise_nothing_under_errstate_raise_on_extreme_scores(loss, dtype
         value = fn.forward(scores, np.array([2, 1]))
         grad = fn.backward()
     assert np.isfinite(value) and np.isfinite(grad).all()
+
+
+def test_elu_at_infinity_and_read_only_outputs():
+    from layers import ELU, Sigmoid, Tanh
+
+    elu = ELU()
+    elu.forward(np.array([np.inf, -np.inf, 1.0]))
+    np.testing.assert_array_equal(elu.backward(np.ones(3)), [1.0, 0.0, 1.0])
+    for layer in (Sigmoid(), Tanh(), ELU()):
+        out = layer.forward(np.array([0.5, -0.5]))
+        with pytest.raises(ValueError, match="read-only"):
+            out[0] = 3.0
+        fresh_layer = type(layer)()
+        fresh_layer.forward(np.array([0.5, -0.5]))
+        np.testing.assert_array_equal(layer.backward(np.ones(2)), fresh_layer.backward(np.ones(2)))

@@ -1,15 +1,17 @@
 """``python -m solver CONFIG``: outputs, overrides, custom layers, bad configs, kill and resume."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from chainrule.cli import solver_main as main
-from tests.subprocess_runs import cli, kill_after_epoch
+from tests.subprocess_runs import (
+    ROOT,
+    cli,
+    kill_after_epoch,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 SMALL = """
 [data]

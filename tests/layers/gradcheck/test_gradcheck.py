@@ -1,10 +1,7 @@
 """The gradient checker: every registered layer passes, broken layers fail, Jacobians agree."""
 
-import json
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +12,20 @@ from layers.gradcheck.finite_diff import rounding_allowance
 from losses import LOSSES
 from losses.gradcheck import check_loss
 
-ROOT = Path(__file__).resolve().parents[1]
 BUILTINS = sorted(name for name, cls in REGISTRY.items() if cls.__module__.startswith("layers."))
+
+
+def test_the_examples_are_the_same_layers_whatever_the_rng_and_the_variants_differ():
+    """An example draws values, not geometries: its repr and input shapes do not depend on the rng; each variant
+    is another layer or other inputs."""
+    for cls in [*(REGISTRY[n] for n in BUILTINS), *LOSSES.values()]:
+        seen = set()
+        for variant in range(cls.variants):
+            built = [example(cls, np.random.default_rng(seed), batch=3, variant=variant) for seed in (0, 1, 2)]
+            described = {(repr(layer), tuple(np.shape(x) for x in inputs)) for layer, inputs in built}
+            assert len(described) == 1, (cls.__name__, variant, described)
+            seen |= described
+        assert len(seen) == cls.variants, cls.__name__
 
 
 def test_every_builtin_layer_is_covered():
@@ -25,10 +34,19 @@ def test_every_builtin_layer_is_covered():
             "Sequential"} <= set(BUILTINS)
 
 
-@pytest.mark.parametrize("name", BUILTINS)
+#: Every built-in example: the geometries and modes a class gives by ``variant``, each listed.
+CASES = [(name, variant) for name in BUILTINS for variant in range(REGISTRY[name].variants)]
+
+
+def example(cls, rng, batch, variant):
+    """The class's example ``variant`` (a class with one example takes no variant)."""
+    return cls.example(rng, batch=batch, variant=variant) if cls.variants > 1 else cls.example(rng, batch=batch)
+
+
+@pytest.mark.parametrize("name, variant", CASES)
 @pytest.mark.parametrize("batch", [1, 4])
-def test_registered_layer_passes_gradcheck(name, batch):
-    layer, inputs = REGISTRY[name].example(np.random.default_rng(batch), batch=batch)
+def test_registered_layer_passes_gradcheck(name, variant, batch):
+    layer, inputs = example(REGISTRY[name], np.random.default_rng(batch), batch=batch, variant=variant)
     report = gradcheck(layer, *inputs)
     assert report.passed, str(report)
     assert all(c.abs_error <= c.allowed for c in report.checks)
@@ -38,9 +56,9 @@ def test_registered_layer_passes_gradcheck(name, batch):
     assert {c.name for c in report.checks} == expected | set(layer.params)
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
-def test_registered_loss_passes_gradcheck(name):
-    loss, (scores, y) = LOSSES[name].example(np.random.default_rng(0), batch=5)
+@pytest.mark.parametrize("name, variant", [(name, v) for name in sorted(LOSSES) for v in range(LOSSES[name].variants)])
+def test_registered_loss_passes_gradcheck(name, variant):
+    loss, (scores, y) = example(LOSSES[name], np.random.default_rng(0), batch=5, variant=variant)
     report = check_loss(loss, scores, y)
     assert report.passed, str(report)
     assert [c.name for c in report.checks] == ["dscores"]
@@ -147,71 +165,6 @@ def test_numerical_jacobian_of_gate_wrt_second_input():
     np.testing.assert_allclose(J, np.diag([2.0, 3.0]), atol=1e-9)
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "layers.gradcheck", *args], capture_output=True, text=True,
-                          cwd=ROOT / "tests" / "userlayers")
-
-
-def test_cli_passes_builtin_layers_and_losses():
-    result = run_cli()
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{len(BUILTINS)} layers, 4 losses" in result.stdout and "all passed" in result.stdout
-    assert "(1, 2, 3)" in result.stdout  # a batch of 1, multi-dimensional
-    assert re.search(r"^SoftmaxCrossEntropy\s+\(3, 4\)\s+dscores\s.*pass$", result.stdout, re.M)
-
-
-def row(stdout, layer, tensor):
-    return next(line for line in stdout.splitlines() if re.match(rf"{layer}\s+\(4, 3\)\s+{tensor}\s", line))
-
-
-def test_cli_checks_only_the_named_module_and_says_why_it_failed():
-    result = run_cli("broken_layers")
-    assert result.returncode == 1
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("4 layers, 0 losses, 14 cases")  # 8, and 6 with parameters drawn
-    assert last.endswith("FAILED: NeedsArguments, WrongInputGradScale, WrongParamGradScale")
-    assert "Affine" not in result.stdout
-    assert row(result.stdout, "GoodScale", "dx").endswith("pass")
-    assert row(result.stdout, "WrongInputGradScale", "dx").endswith("FAIL: 8 of 12 entries differ, the first at (0, 0)")
-    assert row(result.stdout, "WrongParamGradScale", "dx").endswith("pass")
-    assert row(result.stdout, "WrongParamGradScale", "w").endswith("FAIL: 1 of 3 entries differ, the first at (0,)")
-    needs = next(line for line in result.stdout.splitlines() if line.startswith("NeedsArguments"))
-    assert "cannot build an example (TypeError" in needs and "define a classmethod example(cls, rng, batch=3)" in needs
-
-
-def test_cli_builtins_flag_adds_the_builtins_and_json_has_every_report(tmp_path):
-    result = run_cli("broken_layers", "--builtins", "--json", str(tmp_path / "r.json"))
-    assert f"{len(BUILTINS) + 4} layers, 4 losses" in result.stdout
-    data = json.loads((tmp_path / "r.json").read_text())
-    cases = int(re.search(r"(\d+) cases", result.stdout).group(1))
-    assert len(data) == cases > 2 * (len(BUILTINS) + 4 + 2)  # and the cases with parameters drawn
-    assert {"seed", "batch", "layer", "checks", "problems", "passed"} <= set(data[0])
-    assert not next(d for d in data if d["layer"] == "WrongParamGradScale")["passed"]
-
-
-def test_cli_seeds_repeats_and_prints_only_failures():
-    result = run_cli("--seeds", "3")
-    assert result.returncode == 0, result.stdout
-    assert "3 seeds" in result.stdout and "result" not in result.stdout  # no table when nothing failed
-
-
-def test_cli_unknown_module_is_one_line_and_status_2():
-    result = run_cli("no_such_module_xyz")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "python -m layers.gradcheck: error: cannot import module 'no_such_module_xyz': ModuleNotFoundError: "
-        "No module named 'no_such_module_xyz'"]
-
-
-def test_cli_names_the_module_whose_import_failed(tmp_path):
-    (tmp_path / "boom_module_xyz.py").write_text("raise RuntimeError('boom at import')\n")
-    result = subprocess.run([sys.executable, "-m", "layers.gradcheck", "boom_module_xyz"], capture_output=True,
-                            text=True, cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "python -m layers.gradcheck: error: cannot import module 'boom_module_xyz': RuntimeError: boom at import"]
-
-
 def test_objective_check_covers_loss_and_l2_and_catches_a_broken_layer(rng):
     from layers import Sequential, Tanh
     from losses import SoftmaxCrossEntropy
@@ -225,14 +178,6 @@ def test_objective_check_covers_loss_and_l2_and_catches_a_broken_layer(rng):
     broken = Sequential(Affine(3, 3, rng=rng, dtype=np.float64), Doubled())
     failed = check_objective(broken, SoftmaxCrossEntropy(), X, y, reg=0.1)
     assert [c.name for c in failed.checks if not c.passed] == ["dX", "0.W (Affine)", "0.b (Affine)"]
-
-
-def test_solver_gradcheck_flag_checks_the_config_model():
-    result = subprocess.run([sys.executable, "-m", "solver", "examples/spiral.toml", "--gradcheck"],
-                            capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip().endswith(
-        "Sequential + SVMLoss + L2(0.001) on 4 rows of the training data, float64: 5 tensors, all passed")
 
 
 class Embed(Layer, register=False):
@@ -262,7 +207,7 @@ def test_integer_inputs_are_passed_as_they_are_and_not_differentiated(rng):
 
 
 def test_a_default_example_that_does_not_fit_gets_the_example_hint():
-    from chainrule.cli.gradcheck import check_case
+    from losses.gradcheck import check_case
 
     class NeedsFourFeatures(Layer, register=False):
         def forward(self, x):
@@ -272,25 +217,6 @@ def test_a_default_example_that_does_not_fit_gets_the_example_hint():
 
     report = check_case(NeedsFourFeatures, 3, 0, "train")
     assert report.problems[0].startswith("raised ValueError: expected 4 features, got (3, 2, 3); define a classmethod")
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--seeds", "abc"], "python -m layers.gradcheck: error: argument --seeds: invalid int value: 'abc' (see --help)"),
-    (["--seeds", "0"], "python -m layers.gradcheck: error: --seeds must be at least 1"),
-    (["--mode", "test"], "python -m layers.gradcheck: error: argument --mode: invalid choice: 'test' "),
-    (["--json", "/nonexistent-dir/r.json"],
-     "python -m layers.gradcheck: error: --json '/nonexistent-dir/r.json': No such file"),
-])
-def test_cli_bad_arguments_are_one_line_and_status_2(args, message):
-    result = run_cli(*args)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(message), lines
-
-
-def test_cli_help_shows_examples():
-    result = run_cli("--help")
-    assert result.returncode == 0 and "python -m layers.gradcheck mylayers" in result.stdout
 
 
 class IndexOnly(Layer, register=False):
@@ -323,47 +249,6 @@ class ListOutput(Layer, register=False):
 def test_a_forward_that_returns_a_list_is_blamed_on_forward():
     with pytest.raises(TypeError, match=r"ListOutput.forward returned a list, expected one numpy array"):
         gradcheck(ListOutput(), np.ones((2, 3)))
-
-
-ACTIVATION = """
-import numpy as np
-from layers import Layer
-
-
-class Cube(Layer):
-    \"\"\"out = x ** 3\"\"\"
-
-    def forward(self, x):
-        self.x = x
-        return x ** 3
-
-    def backward(self, dout):
-        return 3 * self.x ** 2 * dout
-"""
-
-
-def test_chainrule_gradcheck_takes_a_module_file_and_says_its_own_name(tmp_path):
-    (tmp_path / "mywork").mkdir()
-    (tmp_path / "mywork" / "myact.py").write_text(ACTIVATION)
-    result = subprocess.run([sys.executable, "-m", "chainrule", "gradcheck", "mywork/myact.py"], capture_output=True,
-                            text=True, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "1 layer, 0 losses, 2 cases, 2 tensors checked: all passed"
-    help_text = subprocess.run([sys.executable, "-m", "chainrule", "gradcheck", "--help"], capture_output=True,
-                               text=True, cwd=tmp_path).stdout
-    assert help_text.startswith("usage: chainrule gradcheck") and "chainrule gradcheck mywork/myact.py" in help_text
-    missing = subprocess.run([sys.executable, "-m", "chainrule", "gradcheck", "mywork/nothere.py"],
-                             capture_output=True, text=True, cwd=tmp_path)
-    assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
-        "chainrule gradcheck: error: cannot import module 'mywork/nothere.py': FileNotFoundError: "
-        "no file 'mywork/nothere.py'"]
-
-
-def test_the_summary_counts_in_words():
-    from chainrule.cli.gradcheck import count
-
-    assert [count(1, "layer"), count(2, "layer"), count(1, "loss", "losses"), count(0, "loss", "losses")] == [
-        "1 layer", "2 layers", "1 loss", "0 losses"]
 
 
 HIDDEN_BUGS = """

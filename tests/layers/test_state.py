@@ -1,7 +1,6 @@
 """Layers with state and modes: Dropout, BatchNorm, LayerNorm; buffers through the Solver, configs and checkpoints."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +9,11 @@ from chainrule import load_run
 from layers import Affine, BatchNorm, Dropout, Layer, LayerNorm, ReLU, Sequential
 from layers.gradcheck import gradcheck
 from solver import Solver
-from tests.subprocess_runs import cli, kill_after_epoch
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.subprocess_runs import (
+    ROOT,
+    cli,
+    kill_after_epoch,
+)
 
 
 def without_seconds(row: str) -> str:

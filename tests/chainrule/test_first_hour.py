@@ -10,8 +10,8 @@ import pytest
 from chainrule import report, runs
 from chainrule.cli import main as chainrule_main
 from chainrule.trained import evaluation, pictures
+from tests.chainrule.trained.test_model import SPIRAL, trained, write
 from tests.subprocess_runs import ROOT, USER_ENV
-from tests.test_after_training import SPIRAL, trained, write
 
 
 def test_a_resumed_run_says_what_its_seconds_are_and_drops_stale_evaluations(tmp_path, capsys):

@@ -1,0 +1,64 @@
+"""A config becomes a model: sizes inferred from the input (``Layer.infer``), the model's init where it applies
+and a one-line error where it cannot."""
+
+import numpy as np
+import pytest
+
+from chainrule.build import build_model
+from chainrule.config import ConfigError
+from layers import Layer
+
+RNG = np.random.default_rng(0)
+
+
+class Widen(Layer):
+    """out = x * scale (a user layer whose size is called ``width``, not one of the course's names)."""
+
+    def __init__(self, width: int, dtype=np.float32):
+        super().__init__()
+        self.width = width
+        self.params = {"scale": np.ones(width, dtype=dtype)}
+        self.grads = {"scale": np.zeros(width, dtype=dtype)}
+
+    @classmethod
+    def infer(cls, x):
+        return {"width": int(x.shape[-1])}
+
+    def forward(self, x):
+        self.x = x
+        return x * self.params["scale"]
+
+    def backward(self, dout):
+        self.grads["scale"] = (dout * self.x).sum(axis=0)
+        return dout * self.params["scale"]
+
+
+def model(layers, init="", sample=None, classes=None):
+    cfg = {"layers": layers, "dtype": "float32", "init": init}
+    return build_model(cfg, np.zeros((4, 3, 5)) if sample is None else sample, RNG, classes)
+
+
+def test_each_layer_takes_its_sizes_from_the_previous_output():
+    net = model([{"type": "GRU", "hidden_size": 6, "return_sequences": True}, {"type": "Widen"},
+                 {"type": "TemporalAffine", "out_features": 2}, {"type": "Flatten"}, {"type": "Affine"}],
+                classes=4)
+    gru, widen, temporal, _, affine = net.layers
+    assert gru.input_size == 5 and widen.width == 6 and temporal.in_features == 6  # the last axis, not 3 * 6
+    assert (affine.in_features, affine.out_features) == (3 * 2, 4)
+
+
+def test_an_embedding_takes_the_vocabulary_from_the_data_and_the_classes():
+    indices = np.array([[0, 4, 2], [1, 1, 3]])
+    net = model([{"type": "Embedding", "embedding_dim": 3}], sample=indices, classes=9)
+    assert net.layers[0].num_embeddings == 9  # a model whose outputs are fed back may be given any class
+    net = model([{"type": "Embedding", "embedding_dim": 3}], sample=indices, classes=2)
+    assert net.layers[0].num_embeddings == 5
+
+
+def test_model_init_reaches_the_layers_that_take_it_and_is_refused_by_one_that_draws_its_own():
+    dense = model([{"type": "Flatten"}, {"type": "Affine", "out_features": 400}], init="normal")
+    assert 0.008 < dense.layers[1].params["W"].std() < 0.012  # "normal": N(0, 0.01^2), not He's sqrt(2 / 15)
+    with pytest.raises(ConfigError, match=r"^model.init = 'xavier': model.layers\[0\] \(LSTM\) draws its weights its "
+                                          r"own way and takes no init; remove model.init"):
+        model([{"type": "LSTM", "hidden_size": 4}], init="xavier")
+    model([{"type": "Dropout"}, {"type": "Flatten"}, {"type": "BatchNorm"}], init="xavier")  # nothing drawn there
