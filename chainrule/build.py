@@ -187,8 +187,8 @@ def registered(registry: Registry, name: str, path: str) -> type:
 
 
 def load_data(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The ``[data]`` section's arrays (of a self-contained config), standardized when asked and cast to the
-    model's dtype, and the preprocessing statistics ({} or the training mean and std) to keep with the run."""
+    """The ``[data]`` section's arrays (of a self-contained config), standardized when asked, and the
+    preprocessing statistics ({} or the training mean and std) to keep with the run."""
     data_cfg = cfg["data"]
     data = datasets.load(data_cfg, Path("."), task_of(cfg))
     vocabulary = data.pop("vocabulary", None)
@@ -198,16 +198,9 @@ def load_data(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.
     stats = datasets.standardization(data["X_train"], per) if per else {}
     if stats:
         data = datasets.standardize(data, stats)
-    dtype = np.dtype(cfg["model"]["dtype"])
-    limit = np.finfo(dtype).max
-    for key in [k for k in data if k.startswith("X_")]:
-        if data[key].size and np.abs(data[key]).max() > limit:
-            raise ValueError(f"data: {key} has values up to {np.abs(data[key]).max():.3g}, beyond model.dtype "
-                             f"{dtype} (largest {limit:.3g}); scale the data or set model.dtype = \"float64\"")
     if vocabulary is not None:
         stats = {**stats, "vocabulary": vocabulary}  # kept with the run: chainrule sample decodes with it
-    # floating inputs in the model's dtype; integers (a text's indices, or pixels) go to the Solver as they are
-    return {k: v.astype(dtype) if k.startswith("X_") and v.dtype.kind == "f" else v for k, v in data.items()}, stats
+    return data, stats  # the Solver gives the inputs the model's dtype (Layer.as_input), checking the range once
 
 
 def model_rng(cfg: dict[str, Any]) -> np.random.Generator:

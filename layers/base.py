@@ -311,7 +311,8 @@ class Layer:
             converted = X.astype(dtype)
         if X.dtype.kind == "f" and not np.array_equal(np.isfinite(converted), np.isfinite(X)):
             raise ValueError(f"{name} has values beyond {dtype} (largest {np.finfo(dtype).max:.3g}); scale the "
-                             f"data or use a {X.dtype} model (model.astype(np.{X.dtype}))")
+                             f"data or use a {X.dtype} model (model.dtype = \"{X.dtype}\" in a config, "
+                             f"model.astype(np.{X.dtype}) in Python)")
         return converted
 
     def takes_indices(self) -> bool:
