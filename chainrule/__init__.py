@@ -3,7 +3,8 @@ command lines (``chainrule train|predict|evaluate|sweep|gradcheck``, ``python -m
 
 The framework itself is in the top-level packages ``layers``, ``losses``, ``optim`` and the module ``solver``.
 ``chainrule.load_run``, ``chainrule.TrainedModel`` and ``chainrule.sweep`` import their modules on first use,
-so that ``import chainrule`` alone (the command lines' first step) imports nothing heavy.
+so that ``import chainrule`` alone (the command lines' first step, where Ctrl-C must already be one line) takes
+0.03 s rather than the 0.4-0.5 s of importing them (``python -c "import chainrule"``, measured).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 ``launch`` is where they start (Ctrl-C is one line from the first milliseconds), ``commands`` parses and runs
 them, ``gradcheck`` is the gradient checker's, ``shell`` what they share (one-line errors, a closed pipe).
-``main`` and ``solver_main`` are imported on first use, so that ``chainrule.cli.launch`` stays light.
+``main`` and ``solver_main`` are imported on first use, so that ``chainrule.cli.launch`` stays light: it imports
+in 0.03 s, the commands in 0.6 s, and Ctrl-C during those must already be one line.
 """
 
 from __future__ import annotations
