@@ -4,8 +4,9 @@ Gradient checking lives in ``layers.gradcheck`` (``from layers.gradcheck import 
 gates and Graph in ``layers.graphs``; convolution and pooling in ``layers.convolutional``.
 """
 
-from .activations import ELU, LeakyReLU, ReLU, Sigmoid, Tanh
+from .activations import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .affine import Affine
+from .attention import MultiHeadAttention, PositionalEmbedding, SinusoidalPositionalEncoding, TransformerBlock
 from .base import REGISTRY, Layer
 from .containers import Sequential
 from .convolutional import AvgPool1D, AvgPool2D, Conv1D, Conv2D, GlobalAvgPool, MaxPool1D, MaxPool2D
@@ -15,11 +16,13 @@ from .graphs import Add, AddConst, Exp, Graph, MatMul, Max, Mul, Reciprocal, Sca
 from .maxout import Maxout
 from .normalization import BatchNorm, GroupNorm, LayerNorm
 from .recurrent import GRU, LSTM, RNN
-from .shape import Flatten, Reshape
+from .shape import Flatten, Reshape, Transpose
 
 __all__ = [
     "REGISTRY", "Layer", "Add", "Mul", "Max", "Affine", "ReLU", "LeakyReLU", "ELU", "Sigmoid",
     "Tanh", "Maxout", "Sequential", "Graph", "MatMul", "Exp", "Reciprocal", "Scale", "AddConst", "Square", "Sum",
     "Dropout", "BatchNorm", "LayerNorm", "GroupNorm", "Conv1D", "Conv2D", "MaxPool1D", "MaxPool2D", "AvgPool1D",
     "AvgPool2D", "GlobalAvgPool", "Flatten", "Reshape", "RNN", "LSTM", "GRU", "Embedding", "TemporalAffine",
+    "GELU", "Softmax", "Transpose", "MultiHeadAttention", "PositionalEmbedding", "SinusoidalPositionalEncoding",
+    "TransformerBlock",
 ]

@@ -1,4 +1,4 @@
-"""Elementwise activations: ReLU, LeakyReLU, ELU, Sigmoid, Tanh.
+"""Activations: ReLU, LeakyReLU, ELU, Sigmoid, Tanh, GELU elementwise, and Softmax along an axis.
 
 Each takes x of any shape and floating dtype, returns out of the same shape and
 dtype, and backward returns dx = dout * f'(x) without touching dout.
@@ -11,7 +11,10 @@ into it raises instead of silently changing the gradient; copy it first (``out.c
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from scipy.special import erf, softmax
 
 from .base import Array, Layer, Mask, as_float_array, away_from_zero, check_dout, read_only
 
@@ -169,3 +172,80 @@ class Tanh(Layer, leaf=True):
         out = self.cached(self.out)
         check_dout(self, dout, out.shape)
         return dout * (1 - out * out)
+
+
+class GELU(Layer, leaf=True):
+    """out = x * Phi(x), Phi the standard normal's CDF, as PyTorch's ``GELU()``; with ``approximate="tanh"``,
+    out = x/2 * (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), as ``GELU(approximate="tanh")``.
+
+    f'(x) = Phi(x) + x phi(x) (phi the normal's density); for tanh, 1/2 (1 + t) + x/2 (1 - t^2) u'(x). Caches x.
+    """
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+        self.x: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.x = x = as_float_array(self, x)
+        half = x.dtype.type(0.5)
+        if self.approximate == "tanh":
+            return half * x * (1 + np.tanh(gelu_u(x)))
+        return half * x * (1 + erf(x / x.dtype.type(np.sqrt(2))))
+
+    def backward(self, dout: Array) -> Array:
+        x = self.cached(self.x)
+        check_dout(self, dout, x.shape)
+        half = x.dtype.type(0.5)
+        if self.approximate == "tanh":
+            t = np.tanh(gelu_u(x))
+            du = x.dtype.type(np.sqrt(2 / np.pi)) * (1 + x.dtype.type(3 * 0.044715) * x * x)
+            return dout * (half * (1 + t) + half * x * (1 - t * t) * du)
+        cdf = half * (1 + erf(x / x.dtype.type(np.sqrt(2))))
+        pdf = np.exp(-half * x * x) / x.dtype.type(np.sqrt(2 * np.pi))
+        return dout * (cdf + x * pdf)
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Layer, tuple[Array, ...]]:
+        """Variant 0: the exact GELU; 1: the tanh approximation."""
+        return cls("none" if variant == 0 else "tanh"), (rng.standard_normal((batch, 2, 3)),)
+
+    variants = 2
+
+
+def gelu_u(x: Array) -> Array:
+    """The tanh approximation's argument, sqrt(2/pi) (x + 0.044715 x^3)."""
+    return x.dtype.type(np.sqrt(2 / np.pi)) * (x + x.dtype.type(0.044715) * x * x * x)
+
+
+class Softmax(Layer, leaf=True):
+    """out = exp(x) / sum(exp(x)) along ``axis`` (the last by default), stable (scipy's ``softmax``).
+
+    dx = out * (dout - sum(dout * out)), the sum along ``axis``: the Jacobian diag(out) - out out^T applied to
+    dout. Caches out.
+    """
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        if not isinstance(axis, int) or isinstance(axis, bool) or axis == 0:
+            raise ValueError(f"Softmax: axis must be an integer other than 0 (the batch), got {axis!r}")
+        self.axis = axis
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        x = as_float_array(self, x)
+        if not -x.ndim <= self.axis < x.ndim or self.axis % x.ndim == 0:
+            raise ValueError(f"{self!r}: axis {self.axis} is not an axis of one example of x of shape {x.shape}")
+        self.out = out = softmax(x, axis=self.axis).astype(x.dtype, copy=False)
+        return read_only(out)
+
+    def backward(self, dout: Array) -> Array:
+        out = self.cached(self.out)
+        check_dout(self, dout, out.shape)
+        return out * (dout - (dout * out).sum(axis=self.axis, keepdims=True))
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Any, ...]]:
+        return cls(), (rng.standard_normal((batch, 2, 3)),)

@@ -134,12 +134,13 @@ class BatchNorm(Layer, leaf=True):
 
 
 class LayerNorm(Layer, leaf=True):
-    """Normalization over the features of each row of x (N, D): out = gamma * (x - mean) / sqrt(var + eps) + beta.
+    """Normalization over the last axis of x (N, ..., D), each position on its own, as PyTorch's
+    ``LayerNorm(D)``: out = gamma * (x - mean) / sqrt(var + eps) + beta, mean and var over the D features.
 
     The same in training and eval. Parameters ``gamma`` (ones) and ``beta`` (zeros), shape (D,).
     Local gradient (g = dout * gamma, sums over the features):
-    dx = inv_std / D * (D g - sum(g) - xhat * sum(g xhat)); dgamma = sum over rows of dout xhat.
-    Caches xhat (N, D) and inv_std (N, 1).
+    dx = inv_std / D * (D g - sum(g) - xhat * sum(g xhat)); dgamma = sum over the other axes of dout xhat.
+    Caches xhat (x's shape) and inv_std (x's shape with a last axis of 1).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, *, dtype: Any = np.float32) -> None:
@@ -156,8 +157,12 @@ class LayerNorm(Layer, leaf=True):
         return f"LayerNorm(num_features={self.num_features})"
 
     def forward(self, x: Array) -> Array:
-        x = check_input(self, x, self.num_features)
-        mean, var = x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True)
+        x = as_float_array(self, x)
+        if x.ndim < 2 or x.shape[-1] != self.num_features:
+            raise ValueError(f"{self!r}: expected x of shape (N, {self.num_features}) or (N, ..., "
+                             f"{self.num_features}), got {x.shape}")
+        check_input(self, x.reshape(-1, x.shape[-1]), self.num_features)  # the dtype
+        mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
         inv_std = 1 / np.sqrt(var + x.dtype.type(self.eps))
         xhat = (x - mean) * inv_std
         self.cache = (xhat, inv_std)
@@ -166,13 +171,22 @@ class LayerNorm(Layer, leaf=True):
     def backward(self, dout: Array) -> Array:
         xhat, inv_std = self.cached(self.cache)
         check_dout(self, dout, xhat.shape)
-        self.grads["gamma"] = (dout * xhat).sum(axis=0)
-        self.grads["beta"] = dout.sum(axis=0)
-        return normalized_backward(dout, xhat, inv_std, self.params["gamma"], axis=1)
+        others = tuple(range(xhat.ndim - 1))
+        self.grads["gamma"] = (dout * xhat).sum(axis=others)
+        self.grads["beta"] = dout.sum(axis=others)
+        return normalized_backward(dout, xhat, inv_std, self.params["gamma"], axis=-1)
 
     @classmethod
-    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
-        return normalization_example(cls, rng, batch)
+    def infer(cls, x: Array) -> dict[str, Any]:
+        return {"num_features": int(x.shape[-1])}
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Layer, tuple[Array, ...]]:
+        """Variant 0: rows (batch, 4); 1: sequences (batch, 3, 4)."""
+        layer, (x,) = normalization_example(cls, rng, batch)
+        return layer, (x if variant == 0 else rng.standard_normal((batch, 3, 4)),)
+
+    variants = 2
 
 
 class GroupNorm(Layer, leaf=True):

@@ -1,4 +1,4 @@
-"""Layers that change only the shape of each example: Flatten and Reshape."""
+"""Layers that change only the shape of each example: Flatten, Reshape and Transpose."""
 
 from __future__ import annotations
 
@@ -66,3 +66,42 @@ class Reshape(Layer, leaf=True):
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
         return cls([3, -1]), (rng.standard_normal((batch, 2, 3)),)
+
+
+class Transpose(Layer, leaf=True):
+    """Permutes the axes of each example: (N, *in) -> (N, *[in[a] for a in axes]), ``axes`` a permutation of
+    0..k-1 over one example's k axes (as ``Reshape`` takes a shape without the batch). dx is dout permuted
+    back. Returns a view. Caches nothing but the layer's own axes."""
+
+    def __init__(self, axes: Any) -> None:
+        super().__init__()
+        try:
+            self.axes = tuple(int(a) for a in axes)
+            ok = all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes)
+        except TypeError:
+            ok = False
+        if not ok or sorted(self.axes) != list(range(len(self.axes))):
+            raise ValueError(f"Transpose: axes must be a permutation of 0..k-1 over one example's axes, got {axes!r}")
+        self.order = (0, *(a + 1 for a in self.axes))
+        self.inverse = tuple(int(i) for i in np.argsort(self.order))
+        self.shape: tuple[int, ...] | None = None
+
+    def __repr__(self) -> str:
+        return f"Transpose(axes={list(self.axes)})"
+
+    def forward(self, x: Array) -> Array:
+        x = as_float_array(self, x)
+        if x.ndim != len(self.order):
+            raise ValueError(f"{self!r}: expected examples of {len(self.axes)} axes, got x of shape {x.shape}")
+        out = x.transpose(self.order)
+        self.shape = out.shape
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        shape = self.cached(self.shape)
+        check_dout(self, dout, shape)
+        return dout.transpose(self.inverse)
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:
+        return cls([2, 0, 1]), (rng.standard_normal((batch, 2, 3, 4)),)

@@ -97,7 +97,7 @@ class DropoutOwnRngWrongBackward(ok.UserDropout):
         return dout * (self.cached(self.cache) > 0)
 
 
-class SoftmaxDiagonalOnly(ok.Softmax):
+class SoftmaxDiagonalOnly(ok.ZooSoftmax):
     """Keeps s(1 - s) on the diagonal and drops the off-diagonal -s_i s_j terms."""
 
     def backward(self, dout):
@@ -127,7 +127,7 @@ class LayerNormMissingVariance(ok.UserLayerNorm):
         return inv * (g - g.mean(1, keepdims=True))
 
 
-class GELURoundedConstant(ok.GELU):
+class GELURoundedConstant(ok.ZooGELU):
     """sqrt(2/pi) rounded to 0.797 in backward only: about 1e-3 relative error at most, 6e-4 typical."""
 
     k = 0.797

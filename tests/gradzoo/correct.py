@@ -54,7 +54,7 @@ class Polynomial(ZooLayer):
         return dout * (self.params["b"] + 2 * self.params["c"] * x)
 
 
-class Softmax(ZooLayer):
+class ZooSoftmax(ZooLayer):
     def forward(self, x):
         e = np.exp(x - x.max(axis=1, keepdims=True))
         self.cache = e / e.sum(axis=1, keepdims=True)
@@ -151,7 +151,7 @@ class ZooPReLU(ZooLayer):
 GELU_C = np.sqrt(2 / np.pi)
 
 
-class GELU(ZooLayer):
+class ZooGELU(ZooLayer):
     """The tanh approximation: 0.5 x (1 + tanh(c (x + 0.044715 x^3)))."""
 
     k = GELU_C
@@ -202,6 +202,6 @@ class LogSumExp(ZooLayer):
         return self.cached(self.cache) * dout[:, None]
 
 
-CORRECT = [Cube, Polynomial, Softmax, UserBatchNorm, UserLayerNorm, ZooSwish, ZooPReLU, GELU, Softplus, RowNormalize,
+CORRECT = [Cube, Polynomial, ZooSoftmax, UserBatchNorm, UserLayerNorm, ZooSwish, ZooPReLU, ZooGELU, Softplus, RowNormalize,
            LogSumExp, Bilinear, ZooConv1D, SelfAttention, Outer, CumSum, LearnedSine, Lorentzian, MatrixSquare,
            RowVariance, SumOfSquares, UserDropout, ScaledExp, Affine3D]
