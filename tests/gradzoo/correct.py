@@ -202,6 +202,6 @@ class LogSumExp(ZooLayer):
         return self.cached(self.cache) * dout[:, None]
 
 
-CORRECT = [Cube, Polynomial, ZooSoftmax, UserBatchNorm, UserLayerNorm, ZooSwish, ZooPReLU, ZooGELU, Softplus, RowNormalize,
-           LogSumExp, Bilinear, ZooConv1D, SelfAttention, Outer, CumSum, LearnedSine, Lorentzian, MatrixSquare,
-           RowVariance, SumOfSquares, UserDropout, ScaledExp, Affine3D]
+CORRECT = [Cube, Polynomial, ZooSoftmax, UserBatchNorm, UserLayerNorm, ZooSwish, ZooPReLU, ZooGELU, Softplus,
+           RowNormalize, LogSumExp, Bilinear, ZooConv1D, SelfAttention, Outer, CumSum, LearnedSine, Lorentzian,
+           MatrixSquare, RowVariance, SumOfSquares, UserDropout, ScaledExp, Affine3D]
