@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -76,3 +77,42 @@ class Adam(Optimizer):
         v += (1 - b2) * g * g
         step = t(self.lr * np.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t))
         p -= step * m / (np.sqrt(v) + t(self.eps))
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay, as ``torch.optim.AdamW`` (Loshchilov and Hutter): each step first
+    shrinks every parameter, w <- w (1 - lr * weight_decay), then m <- b1 m + (1 - b1) dw,
+    v <- b2 v + (1 - b2) dw**2, w <- w - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps).
+
+    The decay does not pass through the gradient, so it is not scaled by Adam's step size; the L2 term of the
+    loss (``loss.reg``) stays for the course's optimizers and is usually 0 with AdamW. ``betas`` is (b1, b2).
+    """
+
+    aliases = ("adamw",)
+    slots = ("m", "v")
+
+    def __init__(self, lr: float = 1e-3, betas: Sequence[float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01, clip_norm: float | None = None) -> None:
+        super().__init__(lr, clip_norm)
+        if not (isinstance(betas, (list, tuple)) and len(betas) == 2):
+            raise ValueError(f"AdamW: betas must be two numbers (b1, b2), got {betas!r}")
+        check_fraction(self, beta1=betas[0], beta2=betas[1])
+        check_positive(self, eps=eps)
+        if not (isinstance(weight_decay, (int, float)) and not isinstance(weight_decay, bool) and weight_decay >= 0):
+            raise ValueError(f"AdamW: weight_decay must be a number >= 0, got {weight_decay!r}")
+        self.betas, self.eps, self.weight_decay = (float(betas[0]), float(betas[1])), float(eps), float(weight_decay)
+
+    def __repr__(self) -> str:
+        return f"AdamW(lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay})"
+
+    def update(self, p: Array, g: Array, state: dict[str, Any]) -> None:
+        t = p.dtype.type
+        (b1, b2), m, v = self.betas, state["m"], state["v"]
+        p *= t(1 - self.lr * self.weight_decay)
+        m *= t(b1)
+        m += t(1 - b1) * g
+        v *= t(b2)
+        v += t(1 - b2) * g * g
+        denom = np.sqrt(v) / t(np.sqrt(1 - b2**self.t))
+        denom += t(self.eps)
+        p -= t(self.lr / (1 - b1**self.t)) * m / denom

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from optim import SGD, AdaGrad, Adam, CosineDecay, ExponentialDecay, RMSProp, StepDecay
+from optim import SGD, AdaGrad, Adam, AdamW, CosineDecay, ExponentialDecay, RMSProp, StepDecay
 
 
 def test_sgd_step_is_w_minus_lr_dw():
@@ -43,7 +43,7 @@ def test_rmsprop_and_adagrad_by_hand():
     np.testing.assert_allclose(w, [0.9])
 
 
-@pytest.mark.parametrize("cls", [SGD, AdaGrad, RMSProp, Adam])
+@pytest.mark.parametrize("cls", [SGD, AdaGrad, RMSProp, Adam, AdamW])
 def test_float32_parameters_stay_float32(cls):
     w = np.ones(3, np.float32)
     opt = cls(lr=0.1, momentum=0.5) if cls is SGD else cls(lr=0.1)
@@ -71,6 +71,9 @@ def test_state_dict_round_trip_continues_identically():
     (lambda: SGD(lr=0.1, momentum=1.5), r"SGD: momentum must be in \[0, 1\)"),
     (lambda: SGD(lr=0.1, nesterov=True), "nesterov=True needs a momentum"),
     (lambda: Adam(beta1=1.0), r"Adam: beta1 must be in \[0, 1\)"),
+    (lambda: AdamW(betas=0.9), r"AdamW: betas must be two numbers \(b1, b2\), got 0.9"),
+    (lambda: AdamW(betas=[0.9, 1.0]), r"AdamW: beta2 must be in \[0, 1\)"),
+    (lambda: AdamW(weight_decay=-0.1), r"AdamW: weight_decay must be a number >= 0, got -0.1"),
 ])
 def test_bad_hyperparameters(make, match):
     with pytest.raises(ValueError, match=match):
@@ -104,3 +107,22 @@ def test_clip_norm_scales_all_gradients_together_as_pytorch_does(name):
     assert clipped.clipped == 1
     with pytest.raises(ValueError, match="clip_norm must be a positive number"):
         OPTIMIZERS.lookup(name)(clip_norm=0)
+
+
+def test_adamw_steps_by_hand_and_as_pytorch():
+    """One step by hand: the decay first, then Adam's step of lr * sign(g) (m_hat = g, v_hat = g^2)."""
+    w = np.array([2.0, -1.0])
+    AdamW(lr=0.1, weight_decay=0.5, eps=1e-300).step({"w": w}, {"w": np.array([3.0, -0.5])})
+    np.testing.assert_allclose(w, [2.0 * 0.95 - 0.1, -1.0 * 0.95 + 0.1], rtol=1e-14)
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    ours = rng.standard_normal((3, 4))
+    theirs = torch.tensor(ours.copy(), requires_grad=True)
+    opt = AdamW(lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)
+    reference = torch.optim.AdamW([theirs], lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)
+    for _ in range(5):
+        g = rng.standard_normal((3, 4))
+        opt.step({"w": ours}, {"w": g})
+        theirs.grad = torch.tensor(g)
+        reference.step()
+    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
