@@ -45,10 +45,10 @@ class Solver:
     the highest validation accuracy; R² for a regression loss such as ``"mse"`` (the RMSE in
     ``val_extra_history["rmse"]``), the best epoch the lowest validation loss.
 
-    ``state_dict()`` and ``load_state_dict()`` give and take everything but the model's parameters and buffers:
-    a Solver given another's state, over a model holding that one's parameters, continues exactly where it
-    stopped. The learning rate lives in the optimizer: the schedule sets ``optimizer.lr`` each epoch from
-    ``optimizer.initial_lr``. The data is checked here, once (``Task.check_data``, and outputs against targets).
+    ``state_dict()``/``load_state_dict()``: everything but the model's arrays, so a Solver given another's state
+    (over a model holding its parameters) continues exactly where it stopped. The lr lives in the optimizer: the
+    schedule sets ``optimizer.lr`` before each step from ``optimizer.initial_lr`` (``Schedule.at_step``). The
+    data is checked here, once (``Task.check_data``, and outputs against targets).
     """
 
     def __init__(
@@ -108,8 +108,7 @@ class Solver:
         self.output_shape = self.check_outputs()  # checked once here; checkpoints and reports read it
         self.num_classes = self.output_shape[-1]
 
-    # the course's names, for a classification loss's accuracy
-    train_acc_history = property(lambda self: self.train_score_history)
+    train_acc_history = property(lambda self: self.train_score_history)  # the course's names, for accuracy
     val_acc_history = property(lambda self: self.val_score_history)
     best_val_acc = property(lambda self: self.best_val_score)
 
@@ -183,11 +182,9 @@ class Solver:
     def reopen(self, more_patience: bool = False, more_epochs: bool = False) -> None:
         """Let a stopped run go on: one stopped by a signal always; an early-stopped one when given
         ``more_patience`` (its count of epochs without improvement goes on) or ``more_epochs`` (a fresh count)."""
-        stop = self.stop_reason
-        if stop is not None and (stop.kind.by_signal or (stop.kind is Stop.EARLY and more_patience)):
-            self.stop_reason = None
-        elif stop is not None and stop.kind is Stop.EARLY and more_epochs:
-            self.stop_reason, self.bad_epochs = None, 0
+        kind = None if self.stop_reason is None else self.stop_reason.kind
+        if kind is not None and (kind.by_signal or (kind is Stop.EARLY and (more_patience or more_epochs))):
+            self.stop_reason, self.bad_epochs = None, self.bad_epochs if kind.by_signal or more_patience else 0
 
     def request_stop(self, kind: Stop, message: str) -> None:
         """Stop at the end of the current epoch (from a signal handler, say), for ``kind``, said in ``message``."""
@@ -219,10 +216,10 @@ class Solver:
         """One shuffled pass over the training set; False if the loss became NaN or inf."""
         self.clipped_before = self.optimizer.clipped
         X, y = self.data["X_train"], self.data["y_train"]
-        self.optimizer.lr = self.schedule(self.optimizer.initial_lr, self.epoch)
         order = self.rng.permutation(len(X))
         for it in range(self.steps_per_epoch):
             idx = order[it * self.batch_size:(it + 1) * self.batch_size]
+            self.optimizer.lr = self.schedule.at_step(self.optimizer.initial_lr, self.epoch, self.optimizer.t)
             loss = self.step(X[idx], y[idx])
             self.loss_history.append(loss)
             if not math.isfinite(loss):
@@ -248,6 +245,7 @@ class Solver:
         self.epoch_seconds.append(seconds)
         self.clip_history.append(self.optimizer.clipped - self.clipped_before)
         self.epoch += 1
+        self.schedule.observe(val_loss)
         if self.task.improved(val_loss, val_score, self.best_val_loss, self.best_val_score):
             self.best_val_score, self.best_val_loss, self.best_epoch, self.bad_epochs = \
                 val_score, val_loss, self.epoch, 0
@@ -314,6 +312,7 @@ class Solver:
             "best_epoch": self.best_epoch, f"best_val_{s}": self.best_val_score if self.best_epoch else None,
             "best_val_loss": self.best_val_loss if self.best_epoch else None, "bad_epochs": self.bad_epochs,
             "stop_reason": None if self.stop_reason is None else self.stop_reason.as_json(),
+            "schedule": self.schedule.state_dict(),
             "history": {"loss": list(self.loss_history), **{k: list(v) for k, v in self.epoch_lists().items()}},
         }
         arrays = {f"best/{k}": v for k, v in self.best_params.items()}
@@ -338,6 +337,7 @@ class Solver:
         self.best_val_score = -math.inf if best_score is None else best_score
         self.best_val_loss = math.inf if best_loss is None else best_loss
         self.stop_reason = StopReason.from_json(scalars["stop_reason"])
+        self.schedule.load_state_dict(scalars["schedule"])
         history = scalars["history"]
         self.loss_history[:] = history["loss"]
         for column, values in self.epoch_lists().items():
@@ -365,7 +365,7 @@ def check_state(solver: Solver, scalars: dict[str, Any], arrays: dict[str, NDArr
     Generators."""
     s = solver.task.score_name
     wanted = ("epoch", "optimizer", "rng", "sample_rng", "generators", "best_epoch", f"best_val_{s}",
-              "best_val_loss", "bad_epochs", "stop_reason", "history")
+              "best_val_loss", "bad_epochs", "stop_reason", "schedule", "history")
     missing = [k for k in wanted if k not in scalars]
     if missing:
         raise ValueError(f"Solver state: missing {', '.join(missing)} (a {solver.task.name} run's state has "

@@ -2,11 +2,19 @@
 
 from .adaptive import AdaGrad, Adam, AdamW, RMSProp
 from .base import OPTIMIZERS, Optimizer
-from .schedules import SCHEDULES, CosineDecay, ExponentialDecay, Schedule, StepDecay
+from .schedules import (
+    SCHEDULES,
+    CosineDecay,
+    ExponentialDecay,
+    ReduceOnPlateau,
+    Schedule,
+    StepDecay,
+    Warmup,
+)
 from .sgd import SGD
 from .stopping import Stop, StopReason
 from .threads import blas_threads
 
 __all__ = ["OPTIMIZERS", "Optimizer", "SGD", "AdaGrad", "RMSProp", "Adam", "AdamW",
-           "SCHEDULES", "Schedule", "ExponentialDecay", "StepDecay", "CosineDecay", "Stop", "StopReason",
-           "blas_threads"]
+           "SCHEDULES", "Schedule", "ExponentialDecay", "StepDecay", "CosineDecay", "Warmup", "ReduceOnPlateau",
+           "Stop", "StopReason", "blas_threads"]

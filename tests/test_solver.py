@@ -270,3 +270,27 @@ def test_a_state_that_does_not_fit_is_refused_before_anything_changes():
     with pytest.raises(ValueError, match=r"Solver state: missing best_val_acc"):
         fresh.load_state_dict({k: v for k, v in scalars.items() if k != "best_val_acc"}, arrays)
     assert fresh.epoch == 0
+
+
+def test_a_warmup_and_a_plateau_schedule_continue_bit_for_bit():
+    """The schedules' state (the plateau's best loss, counts and scale; the warmup's step is the optimizer's)
+    travels with the Solver's."""
+    from optim import ReduceOnPlateau, Warmup
+
+    def made(epochs):
+        schedule = Warmup(steps=9, after=ReduceOnPlateau(factor=0.5, patience=0, threshold=0.2))
+        return Solver(two_layer(), spiral_data(), optimizer=SGD(lr=0.2, momentum=0.9), schedule=schedule,
+                      batch_size=32, epochs=epochs, verbose=False)
+
+    saved = {}
+    first = made(3)
+    first.train(on_stop=lambda s: saved.update(params={k: v.copy() for k, v in s.model.params.items()},
+                                               state=s.state_dict()))
+    assert saved["state"][0]["schedule"]["scale"] < 1  # the plateau has cut the lr already
+    resumed, whole = made(6), made(6)
+    for key, value in resumed.model.params.items():
+        value[...] = saved["params"][key]
+    resumed.load_state_dict(*saved["state"])
+    resumed.train(), whole.train()
+    assert resumed.loss_history == whole.loss_history and resumed.lr_history == whole.lr_history
+    assert whole.lr_history[0] == pytest.approx(0.2 * 6 / 9) and len(set(whole.lr_history)) > 2  # 6 steps an epoch

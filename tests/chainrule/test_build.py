@@ -62,3 +62,18 @@ def test_model_init_reaches_the_layers_that_take_it_and_is_refused_by_one_that_d
                                           r"own way and takes no init; remove model.init"):
         model([{"type": "LSTM", "hidden_size": 4}], init="xavier")
     model([{"type": "Dropout"}, {"type": "Flatten"}, {"type": "BatchNorm"}], init="xavier")  # nothing drawn there
+
+
+def test_a_warmup_then_plateau_schedule_and_adamw_from_a_config(tmp_path):
+    from chainrule import runs
+
+    config = tmp_path / "c.toml"
+    config.write_text('[data]\nsource = "spiral"\nsamples = 40\n[model]\nlayers = [{ type = "Affine", out_features = '
+                      '8 }, { type = "ReLU" }, { type = "Affine" }]\n[optim]\ntype = "adamw"\nlr = 0.01\nbetas = '
+                      '[0.9, 0.98]\n[schedule]\ntype = "warmup"\nsteps = 3\nafter = { type = "plateau", patience = 1 }'
+                      '\n[solver]\nepochs = 3\nbatch_size = 40\nverbose = false\n[output]\nplot = false\n')
+    run = runs.setup(config, [f"output.dir='{tmp_path / 'r'}'"])
+    assert runs.train(run) == 0
+    solver = run.solver
+    assert type(solver.optimizer).__name__ == "AdamW" and solver.optimizer.betas == (0.9, 0.98)
+    assert solver.lr_history == pytest.approx([0.02 / 3, 0.01, 0.01])  # two steps an epoch, three to warm up

@@ -126,3 +126,35 @@ def test_adamw_steps_by_hand_and_as_pytorch():
         theirs.grad = torch.tensor(g)
         reference.step()
     np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_a_warmup_rises_linearly_by_step_then_hands_over():
+    from optim import Warmup
+
+    warm = Warmup(steps=4, after={"type": "exponential", "decay": 0.5})
+    assert [warm.at_step(0.8, 0, s) for s in range(5)] == [0.2, 0.4, 0.6000000000000001, 0.8, 0.8]
+    assert warm.at_step(0.8, 2, 10) == pytest.approx(0.2)  # then the decay by epoch
+    with pytest.raises(ValueError, match="Warmup: steps must be an integer >= 1, got 0"):
+        Warmup(steps=0)
+
+
+def test_reduce_on_plateau_follows_the_validation_loss_as_pytorch():
+    from optim import ReduceOnPlateau
+
+    losses = [1.0, 0.9, 0.95, 0.91, 0.9, 0.89, 0.95, 0.96, 0.97, 0.5, 0.6, 0.7, 0.8]
+    ours = ReduceOnPlateau(factor=0.5, patience=1, threshold=0.05, cooldown=1, min_lr=0.02)
+    lrs = []
+    for loss in losses:
+        ours.observe(loss)
+        lrs.append(ours(0.1, 0))
+    assert lrs[:4] == [0.1, 0.1, 0.1, 0.05] and min(lrs) == 0.02  # 0.9 -> 0.95, 0.91: two bad epochs > 1
+    torch = pytest.importorskip("torch")
+    p = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.SGD([p], lr=0.1)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1, threshold=0.05, cooldown=1,
+                                                       min_lr=0.02)
+    theirs = []
+    for loss in losses:
+        sched.step(loss)
+        theirs.append(opt.param_groups[0]["lr"])
+    np.testing.assert_allclose(lrs, theirs, rtol=1e-12)
