@@ -23,6 +23,7 @@ import numpy as np
 from chainrule.files import atomic_write
 from layers import (
     ELU,
+    GELU,
     GRU,
     LSTM,
     RNN,
@@ -49,16 +50,22 @@ from layers import (
     MaxPool1D,
     MaxPool2D,
     Mul,
+    MultiHeadAttention,
+    PositionalEmbedding,
     Reciprocal,
     ReLU,
     Reshape,
     Scale,
     Sequential,
     Sigmoid,
+    SinusoidalPositionalEncoding,
+    Softmax,
     Square,
     Sum,
     Tanh,
     TemporalAffine,
+    TransformerBlock,
+    Transpose,
 )
 from layers import Graph as LayerGraph
 
@@ -247,6 +254,65 @@ def activation(op: str, **attributes: Callable[[Any], Any]) -> Callable[[OnnxGra
     return export
 
 
+def gelu(graph: OnnxGraph, layer: GELU, x: str) -> str:
+    """x/2 (1 + erf(x / sqrt 2)), or the tanh approximation x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    if layer.approximate == "tanh":
+        cube = graph.node("Mul", [graph.node("Mul", [x, x]), x])
+        inner = graph.node("Add", [x, graph.node("Mul", [cube, graph.const(np.float32(0.044715))])])
+        core = graph.node("Tanh", [graph.node("Mul", [inner, graph.const(np.float32(np.sqrt(2 / np.pi)))])])
+    else:
+        core = graph.node("Erf", [graph.node("Div", [x, graph.const(np.float32(np.sqrt(2)))])])
+    half = graph.node("Mul", [x, graph.const(np.float32(0.5))])
+    return graph.node("Mul", [half, graph.node("Add", [core, graph.const(np.float32(1))])])
+
+
+def steps_of(graph: OnnxGraph, x: str) -> str:
+    """T, axis 1 of x's shape, as a one-element int64 tensor: the sequence length, dynamic."""
+    one, two = graph.const(np.array([1]), "one"), graph.const(np.array([2]), "two")
+    return graph.node("Slice", [graph.node("Shape", [x]), one, two])
+
+
+def positions(graph: OnnxGraph, table: Any, x: str) -> str:
+    """x + table[:T], T read from x."""
+    zero = graph.const(np.array([0]), "zero")
+    return graph.node("Add", [x, graph.node("Slice", [graph.const(table, "P"), zero, steps_of(graph, x), zero])])
+
+
+def attention(graph: OnnxGraph, layer: MultiHeadAttention, x: str) -> str:
+    """The head's graph in ONNX operators: one product for q, k and v, heads split by Reshape and Transpose,
+    the scaled scores (plus -1e9 above the diagonal, from Trilu on a T x T matrix, when causal), Softmax, the
+    weighted sum, the heads merged, the output product. The sequence length stays dynamic."""
+    D, H, p = layer.embed_dim, layer.num_heads, layer.params
+    qkv = graph.node("MatMul", [x, graph.const(p["W_qkv"], "W_qkv")])
+    if layer.bias:
+        qkv = graph.node("Add", [qkv, graph.const(p["b_qkv"], "b_qkv")])
+    split = graph.const(np.array([0, 0, H, D // H]), "heads")
+    q, k, v = (graph.node("Reshape", [graph.node("Slice", [qkv, graph.const(np.array([i * D])), graph.const(
+        np.array([(i + 1) * D])), graph.const(np.array([2]))]), split]) for i in range(3))
+    q, v = (graph.node("Transpose", [t], perm=[0, 2, 1, 3]) for t in (q, v))
+    scores = graph.node("Mul", [graph.node("MatMul", [q, graph.node("Transpose", [k], perm=[0, 2, 3, 1])]),
+                                graph.const(np.float32(1 / np.sqrt(D // H)), "scale")])
+    if layer.causal:
+        T = steps_of(graph, x)
+        onnx, helper, _ = onnx_modules()
+        ones = graph.node("ConstantOfShape", [graph.node("Concat", [T, T], axis=0)],
+                          value=helper.make_tensor("one", onnx.TensorProto.FLOAT, [1], [1.0]))
+        above = graph.node("Trilu", [ones, graph.const(np.array(1), "k")], upper=1)
+        scores = graph.node("Add", [scores, graph.node("Mul", [above, graph.const(np.float32(-1e9), "masked")])])
+    context = graph.node("MatMul", [graph.node("Softmax", [scores], axis=-1), v])
+    merged = graph.node("Reshape", [graph.node("Transpose", [context], perm=[0, 2, 1, 3]),
+                                    graph.const(np.array([0, 0, D]), "merge")])
+    out = graph.node("MatMul", [merged, graph.const(p["W_out"], "W_out")])
+    return graph.node("Add", [out, graph.const(p["b_out"], "b_out")]) if layer.bias else out
+
+
+def transformer_block(graph: OnnxGraph, layer: TransformerBlock, x: str) -> str:
+    """h = x + attn(ln1(x)); out = h + fc2(gelu(fc1(ln2(h)))) (dropout is the identity at inference)."""
+    h = graph.node("Add", [x, export_layer(graph, layer.attn, export_layer(graph, layer.ln1, x))])
+    inner = export_layer(graph, layer.gelu, export_layer(graph, layer.fc1, export_layer(graph, layer.ln2, h)))
+    return graph.node("Add", [h, export_layer(graph, layer.fc2, inner)])
+
+
 EXPORTERS: dict[type, Callable[..., str]] = {
     Sequential: sequential, Affine: affine, Maxout: maxout, BatchNorm: batch_norm, LayerNorm: layer_norm,
     GroupNorm: group_norm,
@@ -267,6 +333,11 @@ EXPORTERS: dict[type, Callable[..., str]] = {
     Sum: reduce_sum,
     TemporalAffine: lambda graph, layer, x: graph.node("Add", [
         graph.node("MatMul", [x, graph.const(layer.params["W"], "W")]), graph.const(layer.params["b"], "b")]),
+    GELU: gelu, Softmax: lambda graph, layer, x: graph.node("Softmax", [x], axis=layer.axis),
+    Transpose: lambda graph, layer, x: graph.node("Transpose", [x], perm=list(layer.order)),
+    PositionalEmbedding: lambda graph, layer, x: positions(graph, layer.params["P"], x),
+    SinusoidalPositionalEncoding: lambda graph, layer, x: positions(graph, layer.table, x),
+    MultiHeadAttention: attention, TransformerBlock: transformer_block,
 }
 
 
@@ -293,9 +364,13 @@ def to_onnx(model: Any, opset: int = 17) -> Any:
         op, attributes = HEADS[name]
         graph.nodes.append(helper.make_node(op, [scores], [name], **attributes))
     input_type = onnx.TensorProto.INT64 if model.indices else onnx.TensorProto.FLOAT  # a character model's
-    out_shape = ["N", *model.output_shape[1:]]
+    in_shape: list[Any] = ["N", *model.input_shape]
+    out_shape: list[Any] = ["N", *model.output_shape[1:]]
+    if model.indices:  # a sequence of indices: any length, and a score per step
+        in_shape[1] = "T"
+        out_shape[1] = "T" if len(out_shape) > 2 else out_shape[1]
     onnx_graph = helper.make_graph(
-        graph.nodes, "chainrule", [helper.make_tensor_value_info("input", input_type, ["N", *model.input_shape])],
+        graph.nodes, "chainrule", [helper.make_tensor_value_info("input", input_type, in_shape)],
         [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, out_shape)
          for name in outputs], graph.initializers)
     exported = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],

@@ -265,3 +265,40 @@ def test_a_model_with_every_built_in_layer_exports(tmp_path):
     for opset in (17, 18):
         path = model.to_onnx(tmp_path / f"g{opset}.onnx", opset=opset)
         assert np.max(np.abs(onnx_probabilities(path, X) - model.predict_proba(X))) <= 1e-5
+
+
+def test_attention_layers_export_and_a_character_gpt_takes_any_sequence_length(tmp_path):
+    from chainrule import TrainedModel
+    from layers import (
+        GELU,
+        LayerNorm,
+        MultiHeadAttention,
+        Sequential,
+        SinusoidalPositionalEncoding,
+        Softmax,
+        TemporalAffine,
+        TransformerBlock,
+        Transpose,
+    )
+
+    rng = np.random.default_rng(0)
+    network = Sequential(SinusoidalPositionalEncoding(8), MultiHeadAttention(8, 2, rng=rng), GELU("tanh"),
+                         TransformerBlock(8, 4, mlp_ratio=2, rng=rng), Transpose([1, 0]), Softmax(axis=1),
+                         Transpose([1, 0]), LayerNorm(8), TemporalAffine(8, 3, rng=rng))
+    for name, value in network.params.items():
+        if name.endswith(("b", "b_qkv", "b_out", "beta")):
+            value[...] = 0.1 * rng.standard_normal(value.shape)
+    model = TrainedModel(network, {"model": {"dtype": "float32"}, "loss": {"type": "softmax"}}, {}, (5, 8))
+    X = rng.standard_normal((4, 5, 8)).astype(np.float32)
+    np.testing.assert_allclose(onnx_probabilities(model.to_onnx(tmp_path / "a.onnx"), X), model.predict_proba(X),
+                               rtol=1e-4, atol=1e-6)
+    run = runs.setup(ROOT / "examples" / "chars_gpt.toml", [f"output.dir='{tmp_path / 'r'}'", "solver.epochs=1",
+                                                          "solver.verbose=false", "output.plot=false"])
+    assert runs.train(run) == 0 and chainrule_main(["export", str(tmp_path / "r")]) == 0
+    gpt = load_run(tmp_path / "r")
+    session = ort.InferenceSession(str(tmp_path / "r" / "model.onnx"), providers=["CPUExecutionProvider"])
+    for steps in (1, 7, 32):  # shorter than the context it was trained on, and as long
+        indices = run.solver.data["X_val"][:3, :steps].astype(np.int64)
+        (probabilities,) = session.run(["probabilities"], {"input": indices})
+        assert probabilities.shape == (3, steps, gpt.classes)
+        np.testing.assert_allclose(probabilities, gpt.predict_proba(indices), rtol=1e-4, atol=1e-6)
