@@ -153,6 +153,11 @@ class MultiHeadAttention(Layer, leaf=True):
                          ", bias=False" * (not self.bias)])
         return f"MultiHeadAttention(embed_dim={self.embed_dim}, num_heads={self.num_heads}{extra})"
 
+    @property
+    def weights(self) -> Array:
+        """The attention weights of the last forward, (N, H, T, T): row i of a head is what step i attended to."""
+        return self.cached(self.cache)[4]
+
     def split_heads(self, t: Array) -> Array:
         """(N, T, D) -> (N, H, T, Dh)."""
         N, T, _ = t.shape

@@ -148,9 +148,17 @@ def export(args: argparse.Namespace) -> int:
 
 
 def sample(args: argparse.Namespace) -> int:
-    from chainrule.trained.sampling import sample_text
+    from chainrule.trained.sampling import attention_maps, sample_text
 
-    print(sample_text(load_run(args.run_dir, args.which), args.prime, args.length, args.temperature, args.seed))
+    model = load_run(args.run_dir, args.which)
+    if args.attention is not None:
+        check_out(Path(args.attention), Path(args.run_dir), [], "--attention", RUN_FILES + (EXPORTED,))
+        text, maps = attention_maps(model, args.prime)
+        if not pictures.write_attention(Path(args.attention), text, maps):
+            raise ImportError("--attention needs matplotlib: pip install -e '.[plot]'")
+    print(sample_text(model, args.prime, args.length, args.temperature, args.seed))
+    if args.attention is not None:
+        print(f"wrote {args.attention}: {len(maps)} attention layers over {len(text)} characters", file=sys.stderr)
     return 0
 
 
@@ -225,13 +233,15 @@ def add_sweep_export_sample(sub: Any, fmt: type[argparse.HelpFormatter]) -> None
     ex.add_argument("--debug", action="store_true", help="show tracebacks")
     sa = sub.add_parser("sample", help="text drawn from a trained character model", formatter_class=fmt,
                         epilog="examples:\n  chainrule sample runs/chars\n"
-                               "  chainrule sample runs/chars --prime 'The chain rule' --length 300 --temperature 0.7")
+                               "  chainrule sample runs/chars --prime 'The chain rule' --length 300 --temperature 0.7\n"
+                               "  chainrule sample runs/chars_gpt --prime 'The chain rule' --attention attention.png")
     sa.add_argument("run_dir", metavar="RUN_DIR")
     sa.add_argument("--prime", default="", help="text the sample starts from (default: one random character)")
     sa.add_argument("--length", type=int, default=200, help="characters to draw (default 200)")
     sa.add_argument("--temperature", type=float, default=1.0, help="below 1: likelier characters (default 1)")
     sa.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
     sa.add_argument("--which", choices=("best", "last"), default="best")
+    sa.add_argument("--attention", metavar="FILE.png", help="also draw each head's attention weights over the prime")
     sa.add_argument("--debug", action="store_true", help="show tracebacks")
 
 

@@ -141,3 +141,31 @@ def saliency_picture(path: Path, model: TrainedModel, X: Any, y: Any, result: di
 
 #: Each picture a task may ask for, by name: a function (path, model, X, y, report) -> whether it was written.
 PICTURES = {"confusion": confusion_picture, "filters": filters_picture, "saliency": saliency_picture}
+
+
+def write_attention(path: Path, text: str, maps: list[tuple[str, NDArray]]) -> bool:
+    """FILE.png: each head's attention weights over ``text``, a panel per head (columns) and attention layer
+    (rows); row i of a panel is what character i attended to. False without matplotlib."""
+    plt = pyplot()
+    if plt is None:
+        return False
+    heads = max(len(weights) for _, weights in maps)
+    size = min(max(2.2, 0.16 * len(text) + 1), 6)
+    fig, axes = plt.subplots(len(maps), heads, figsize=(size * heads, size * len(maps)), squeeze=False)
+    labels = [repr(c)[1:-1] or " " for c in text]
+    for row, (name, weights) in enumerate(maps):
+        for head, ax in enumerate(axes[row]):
+            if head >= len(weights):
+                ax.axis("off")
+                continue
+            ax.imshow(weights[head], cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(f"{name}, head {head}", fontsize=8)
+            ticks = range(len(text)) if len(text) <= 40 else []
+            ax.set_xticks(ticks, [labels[i] for i in ticks], fontsize=6)
+            ax.set_yticks(ticks, [labels[i] for i in ticks], fontsize=6)
+    fig.suptitle("attention weights: row = the character attending, column = the character attended to",
+                 fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return True

@@ -6,6 +6,7 @@ import numpy as np
 from scipy.special import softmax
 
 from chainrule.trained.model import TrainedModel
+from layers import MultiHeadAttention
 
 
 def sample_text(model: TrainedModel, prime: str = "", length: int = 200, temperature: float = 1.0,
@@ -22,15 +23,37 @@ def sample_text(model: TrainedModel, prime: str = "", length: int = 200, tempera
     if not (np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"--temperature: expected a positive number, got {temperature!r}")
     vocabulary = [chr(int(c)) for c in model.preprocessing["vocabulary"]]
-    index = {c: i for i, c in enumerate(vocabulary)}
-    unknown = sorted({c for c in prime if c not in index})
-    if unknown:
-        raise ValueError(f"--prime: the model never saw {', '.join(map(repr, unknown))}; it knows "
-                         f"{len(vocabulary)} characters")
+    index = encoder(model, prime)
     window = model.input_shape[0]
     rng = np.random.default_rng(seed)
-    codes = [index[c] for c in prime] or [int(rng.integers(len(vocabulary)))]
+    codes = index or [int(rng.integers(len(vocabulary)))]
     for _ in range(length):
         scores = model.scores(np.array([codes[-window:]], dtype=np.int64))[0, -1]
         codes.append(int(rng.choice(len(vocabulary), p=softmax(scores.astype(np.float64) / temperature))))
     return "".join(vocabulary[c] for c in codes)
+
+
+def encoder(model: TrainedModel, text: str) -> list[int]:
+    """``text`` as the model's character indices; characters it never saw are a ValueError naming them."""
+    if "vocabulary" not in model.preprocessing:
+        raise ValueError("chainrule sample: this run is not a character model (its data source is not 'text')")
+    index = {chr(int(c)): i for i, c in enumerate(model.preprocessing["vocabulary"])}
+    unknown = sorted({c for c in text if c not in index})
+    if unknown:
+        raise ValueError(f"--prime: the model never saw {', '.join(map(repr, unknown))}; it knows "
+                         f"{len(index)} characters")
+    return [index[c] for c in text]
+
+
+def attention_maps(model: TrainedModel, prime: str) -> tuple[str, list[tuple[str, np.ndarray]]]:
+    """The prime as the model reads it (its last ``seq_len`` characters) and every MultiHeadAttention's weights
+    over it, (H, T, T) each, by the layer's name in the network, in order."""
+    if not prime:
+        raise ValueError("--attention: give the text to draw the weights over with --prime")
+    text = prime[-model.input_shape[0]:]
+    model.scores(np.array([encoder(model, text)], dtype=np.int64))
+    maps = [(name, layer.weights[0]) for name, layer in model.network.named_layers()
+            if isinstance(layer, MultiHeadAttention)]
+    if not maps:
+        raise ValueError("--attention: this model has no MultiHeadAttention layer (a TransformerBlock holds one)")
+    return text, maps

@@ -102,3 +102,31 @@ def test_a_character_run_evaluates_each_step_as_an_example(tmp_path, capsys):
     report = json.loads((tmp_path / "r" / "evaluation.json").read_text())
     assert report["examples"] == run.solver.data["y_val"].size  # every step of every validation sequence
     assert load_run(tmp_path / "r").predict(run.solver.data["X_val"][:2]).shape == (2, 20)
+
+
+def test_a_character_gpt_samples_and_draws_its_attention_over_the_last_context_of_the_prime(tmp_path, capsys):
+    from chainrule import runs
+    from chainrule.cli import main as chainrule_main
+    from chainrule.trained.sampling import attention_maps
+
+    run = runs.setup(ROOT / "examples" / "chars_gpt.toml", [f"output.dir='{tmp_path / 'r'}'", "solver.epochs=1",
+                                                          "solver.verbose=false", "output.plot=false"])
+    assert runs.train(run) == 0
+    model = load_run(tmp_path / "r")
+    prime = "The chain rule multiplies the local gradients along every path."  # longer than the 32 of the context
+    text, maps = attention_maps(model, prime)
+    assert text == prime[-32:] and [name for name, _ in maps] == ["2.attn", "3.attn"]
+    for _, weights in maps:
+        assert weights.shape == (4, 32, 32)
+        np.testing.assert_allclose(weights.sum(axis=-1), 1, rtol=1e-5)
+        assert not np.triu(weights, k=1).any()  # causal: no step attends to a later one
+    assert sample_text(model, prime, 5, seed=0).startswith(prime) and len(sample_text(model, prime, 5)) == len(prime) + 5
+    pytest.importorskip("matplotlib")
+    capsys.readouterr()
+    picture = tmp_path / "attention.png"
+    assert chainrule_main(["sample", str(tmp_path / "r"), "--prime", prime, "--length", "3", "--attention",
+                           str(picture)]) == 0
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().err.strip() == f"wrote {picture}: 2 attention layers over 32 characters"
+    assert chainrule_main(["sample", str(tmp_path / "r"), "--attention", str(picture)]) == 2
+    assert capsys.readouterr().err.strip().endswith("--attention: give the text to draw the weights over with --prime")
