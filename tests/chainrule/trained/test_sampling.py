@@ -120,7 +120,8 @@ def test_a_character_gpt_samples_and_draws_its_attention_over_the_last_context_o
         assert weights.shape == (4, 32, 32)
         np.testing.assert_allclose(weights.sum(axis=-1), 1, rtol=1e-5)
         assert not np.triu(weights, k=1).any()  # causal: no step attends to a later one
-    assert sample_text(model, prime, 5, seed=0).startswith(prime) and len(sample_text(model, prime, 5)) == len(prime) + 5
+    sampled = sample_text(model, prime, 5, seed=0)
+    assert sampled.startswith(prime) and len(sampled) == len(prime) + 5
     pytest.importorskip("matplotlib")
     capsys.readouterr()
     picture = tmp_path / "attention.png"
