@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.subprocess_runs import ROOT  # noqa: E402
+from tests.subprocess_runs import ROOT
 
 
 @pytest.mark.slow
