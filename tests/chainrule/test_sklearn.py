@@ -125,7 +125,7 @@ def test_net_regressor_multi_output_pickle_warm_start_and_partial_fit(tmp_path, 
     (NetRegressor(loss="softmax"), np.linspace(0, 1, 20),
      r"NetRegressor: loss 'softmax' is a classification loss; expected a regression loss: 'huber', 'mse'"),
     (NetRegressor(loss="nope"), np.linspace(0, 1, 20), r"NetRegressor: unknown loss 'nope'"),
-    (NetClassifier(optimizer="adamw"), np.arange(20) % 2, r"NetClassifier: unknown optimizer 'adamw'; did you mean"),
+    (NetClassifier(optimizer="adamx"), np.arange(20) % 2, r"NetClassifier: unknown optimizer 'adamx'; did you mean"),
 ])
 def test_a_loss_or_optimizer_that_cannot_serve_is_a_value_error_before_anything_is_fitted(estimator, y, match):
     with pytest.raises(ValueError, match=match):
