@@ -112,6 +112,8 @@ def read_rows(folder: Path, plan: Plan) -> dict[int, dict[str, Any]]:
 
 
 def best_trial(sweep: Sweep) -> int | None:
+    """The finished trial of the highest metric, a tie going to the lowest trial number (never to the order in
+    which trials finished): the one best.toml, the summary and sweep.png name."""
     scored = [(r["metric"], -i) for i, r in sweep.rows.items()
               if r["status"] is TrialStatus.OK and r["metric"] is not None]
     return -max(scored)[1] if scored else None
@@ -155,7 +157,7 @@ def write_picture(sweep: Sweep) -> bool:
         points = ax.scatter([float(r[dists[0].path]) for r in rows], [float(r[dists[1].path]) for r in rows],
                             c=metric, cmap="viridis", s=40)
         fig.colorbar(points, label=sweep.plan.metric)
-        top = max(rows, key=lambda r: r["metric"])
+        top = sweep.rows[best_trial(sweep)]  # type: ignore[index]  # rows is not empty: there is a best
         ax.scatter([float(top[dists[0].path])], [float(top[dists[1].path])], marker="*", s=260, c="red",
                    edgecolors="black", label=f"best: trial {top['trial']} ({top['metric']:.4f})", zorder=3)
         ax.legend(loc="best")
@@ -168,7 +170,7 @@ def write_picture(sweep: Sweep) -> bool:
         for d, ax in zip(dists, axes[0], strict=True):
             xs = [r[d.path] if d.continuous else str(r[d.path]) for r in rows]
             ax.scatter([float(x) for x in xs] if d.continuous else xs, metric)
-            at = max(range(len(rows)), key=lambda i: metric[i])
+            at = next(i for i, r in enumerate(rows) if r["trial"] == best_trial(sweep))
             ax.scatter([float(xs[at])] if d.continuous else [xs[at]], [metric[at]], marker="*", s=260,
                        c="red", edgecolors="black", label=f"best: trial {rows[at]['trial']}", zorder=3)
             ax.legend(loc="best")

@@ -244,3 +244,21 @@ def test_without_matplotlib_a_sweep_says_there_is_no_picture(tmp_path, capsys, m
                     verbose=True)
     assert "no sweep.png: matplotlib is not installed" in capsys.readouterr().err
     assert not (tmp_path / "s" / "sweep.png").exists() and (tmp_path / "s" / "best.toml").exists()
+
+
+def test_a_tie_goes_to_the_lowest_trial_whatever_order_the_trials_finished_in(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from types import SimpleNamespace
+
+    from chainrule.sweeps import folder as sweep_folder
+    from chainrule.sweeps import space as search_space
+
+    dists = search_space.parse({"optim.lr": {"loguniform": [1e-3, 1e-1]}, "optim.momentum": {"uniform": [0, 0.9]}})
+    rows = {i: {"trial": i, "status": TrialStatus.OK, "metric": metric, "optim.lr": lr, "optim.momentum": 0.5}
+            for i, metric, lr in ((2, 0.5, 0.01), (1, 0.75, 0.02), (0, 0.75, 0.03))}  # 2, 1, then 0 finished
+    sweep = sweep_folder.Sweep(SimpleNamespace(dists=dists, metric="best_val_acc"), tmp_path, None, rows)
+    assert sweep_folder.best_trial(sweep) == 0
+    figures = []
+    monkeypatch.setattr(sweep_folder, "save_figure", lambda fig, path: figures.append(fig))
+    assert sweep_folder.write_picture(sweep)
+    assert figures[0].axes[0].get_legend().get_texts()[0].get_text() == "best: trial 0 (0.7500)"
