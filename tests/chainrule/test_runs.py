@@ -170,8 +170,11 @@ STARTING = [ROOT / "chainrule" / name for name in ("__init__.py", "__main__.py",
 def frames_after_the_handler(traceback: str) -> list[str]:
     """The frames of a traceback that run after ``chainrule.cli.launch.start`` installs its Ctrl-C handler: any frame
     of this project's code except the lines that get to ``start`` (solver.py's first lines, the chainrule package's
-    module bodies that import chainrule.cli.launch), and anything in site-packages (numpy, scipy...)."""
+    module bodies that import chainrule.cli.launch), and anything in site-packages (numpy, scipy...) but the
+    start-up hooks that ``site`` runs before any of it."""
     frames = re.findall(r'File "([^"]+)", line (\d+)', traceback)
+    if any(path == "<frozen site>" or Path(path).name == "site.py" for path, _ in frames):
+        return []  # the interpreter's own start-up: site, and the .pth hooks in site-packages it runs
     handler_line = next(n for n, line in enumerate((ROOT / "solver.py").read_text().splitlines(), 1)
                         if "start(\"solver\")" in line)
     late = []
