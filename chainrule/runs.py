@@ -203,7 +203,8 @@ def train_locked(run: Run, on_epoch: Callable[[Solver], None] | None) -> int:
             and solver.verbose:
         print("solver: no curves.png: matplotlib is not installed (pip install -e '.[plot]', or set "
               "output.plot = false)", file=sys.stderr)
-    print(stop_message(solver, run_dir), file=sys.stderr)
+    already = run.resumed_from_epoch is not None and run.resumed_from_epoch >= solver.epochs
+    print(already_trained(solver, run_dir) if already else stop_message(solver, run_dir), file=sys.stderr)
     print(report.summary_line(metrics, run_dir))
     return 0 if solver.stop_reason is None else solver.stop_reason.kind.exit_code
 
@@ -219,6 +220,13 @@ def remove_evaluation(run_dir: Path, verbose: bool) -> None:
     if removed and verbose:
         print(f"solver: removed {', '.join(removed)}: they described the run before this resume "
               f"(chainrule evaluate {run_dir} writes them again)", file=sys.stderr)
+
+
+def already_trained(solver: Solver, run_dir: Path) -> str:
+    """A resume asked for no more epochs than the run has: say so, and how to train on."""
+    return (f"solver: the run already has {solver.epoch} epochs and solver.epochs is {solver.epochs}: nothing to "
+            f"train; to train on, resume with more: chainrule train --resume {run_dir} --set "
+            f"solver.epochs={solver.epoch + max(solver.epoch // 2, 1)}")
 
 
 def stop_message(solver: Solver, run_dir: Path) -> str:

@@ -148,7 +148,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def sample(args: argparse.Namespace) -> int:
-    from chainrule.trained.sampling import attention_maps, sample_text
+    from chainrule.trained.sampling import attention_maps, sampled
 
     model = load_run(args.run_dir, args.which)
     if args.attention is not None:
@@ -156,7 +156,9 @@ def sample(args: argparse.Namespace) -> int:
         text, maps = attention_maps(model, args.prime)
         if not pictures.write_attention(Path(args.attention), text, maps):
             raise ImportError("--attention needs matplotlib: pip install -e '.[plot]'")
-    print(sample_text(model, args.prime, args.length, args.temperature, args.seed))
+    for piece in sampled(model, args.prime, args.length, args.temperature, args.seed):  # as drawn: Ctrl-C keeps it
+        print(piece, end="", flush=True)
+    print()
     if args.attention is not None:
         print(f"wrote {args.attention}: {len(maps)} attention layers over {len(text)} characters", file=sys.stderr)
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from scipy.special import softmax
 
@@ -11,11 +13,17 @@ from layers import MultiHeadAttention
 
 def sample_text(model: TrainedModel, prime: str = "", length: int = 200, temperature: float = 1.0,
                 seed: int = 0) -> str:
-    """``prime`` followed by ``length`` characters drawn from the model: at each step the model reads the last
-    ``seq_len`` characters (the length it was trained on) from a zero state, and the next character is drawn
-    from the softmax of its last scores divided by ``temperature`` (lower: more likely characters; higher: more
-    varied), with a seeded Generator. Without ``prime`` the first character is drawn uniformly from the
-    vocabulary. Characters the model never saw are a ValueError naming them."""
+    """``prime`` followed by ``length`` characters drawn from the model (``sampled``, joined)."""
+    return "".join(sampled(model, prime, length, temperature, seed))
+
+
+def sampled(model: TrainedModel, prime: str = "", length: int = 200, temperature: float = 1.0,
+            seed: int = 0) -> Iterator[str]:
+    """The prime (or one character drawn uniformly without one), then ``length`` characters, each as soon as it
+    is drawn: at each step the model reads the last ``seq_len`` characters (the length it was trained on) from a
+    zero state, and the next character is drawn from the softmax of its last scores divided by ``temperature``
+    (lower: more likely characters; higher: more varied), with a seeded Generator. Everything is checked before
+    the first character: characters the model never saw are a ValueError naming them."""
     if "vocabulary" not in model.preprocessing:
         raise ValueError("chainrule sample: this run is not a character model (its data source is not 'text')")
     if not (isinstance(length, int) and length >= 0):
@@ -23,14 +31,18 @@ def sample_text(model: TrainedModel, prime: str = "", length: int = 200, tempera
     if not (np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"--temperature: expected a positive number, got {temperature!r}")
     vocabulary = [chr(int(c)) for c in model.preprocessing["vocabulary"]]
-    index = encoder(model, prime)
-    window = model.input_shape[0]
-    rng = np.random.default_rng(seed)
-    codes = index or [int(rng.integers(len(vocabulary)))]
+    window, rng = model.input_shape[0], np.random.default_rng(seed)
+    codes = encoder(model, prime) or [int(rng.integers(len(vocabulary)))]
+    return drawn(model, vocabulary, codes, window, length, temperature, rng)
+
+
+def drawn(model: TrainedModel, vocabulary: list[str], codes: list[int], window: int, length: int,
+          temperature: float, rng: np.random.Generator) -> Iterator[str]:
+    yield "".join(vocabulary[c] for c in codes)
     for _ in range(length):
         scores = model.scores(np.array([codes[-window:]], dtype=np.int64))[0, -1]
         codes.append(int(rng.choice(len(vocabulary), p=softmax(scores.astype(np.float64) / temperature))))
-    return "".join(vocabulary[c] for c in codes)
+        yield vocabulary[codes[-1]]
 
 
 def encoder(model: TrainedModel, text: str) -> list[int]:

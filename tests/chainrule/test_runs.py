@@ -263,3 +263,12 @@ def test_runs_started_at_once_never_share_a_folder(tmp_path):
         for t in threads:
             t.join()
         assert len(set(claimed)) == 16, sorted(claimed)
+
+
+def test_resuming_a_run_that_has_its_epochs_says_so_and_how_to_train_on(tmp_path, capsys):
+    train_to(tmp_path, 4, "r")
+    capsys.readouterr()
+    assert runs.train(runs.setup(None, ["solver.epochs=3", "solver.verbose=false"], resume=tmp_path / "r")) == 0
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"solver: the run already has 4 epochs and solver.epochs is 3: nothing to train; to train on, "
+                   f"resume with more: chainrule train --resume {tmp_path / 'r'} --set solver.epochs=6")

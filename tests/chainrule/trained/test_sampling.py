@@ -9,7 +9,7 @@ import pytest
 from chainrule import load_run
 from chainrule.data import load_text
 from chainrule.trained.sampling import sample_text
-from tests.subprocess_runs import ROOT, USER_ENV, assert_same_checkpoint_arrays, run_killed_and_resumed
+from tests.subprocess_runs import ROOT, USER_ENV, assert_same_checkpoint_arrays, popen, run_killed_and_resumed
 
 TEXT = ROOT / "examples" / "text" / "chain_rule.txt"
 CHARS = f"""
@@ -131,3 +131,15 @@ def test_a_character_gpt_samples_and_draws_its_attention_over_the_last_context_o
     assert capsys.readouterr().err.strip() == f"wrote {picture}: 2 attention layers over 32 characters"
     assert chainrule_main(["sample", str(tmp_path / "r"), "--attention", str(picture)]) == 2
     assert capsys.readouterr().err.strip().endswith("--attention: give the text to draw the weights over with --prime")
+    # the text comes as it is drawn: Ctrl-C in a long sample keeps what was printed
+    import signal
+    import time
+
+    proc = popen([sys.executable, "-m", "chainrule", "sample", tmp_path / "r", "--prime", "The chain", "--length",
+                  "1000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    first = proc.stdout.read(12)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=60)
+    assert first.startswith(b"The chain") and proc.returncode == 130, (first, err)
+    assert err.decode().strip().splitlines() == ["chainrule: interrupted"]
