@@ -161,7 +161,7 @@ class MultiHeadAttention(Layer, leaf=True):
     def split_heads(self, t: Array) -> Array:
         """(N, T, D) -> (N, H, T, Dh)."""
         N, T, _ = t.shape
-        return t.reshape(N, T, self.num_heads, -1).transpose(0, 2, 1, 3)
+        return t.reshape(N, T, self.num_heads, self.embed_dim // self.num_heads).transpose(0, 2, 1, 3)
 
     def forward(self, x: Array) -> Array:
         x = check_sequence(self, x, self.embed_dim)

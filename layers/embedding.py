@@ -111,7 +111,7 @@ class TemporalAffine(Layer, leaf=True):
         x = self.cached(self.x)
         N, T, D = x.shape
         check_dout(self, dout, (N, T, self.out_features))
-        rows = dout.reshape(N * T, -1)
+        rows = dout.reshape(N * T, self.out_features)
         self.grads["W"] = x.reshape(N * T, D).T @ rows
         self.grads["b"] = rows.sum(axis=0)
         return dout @ self.params["W"].T

@@ -74,7 +74,7 @@ class Maxout(Layer, leaf=True):
         check_dout(self, dout, (N, self.out_features))
         dz = np.zeros((N, self.pieces, self.out_features), dtype=dout.dtype)
         np.put_along_axis(dz, idx, dout[:, None, :], axis=1)
-        return x2d, dz.reshape(N, -1)
+        return x2d, dz.reshape(N, self.pieces * self.out_features)
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:

@@ -215,7 +215,7 @@ class GroupNorm(Layer, leaf=True):
 
     def forward(self, x: Array) -> Array:
         x = check_input(self, x, self.num_channels, spatial=True)
-        grouped = x.reshape(x.shape[0], self.num_groups, -1)
+        grouped = x.reshape(x.shape[0], self.num_groups, int(np.prod(x.shape[1:])) // self.num_groups)
         mean, var = grouped.mean(axis=2, keepdims=True), grouped.var(axis=2, keepdims=True)
         inv_std = 1 / np.sqrt(var + x.dtype.type(self.eps))
         xhat = ((grouped - mean) * inv_std).reshape(x.shape)
@@ -229,8 +229,8 @@ class GroupNorm(Layer, leaf=True):
         axes, shape = channel_axes(xhat)
         self.grads["gamma"] = (dout * xhat).sum(axis=axes)
         self.grads["beta"] = dout.sum(axis=axes)
-        g = (dout * self.params["gamma"].reshape(shape)).reshape(dout.shape[0], self.num_groups, -1)
-        grouped = xhat.reshape(g.shape)
+        grouped = xhat.reshape(xhat.shape[0], self.num_groups, int(np.prod(xhat.shape[1:])) // self.num_groups)
+        g = (dout * self.params["gamma"].reshape(shape)).reshape(grouped.shape)
         return normalized_backward(g, grouped, inv_std, g.dtype.type(1), axis=2).reshape(dout.shape)
 
     @classmethod

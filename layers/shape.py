@@ -21,7 +21,7 @@ class Flatten(Layer, leaf=True):
         if x.ndim < 1:
             raise ValueError(f"{self!r}: expected x of shape (N, ...), got a scalar")
         self.shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))  # sizes, not -1: an empty batch flattens too
 
     def backward(self, dout: Array) -> Array:
         shape = self.cached(self.shape)
@@ -54,7 +54,7 @@ class Reshape(Layer, leaf=True):
         if x.ndim < 1 or (size != known if -1 not in self.shape else size % known):
             raise ValueError(f"{self!r}: cannot reshape examples of shape {x.shape[1:]} ({size} values) "
                              f"to {self.shape}")
-        out = x.reshape(x.shape[0], *self.shape)
+        out = x.reshape(x.shape[0], *(size // known if s == -1 else s for s in self.shape))
         self.shapes = (x.shape, out.shape)
         return out
 

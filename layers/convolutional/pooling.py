@@ -182,6 +182,9 @@ class GlobalAvgPool(Layer, leaf=True):
         if x.ndim < 3:
             raise ValueError(f"{self!r}: expected x of shape (N, C, *spatial) with at least one spatial axis, "
                              f"got {x.shape}")
+        if 0 in x.shape[2:]:
+            raise ValueError(f"{self!r}: x of shape {x.shape} has no positions to average over; its mean is not "
+                             "defined (an earlier layer shrank the input away: check kernel sizes and strides)")
         self.shape = x.shape
         return x.mean(axis=tuple(range(2, x.ndim)))
 

@@ -183,3 +183,36 @@ def test_elu_at_infinity_and_read_only_outputs():
         fresh_layer = type(layer)()
         fresh_layer.forward(np.array([0.5, -0.5]))
         np.testing.assert_array_equal(layer.backward(np.ones(2)), fresh_layer.backward(np.ones(2)))
+
+
+def empty_case(cls, variant):
+    """The class's example with every batched input cut to no rows."""
+    rng = np.random.default_rng(0)
+    layer, inputs = cls.example(rng, batch=5, variant=variant) if cls.variants > 1 else cls.example(rng, batch=5)
+    batched = [np.ndim(x) and len(x) == 5 for x in inputs]
+    return layer, tuple(np.asarray(x)[:0] if b else x for x, b in zip(inputs, batched, strict=True)), all(batched)
+
+
+@pytest.mark.parametrize("name, variant", [(n, v) for n, c in sorted(REGISTRY.items())
+                                           if c.__module__.startswith("layers.") for v in range(c.variants)])
+def test_an_empty_batch_goes_through_every_layer_or_is_refused_naming_it(name, variant):
+    layer, inputs, all_batched = empty_case(REGISTRY[name], variant)
+    if not all_batched:  # a gate whose second input is not batched: nothing to cut
+        return
+    try:
+        out = layer.forward(*inputs)
+    except ValueError as e:  # only where the answer cannot be computed: a batch statistic of no rows
+        assert name == "BatchNorm" and "a batch of 0 in training mode has no variance" in str(e)
+        return
+    grads = layer.backward(np.zeros_like(out))
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    for x, dx in zip(inputs, grads, strict=False):
+        assert dx is None or (np.shape(dx) == np.shape(x) and np.shape(x)[0] == 0)
+    assert np.ndim(out) == 0 or np.shape(out)[0] == 0  # a whole-array Sum gives a scalar
+
+
+def test_global_average_pooling_over_no_positions_says_so():
+    from layers import GlobalAvgPool
+
+    with pytest.raises(ValueError, match=r"GlobalAvgPool\(\): x of shape \(2, 3, 0\) has no positions to average"):
+        GlobalAvgPool().forward(np.zeros((2, 3, 0)))
