@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Array, Layer, as_float_array, check_dout
+from .base import Array, Layer, as_float_array, check_dout, check_sizes
 from .init import float_dtype, init_weight, make_rng
 
 
@@ -74,8 +74,7 @@ class Affine(Layer, leaf=True):
         dtype: Any = np.float32,
     ) -> None:
         super().__init__()
-        if in_features < 1 or out_features < 1:
-            raise ValueError(f"Affine: in_features and out_features must be >= 1, got {in_features}, {out_features}")
+        check_sizes(self, in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         dt = float_dtype(dtype, "Affine")
         W = init_weight((in_features, out_features), in_features, out_features,

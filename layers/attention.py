@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import softmax
 
 from .activations import GELU
-from .base import Array, Layer, as_float_array, check_dout
+from .base import Array, Layer, as_float_array, check_dout, check_flags, check_sizes
 from .dropout import Dropout
 from .embedding import TemporalAffine
 from .init import float_dtype, init_weight, make_rng
@@ -299,17 +299,3 @@ def through(dropout: Dropout | None, x: Array) -> Array:
 def back(dropout: Dropout | None, dout: Array) -> Array:
     """A dropout's backward, or dout itself where the block has none."""
     return dout if dropout is None else dropout.backward(dout)
-
-
-def check_sizes(owner: Layer, **sizes: Any) -> None:
-    """Each size a positive integer, or a ValueError naming the layer's class, the argument and the value."""
-    for key, value in sizes.items():
-        if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
-            raise ValueError(f"{type(owner).__name__}: {key} must be an integer >= 1, got {value!r}")
-
-
-def check_flags(owner: Layer, **flags: Any) -> None:
-    """Each flag a bool, or a ValueError naming the layer's class, the argument and the value."""
-    for key, value in flags.items():
-        if not isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"{type(owner).__name__}: {key} must be true or false, got {value!r}")

@@ -100,6 +100,20 @@ def features_of(x: NDArray[Any]) -> int:
     return int(np.prod(x.shape[1:]))
 
 
+def check_sizes(owner: Layer, **sizes: Any) -> None:
+    """Each size a positive integer, or a ValueError naming the layer's class, the argument and the value."""
+    for key, value in sizes.items():
+        if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
+            raise ValueError(f"{type(owner).__name__}: {key} must be an integer >= 1, got {value!r}")
+
+
+def check_flags(owner: Layer, **flags: Any) -> None:
+    """Each flag a bool, or a ValueError naming the layer's class, the argument and the value."""
+    for key, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{type(owner).__name__}: {key} must be true or false, got {value!r}")
+
+
 def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...], margin: float = 0.1) -> Array:
     """Standard-normal float64 samples with ``|x| >= margin``, for inputs near a kink at 0."""
     x = rng.standard_normal(shape)

@@ -23,9 +23,12 @@ def make_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
 
 def float_dtype(dtype: Any, owner: str) -> np.dtype:
     """``dtype`` as a numpy floating dtype, or a TypeError naming ``owner``."""
-    dt = np.dtype(dtype)
-    if dt.kind != "f":
-        raise TypeError(f"{owner}: dtype must be floating (float32 or float64), got {dt}")
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{owner}: dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"{owner}: dtype must be float32 or float64, got {dt}")
     return dt
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .affine import affine_backward, input_rows
-from .base import Array, Layer, check_dout
+from .base import Array, Layer, check_dout, check_sizes
 from .init import float_dtype, init_weight, make_rng
 
 
@@ -32,7 +32,8 @@ class Maxout(Layer, leaf=True):
         dtype: Any = np.float32,
     ) -> None:
         super().__init__()
-        if min(in_features, out_features) < 1 or pieces < 2:
+        check_sizes(self, in_features=in_features, out_features=out_features, pieces=pieces)
+        if pieces < 2:
             raise ValueError(
                 f"Maxout: need in_features >= 1, out_features >= 1 and pieces >= 2, "
                 f"got {in_features}, {out_features}, {pieces}"

@@ -27,7 +27,7 @@ class SVMLoss(Loss):
     def __init__(self, margin: float = 1.0, ignore_index: int = IGNORE_INDEX) -> None:
         if not margin > 0:
             raise ValueError(f"SVMLoss: margin must be positive, got {margin!r}")
-        self.margin, self.ignore_index = float(margin), int(ignore_index)
+        self.margin, self.ignore_index = float(margin), check_ignore_index(self, ignore_index)
         self.cache: tuple[Any, ...] | None = None
 
     def forward(self, scores: NDArray[np.floating], y: NDArray[np.integer]) -> float:
@@ -68,7 +68,7 @@ class SoftmaxCrossEntropy(Loss):
     aliases = ("softmax", "cross_entropy")
 
     def __init__(self, ignore_index: int = IGNORE_INDEX) -> None:
-        self.ignore_index = int(ignore_index)
+        self.ignore_index = check_ignore_index(self, ignore_index)
         self.cache: tuple[Any, ...] | None = None
 
     def forward(self, scores: NDArray[np.floating], y: NDArray[np.integer]) -> float:
@@ -98,6 +98,13 @@ class SoftmaxCrossEntropy(Loss):
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Loss, tuple[Any, Any]]:
         return sequence_example(cls(), rng, batch, variant)
+
+
+def check_ignore_index(loss: Loss, ignore_index: Any) -> int:
+    """``ignore_index`` as an int, or a ValueError naming the loss: a label is a whole number."""
+    if not isinstance(ignore_index, (int, np.integer)) or isinstance(ignore_index, bool):
+        raise ValueError(f"{type(loss).__name__}: ignore_index must be an integer (a label), got {ignore_index!r}")
+    return int(ignore_index)
 
 
 def sequence_example(loss: Loss, rng: np.random.Generator, batch: int, variant: int = 0

@@ -90,7 +90,7 @@ class Optimizer:
 
 def check_positive(owner: object, **values: float) -> None:
     for key, v in values.items():
-        if not (isinstance(v, (int, float)) and np.isfinite(v) and v > 0):
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0):
             raise ValueError(f"{type(owner).__name__}: {key} must be a positive number, got {v!r}")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ..base import Array, Layer, as_float_array, check_dout
+from ..base import Array, Layer, as_float_array, check_dout, check_flags
 from ..init import float_dtype, init_weight, make_rng
 from .windows import Geometry, as_tuple
 
@@ -41,6 +41,7 @@ class ConvND(Layer, register=False):
         for key, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
             if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
                 raise ValueError(f"{name}: {key} must be a positive integer, got {value!r}")
+        check_flags(self, bias=bias)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..base import Array, Layer, as_float_array, check_dout
+from ..base import Array, Layer, as_float_array, check_dout, check_flags, check_sizes
 from ..init import float_dtype, make_rng
 
 
@@ -47,9 +47,8 @@ class Recurrent(Layer, register=False):
                  rng: np.random.Generator | int | None = None, dtype: Any = np.float32) -> None:
         super().__init__()
         name = type(self).__name__
-        if not (isinstance(input_size, int) and input_size >= 1 and isinstance(hidden_size, int) and hidden_size >= 1):
-            raise ValueError(f"{name}: input_size and hidden_size must be integers >= 1, got {input_size!r}, "
-                             f"{hidden_size!r}")
+        check_sizes(self, input_size=input_size, hidden_size=hidden_size)
+        check_flags(self, return_sequences=return_sequences)
         self.input_size, self.hidden_size, self.return_sequences = input_size, hidden_size, bool(return_sequences)
         dt, g = float_dtype(dtype, name), make_rng(rng)
         k = self.gates * hidden_size

@@ -3,7 +3,27 @@
 import numpy as np
 import pytest
 
-from layers import ELU, REGISTRY, Add, Affine, Layer, LeakyReLU, Max, Maxout, Mul, ReLU, Sequential, Sigmoid, Sum, Tanh
+from layers import (
+    ELU,
+    LSTM,
+    REGISTRY,
+    RNN,
+    Add,
+    Affine,
+    Conv1D,
+    Layer,
+    LeakyReLU,
+    Max,
+    Maxout,
+    Mul,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Sum,
+    Tanh,
+)
+from losses import SoftmaxCrossEntropy, SVMLoss
+from optim import SGD
 
 
 def test_backward_before_forward_names_the_layer():
@@ -64,7 +84,7 @@ def test_sequential_refuses_non_layers_and_reused_instances():
 @pytest.mark.parametrize("kwargs, match", [
     ({"init": "uniform"}, "unknown scheme 'uniform'; expected one of he, xavier, normal"),
     ({"scale": -1.0}, "scale must be positive"),
-    ({"dtype": np.int32}, "dtype must be floating"),
+    ({"dtype": np.int32}, "dtype must be float32 or float64, got int32"),
     ({"rng": "seed"}, "expected a numpy.random.Generator or an integer seed, got str"),
 ])
 def test_bad_hyperparameters(kwargs, match):
@@ -216,3 +236,23 @@ def test_global_average_pooling_over_no_positions_says_so():
 
     with pytest.raises(ValueError, match=r"GlobalAvgPool\(\): x of shape \(2, 3, 0\) has no positions to average"):
         GlobalAvgPool().forward(np.zeros((2, 3, 0)))
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: Conv1D(2, 3, 3, bias="no"), r"^Conv1D: bias must be true or false, got 'no'"),
+    (lambda: RNN(3, 4, return_sequences="yes"),
+     r"^RNN: return_sequences must be true or false, got 'yes'"),
+    (lambda: RNN(True, 4), r"^RNN: input_size must be an integer >= 1, got True"),
+    (lambda: LSTM(3, 2.5), r"^LSTM: hidden_size must be an integer >= 1, got 2.5"),
+    (lambda: Affine(0, 3), r"^Affine: in_features must be an integer >= 1, got 0"),
+    (lambda: Maxout(4, 3, pieces="2"), r"^Maxout: pieces must be an integer >= 1, got '2'"),
+    (lambda: Affine(3, 2, dtype=np.float16), r"^Affine: dtype must be float32 or float64, got float16"),
+    (lambda: Affine(3, 2, dtype="floaty"), r"^Affine: dtype must be float32 or float64, got 'floaty'"),
+    (lambda: SGD(lr=True), r"^SGD: lr must be a positive number, got True"),
+    (lambda: SoftmaxCrossEntropy(ignore_index=2.5),
+     r"^SoftmaxCrossEntropy: ignore_index must be an integer \(a label\), got 2.5"),
+    (lambda: SVMLoss(ignore_index="x"), r"^SVMLoss: ignore_index must be an integer"),
+])
+def test_constructors_check_their_arguments_with_the_configs_words(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
