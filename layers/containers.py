@@ -27,6 +27,15 @@ def check_layers(owner: str, layers: list[Layer]) -> None:
         seen.add(id(layer))
 
 
+def check_kept_dtype(layer: Layer, x: Any, out: Any) -> None:
+    """A layer computes in its input's floating dtype: a float32 input that came out float64 (a float64 constant
+    in a user layer, say) is a TypeError naming that layer, not an error at the next one."""
+    before, after = getattr(x, "dtype", None), getattr(out, "dtype", None)
+    if before is not None and after is not None and before != after and before.kind == after.kind == "f":
+        raise TypeError(f"{layer!r} turned {before} input into {after} output; a layer computes in its input's "
+                        f"dtype: write its constants as x.dtype.type(c), or cast its result with .astype(x.dtype)")
+
+
 class Sequential(Layer):
     """Chains layers: forward runs them in order, backward in reverse.
 
@@ -64,7 +73,9 @@ class Sequential(Layer):
         layer = None
         try:
             for layer in self.layers:
-                x = layer.forward(x)
+                out = layer.forward(x)
+                check_kept_dtype(layer, x, out)
+                x = out
         except (ValueError, TypeError, RuntimeError) as e:
             self.note_position(e, layer, "forward")
             raise

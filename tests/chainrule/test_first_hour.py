@@ -102,3 +102,30 @@ def test_without_matplotlib_evaluate_says_there_are_no_pictures(tmp_path, capsys
     assert chainrule_main(["evaluate", str(run.run_dir)]) == 0
     assert "no pictures: matplotlib is not installed" in capsys.readouterr().err
     assert (run.run_dir / "evaluation.json").exists() and not (run.run_dir / "confusion.png").exists()
+
+
+def test_a_users_layers_py_in_the_working_directory_is_named_in_one_line(tmp_path):
+    (tmp_path / "layers.py").write_text("x = 1\n")
+    result = subprocess.run([sys.executable, "-m", "solver", str(ROOT / "examples" / "spiral.toml")], cwd=tmp_path,
+                            capture_output=True, text=True, env=USER_ENV, timeout=60)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"solver: error: {tmp_path / 'layers.py'} shadows chainrule's 'layers': Python finds it first on its path "
+        "(the working directory comes first); rename it or run from another folder"]
+
+
+def test_a_user_layer_that_changes_the_dtype_is_named_where_it_happens():
+    from layers import Affine, Layer, ReLU, Sequential
+
+    class Doubling(Layer):
+        def forward(self, x):
+            return x * np.float64(2.0)  # a float64 constant: float32 in, float64 out
+
+        def backward(self, dout):
+            return dout * 2.0
+
+    net = Sequential(Affine(3, 4, rng=0), Doubling(), ReLU(), Affine(4, 2, rng=0))
+    with pytest.raises(TypeError, match=r"Doubling\(\) turned float32 input into float64 output; a layer computes in "
+                                        r"its input's dtype: write its constants as x.dtype.type\(c\)") as error:
+        net.forward(np.ones((2, 3), np.float32))
+    assert "in layer 1 (Doubling()) of Sequential.forward" in getattr(error.value, "__notes__", [""])[0]
+    assert net.astype(np.float64).forward(np.ones((2, 3))).dtype == np.float64  # float64 in, float64 out: fine
