@@ -77,8 +77,7 @@ def bits_per_character(logits: np.ndarray, targets: np.ndarray) -> float:
 
 def chainrule_model(kind: str, vocabulary: int) -> Any:
     sys.path.insert(0, str(HERE.parent))
-    from layers import (LSTM, Embedding, LayerNorm, PositionalEmbedding, Sequential, TemporalAffine,
-                        TransformerBlock)
+    from layers import LSTM, Embedding, LayerNorm, PositionalEmbedding, Sequential, TemporalAffine, TransformerBlock
 
     rng = np.random.default_rng(0)
     if kind == "lstm":

@@ -14,7 +14,7 @@ import numpy as np
 
 from chainrule import data as datasets
 from chainrule.config import ConfigError, check_type
-from layers import REGISTRY, Layer, Sequential
+from layers import REGISTRY, Graph, Layer, Sequential
 from layers.registry import Registry, did_you_mean
 from losses import LOSSES, Loss, Task
 from optim import OPTIMIZERS, SCHEDULES
@@ -29,7 +29,7 @@ def kwargs_for(path: str, cls: type, given: dict[str, Any]) -> dict[str, Any]:
     allowed = list(params)
     for key in given:
         if key not in allowed:
-            raise ConfigError(f"unknown key {path}.{key} for {cls.__name__}; {did_you_mean(key, allowed)}"
+            raise ConfigError(f"unknown key {path}.{key} for {name_of(cls)}; {did_you_mean(key, allowed)}"
                               f"allowed: {', '.join(allowed) or 'none'}")
     hints = annotations_of(cls)
     return {key: check_type(f"{path}.{key}", value, plain_types(hints.get(key))) if plain_types(hints.get(key))
@@ -42,7 +42,7 @@ PLAIN = (bool, int, float, str, list)
 def annotations_of(cls: type) -> dict[str, Any]:
     """The constructor's resolved annotations, or {} where they cannot be resolved (a user class's own business)."""
     try:
-        return typing.get_type_hints(cls.__init__)  # type: ignore[misc]
+        return typing.get_type_hints(cls.__init__ if isinstance(cls, type) else cls)  # type: ignore[misc]
     except Exception:
         return {}
 
@@ -66,10 +66,15 @@ def build(path: str, cls: type, kwargs: dict[str, Any]) -> Any:
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{path} ({cls.__name__}): {e}") from None
+        raise ConfigError(f"{path} ({name_of(cls)}): {e}") from None
     except MemoryError as e:
-        raise ConfigError(f"{path} ({cls.__name__}): not enough memory for {kwargs_text(kwargs)} "
+        raise ConfigError(f"{path} ({name_of(cls)}): not enough memory for {kwargs_text(kwargs)} "
                           f"({e or 'the arrays are too large'})") from None
+
+
+def name_of(factory: Any) -> str:
+    """The class a factory builds: the class itself, or the class of a classmethod (``Sequential.from_config``)."""
+    return str(getattr(factory, "__self__", factory).__name__)
 
 
 def kwargs_text(kwargs: dict[str, Any]) -> str:
@@ -81,34 +86,81 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
     """Layers by registered name, each given what it infers from its input (``Layer.infer``: the data for the
     first layer, then the previous layer's output) and, when its constructor takes them, the model's ``dtype``,
     ``rng`` and (when the config sets it) ``init``; and the last layer's ``out_features``, when the config leaves
-    it out, from ``classes`` (the outputs the targets need). What the config gives wins."""
+    it out, from ``classes`` (the outputs the targets need). What the config gives wins. Containers (Sequential,
+    Residual, Parallel) nest: each list of layers they hold reads the container's input."""
     dtype = np.dtype(cfg["dtype"])
-    x = first_input(cfg, sample, dtype, classes)
-    layers: list[Layer] = []
-    for i, spec in enumerate(cfg["layers"]):
-        path = f"model.layers[{i}]"
-        cls = registered(REGISTRY, spec["type"], f"{path}.type")
-        kwargs = kwargs_for(path, cls, {k: v for k, v in spec.items() if k != "type"})
-        accepts = inspect.signature(cls).parameters
-        try:
-            inferred = cls.infer(x)  # type: ignore[attr-defined]  # a Layer subclass: the registry holds no other
-        except (TypeError, ValueError, IndexError) as e:
-            raise ConfigError(f"{path} ({spec['type']}) cannot take the previous output of shape {x.shape}: "
-                              f"{e}") from None
-        model_wide = {"dtype": dtype, "rng": rng, **({"init": cfg["init"]} if cfg["init"] else {})}
-        if classes is not None and i == len(cfg["layers"]) - 1:
-            model_wide["out_features"] = classes
-        kwargs.update({k: v for k, v in {**model_wide, **inferred}.items() if k in accepts and k not in kwargs})
-        layer = build(path, cls, kwargs)
-        check_init(path, layer, cfg["init"], accepts)
-        try:
-            with layer.mode(False):  # shape inference must not touch state (BatchNorm's running statistics)
-                x = layer.forward(x[:2])
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"{path} ({spec['type']}) does not accept the previous output of shape {x.shape}: "
-                              f"{e}") from None
-        layers.append(layer)
+    model_wide = {"dtype": dtype, "rng": rng, **({"init": cfg["init"]} if cfg["init"] else {})}
+    layers, _ = build_chain(cfg["layers"], first_input(cfg, sample, dtype, classes), "model.layers", model_wide,
+                            classes)
     return Sequential(*layers)
+
+
+def build_chain(specs: Any, x: np.ndarray, path: str, model_wide: dict[str, Any], classes: int | None = None
+                ) -> tuple[list[Layer], np.ndarray]:
+    """The layers of a list of tables, each reading the previous one's output, and the last output."""
+    if not isinstance(specs, list):
+        raise ConfigError(f"{path}: expected a list of layer tables, got {specs!r}")
+    layers = []
+    for i, spec in enumerate(specs):
+        layer, x = build_layer(spec, x, f"{path}[{i}]", model_wide, classes if i == len(specs) - 1 else None)
+        layers.append(layer)
+    return layers, x
+
+
+def build_layer(spec: Any, x: np.ndarray, path: str, model_wide: dict[str, Any], classes: int | None
+                ) -> tuple[Layer, np.ndarray]:
+    """One layer from its table, with the sizes it infers from ``x``, and its output on ``x``."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+        raise ConfigError(f"{path}: expected a table with a string 'type', got {spec!r}")
+    cls = registered(REGISTRY, spec["type"], f"{path}.type")
+    check_one_input(path, cls)
+    factory = getattr(cls, "from_config", cls)  # a container built from lists (Sequential: from_config(layers))
+    kwargs = kwargs_for(path, factory, {k: v for k, v in spec.items() if k != "type"})
+    chain_classes = classes if issubclass(cls, Sequential) else None  # a chain's output is its last layer's
+    for key in getattr(cls, "layer_lists", ()):
+        if key in kwargs:
+            kwargs[key] = nested_layers(kwargs[key], x, f"{path}.{key}", model_wide, chain_classes)
+    accepts = inspect.signature(factory).parameters
+    try:
+        inferred = cls.infer(x)  # type: ignore[attr-defined]  # a Layer subclass: the registry holds no other
+    except (TypeError, ValueError, IndexError) as e:
+        raise ConfigError(f"{path} ({spec['type']}) cannot take the previous output of shape {x.shape}: "
+                          f"{e}") from None
+    given = {**model_wide, **({"out_features": classes} if classes is not None else {}), **inferred}
+    kwargs.update({k: v for k, v in given.items() if k in accepts and k not in kwargs})
+    layer = build(path, factory, kwargs)
+    check_init(path, layer, model_wide.get("init", ""), accepts)
+    try:
+        with layer.mode(False):  # shape inference must not touch state (BatchNorm's running statistics)
+            return layer, layer.forward(x[:2])
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{path} ({spec['type']}) does not accept the previous output of shape {x.shape}: "
+                          f"{str(e).splitlines()[0]}") from None
+
+
+def nested_layers(value: Any, x: np.ndarray, path: str, model_wide: dict[str, Any], classes: int | None = None
+                  ) -> list[Any]:
+    """A container's list of layer tables as layers, or its list of such lists (Parallel's branches) as lists of
+    layers; each list reads the container's input ``x``."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return [build_chain(v, x, f"{path}[{j}]", model_wide)[0] for j, v in enumerate(value)]
+    if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+        return build_chain(value, x, path, model_wide, classes)[0]
+    raise ConfigError(f"{path}: expected a list of layer tables (branches: a list of such lists), got {value!r}")
+
+
+def check_one_input(path: str, cls: type) -> None:
+    """A config's layers each take one input, the previous output: a Graph or a two-input gate (Add) is a
+    ConfigError that says how a config joins two paths."""
+    joins = ("join two paths with Residual (out = layers(x) + shortcut(x)) or Parallel (branches over one "
+             "input, combine = \"concat\" or \"add\")")
+    if issubclass(cls, Graph):
+        raise ConfigError(f"{path}: a Graph is wired in Python (Graph.add); in a config, {joins}")
+    inputs = [p.name for p in list(inspect.signature(cls.forward).parameters.values())[1:]
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    if len(inputs) > 1:
+        raise ConfigError(f"{path}: {cls.__name__} takes {len(inputs)} inputs ({', '.join(inputs)}) but a config's "
+                          f"layers take one, the previous output; {joins}")
 
 
 def first_input(cfg: dict[str, Any], sample: np.ndarray, dtype: np.dtype, classes: int | None) -> np.ndarray:

@@ -1,44 +1,14 @@
-"""Files the application writes: atomic replacement, the cleanup of what a kill left behind, and the lock that
-keeps one writer per run folder."""
+"""Files the application writes: atomic replacement (``layers.saving.atomic_write``), the cleanup of what a
+kill left behind, and the lock that keeps one writer per run folder."""
 
 from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 from pathlib import Path
 
 from chainrule.config import ConfigError
-
-
-def file_mode() -> int:
-    """The mode a new file gets under the current umask (0o666 & ~umask), as ``open`` would give it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename over ``path``.
-
-    The file gets the umask's mode (a temporary file would otherwise keep mkstemp's 0600)."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:  # no such folder, or not writable: name the file the caller asked for
-        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
-    try:
-        os.fchmod(fd, file_mode())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:  # name the file the caller asked for, not the temporary one
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from layers.saving import atomic_write  # noqa: F401  (the application imports it from here)
 
 
 def remove_stale_temporaries(folder: Path) -> None:

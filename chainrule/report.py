@@ -10,33 +10,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.files import atomic_write
-from layers import Layer, Sequential
 from solver import Solver
-
-
-def model_summary(model: Layer, sample: np.ndarray) -> str:
-    """One line per layer (its output shape for one example, its parameter count), the layers inside each
-    indented under it, and the total."""
-    layers = list(model) if isinstance(model, Sequential) else [model]
-    rows = [("layer", "output", "parameters")]
-    x = sample[:2]
-    with model.mode(False):
-        for i, layer in enumerate(layers):
-            x = layer.forward(x)
-            rows.append((f"{i} {one_line(layer)}", str(tuple(np.shape(x)[1:])), f"{count(layer):,}"))
-            rows += [(f"  {i}.{name} {one_line(inner)}", "", f"{count(inner):,}")
-                     for name, inner in layer.named_layers()[1:]]
-    rows.append(("total", "", f"{count(model):,}"))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return "\n".join(f"{a.ljust(widths[0])}  {b.ljust(widths[1])}  {c.rjust(widths[2])}" for a, b, c in rows)
-
-
-def one_line(layer: Layer) -> str:
-    return repr(layer).replace("\n", " ") if not layer.children() else f"{type(layer).__name__}(...)"
-
-
-def count(layer: Layer) -> int:
-    return int(sum(p.size for p in layer.params.values()))
 
 
 def write_json(path: Path, obj: Any) -> None:

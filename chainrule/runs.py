@@ -29,6 +29,7 @@ from chainrule.build import build_objects, load_data
 from chainrule.config import RESUMABLE, ConfigError, apply_sets, read_config, resolve, self_contained
 from chainrule.files import RunLock, atomic_write, remove_stale_temporaries
 from chainrule.usercode import import_config_modules
+from layers.summary import summary_table
 from optim import Stop
 from solver import Solver
 
@@ -173,7 +174,7 @@ def train_locked(run: Run, on_epoch: Callable[[Solver], None] | None) -> int:
     atomic_write(run_dir / "config.toml", tomli_w.dumps(cfg).encode())
     if solver.verbose:
         print(f"run directory: {run_dir}", file=sys.stderr)
-        print(report.model_summary(solver.model, solver.data["X_train"]), file=sys.stderr)
+        print(summary_table(solver.model, solver.data["X_train"]), file=sys.stderr)
     last_save = time.monotonic()
 
     history.rewrite(run_dir, solver)  # a new run's headers, or a resumed one's rows up to its checkpoint

@@ -1,4 +1,5 @@
-"""Sequential: a chain of layers, itself a Layer."""
+"""Containers, each itself a Layer: Sequential (a chain), Residual (layers plus a shortcut) and Parallel
+(branches over one input, concatenated or added)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ def check_layers(owner: str, layers: list[Layer]) -> None:
         seen.add(id(layer))
 
 
+def listing(head: str, items: list[tuple[str, Layer]]) -> str:
+    """``head(`` with each (name, layer) on its own line, nested ones indented, then ``)``."""
+    lines = "".join(f"\n  ({name}) " + repr(layer).replace("\n", "\n  ") for name, layer in items)
+    return f"{head}({lines}\n)" if items else f"{head}()"
+
+
 def check_kept_dtype(layer: Layer, x: Any, out: Any) -> None:
     """A layer computes in its input's floating dtype: a float32 input that came out float64 (a float64 constant
     in a user layer, say) is a TypeError naming that layer, not an error at the next one."""
@@ -45,14 +52,15 @@ class Sequential(Layer):
     into. An error inside a layer gets a note with its position.
     """
 
+    layer_lists = ("layers",)  # the config keys that hold lists of layer tables
+
     def __init__(self, *layers: Layer) -> None:
         super().__init__()
         check_layers("Sequential", list(layers))
         self.layers = list(layers)
 
     def __repr__(self) -> str:
-        inner = "".join(f"\n  ({i}) {layer!r}".replace("\n", "\n  ") for i, layer in enumerate(self.layers))
-        return f"Sequential({inner}\n)" if inner else "Sequential()"
+        return listing("Sequential", self.children())
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -114,3 +122,155 @@ class Sequential(Layer):
 
         net = cls(Affine(6, 5, rng=rng, dtype=np.float64), Tanh(), Affine(5, 4, rng=rng, dtype=np.float64))
         return net, (rng.standard_normal((batch, 2, 3)),)
+
+    @classmethod
+    def from_config(cls, layers: list[Layer]) -> Sequential:
+        """``{ type = "Sequential", layers = [...] }`` in a config: ``Sequential(*layers)``."""
+        return cls(*layers)
+
+
+def chain(owner: str, layers: Layer | list[Layer] | tuple[Layer, ...]) -> Layer:
+    """A layer, or a list of layers as a Sequential (an empty list: the identity)."""
+    if isinstance(layers, Layer):
+        return layers
+    if not isinstance(layers, (list, tuple)):
+        raise TypeError(f"{owner}: expected a layer or a list of layers, got {type(layers).__name__}")
+    check_layers(owner, list(layers))
+    return Sequential(*layers)
+
+
+class Residual(Layer):
+    """out = layers(x) + shortcut(x): a residual block, the shortcut the identity unless one is given.
+
+    ``layers`` and ``shortcut`` are each a layer or a list of layers (a Sequential); a shortcut maps x to the
+    layers' output shape where they change it (a 1x1 Conv2D with the layers' stride, say). Shapes: any input;
+    the output has the layers' output shape. backward: dx = dlayers(dout) + dshortcut(dout) (dout itself for
+    the identity). Sub-layers are named ``body`` and ``shortcut`` (``"body.0.W"``).
+    """
+
+    layer_lists = ("layers", "shortcut")  # the config keys that hold lists of layer tables
+
+    def __init__(self, layers: list[Layer] | Layer, shortcut: list[Layer] | Layer | None = None) -> None:
+        super().__init__()
+        self.body = chain("Residual.layers", layers)
+        if isinstance(self.body, Sequential) and not self.body.layers:
+            raise ValueError("Residual: layers is empty; give the layers whose output the shortcut is added to")
+        self.shortcut = None if shortcut is None else chain("Residual.shortcut", shortcut)
+
+    def __repr__(self) -> str:
+        text = listing("Residual", self.children())
+        return text if self.shortcut is not None else text[:-2] + "\n  (shortcut) identity\n)"
+
+    def children(self) -> list[tuple[str, Layer]]:
+        return [("body", self.body)] + ([("shortcut", self.shortcut)] if self.shortcut is not None else [])
+
+    def forward(self, x: Array) -> Array:
+        out = self.body.forward(x)
+        skip = x if self.shortcut is None else self.shortcut.forward(x)
+        if np.shape(out) != np.shape(skip):
+            where = "the input (the identity shortcut)" if self.shortcut is None else "the shortcut"
+            raise ValueError(f"Residual: the layers give {np.shape(out)[1:]} per example but {where} gives "
+                             f"{np.shape(skip)[1:]}; "
+                             + ("give a shortcut that maps the input to the layers' shape"
+                                if self.shortcut is None else "make the two shapes equal"))
+        return out + skip
+
+    def backward(self, dout: Array) -> Array:
+        dx = self.body.backward(dout)
+        return dx + (dout if self.shortcut is None else self.shortcut.backward(dout))
+
+    def backward_params(self, dout: Array) -> None:
+        self.body.backward_params(dout)
+        if self.shortcut is not None:
+            self.shortcut.backward_params(dout)
+
+    variants = 2
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Layer, tuple[Array, ...]]:
+        """Variant 0: Affine-Tanh with the identity shortcut; 1: a width change with an Affine shortcut."""
+        from .activations import Tanh
+        from .affine import Affine
+
+        width = 4 if variant else 3
+        body = [Affine(3, width, rng=rng, dtype=np.float64), Tanh()]
+        shortcut = Affine(3, width, rng=rng, dtype=np.float64) if variant else None
+        return cls(body, shortcut), (rng.standard_normal((batch, 3)),)
+
+
+class Parallel(Layer):
+    """Branches that each read the same input, their outputs joined: ``combine="concat"`` along ``axis`` (1:
+    the feature or channel axis of (N, F) and (N, C, ...); -1 for (N, T, D) sequences), or ``"add"``.
+
+    Each branch is a layer or a list of layers (a Sequential; an empty list passes x through). Shapes: any
+    input; concat: the branches' outputs equal but on ``axis``, which sums; add: all equal. backward: dout is
+    split (concat) or shared (add) among the branches, whose input gradients add. Sub-layers: "0", "1", ...
+    """
+
+    layer_lists = ("branches",)
+
+    def __init__(self, branches: list[list[Layer] | Layer], combine: str = "concat", axis: int = 1) -> None:
+        super().__init__()
+        if not isinstance(branches, (list, tuple)) or not branches:
+            raise ValueError(f"Parallel: branches must be a non-empty list of branches, got {branches!r}")
+        if combine not in ("concat", "add"):
+            raise ValueError(f"Parallel: combine must be 'concat' or 'add', got {combine!r}")
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis == 0:
+            raise ValueError(f"Parallel: axis must be a non-zero integer (0 is the batch), got {axis!r}")
+        self.branches = [chain(f"Parallel.branches[{i}]", b) for i, b in enumerate(branches)]
+        check_layers("Parallel", self.branches)
+        self.combine, self.axis = combine, int(axis)
+        self.sizes: list[int] | None = None
+
+    def __repr__(self) -> str:
+        return listing(f"Parallel(combine={self.combine!r}, axis={self.axis}", self.children()).replace("(\n", ",\n", 1)
+
+    def children(self) -> list[tuple[str, Layer]]:
+        return [(str(i), branch) for i, branch in enumerate(self.branches)]
+
+    def forward(self, x: Array) -> Array:
+        outs = [branch.forward(x) for branch in self.branches]
+        shapes = [tuple(np.shape(o)) for o in outs]
+        per_example = [s[1:] for s in shapes]
+        if self.combine == "add":
+            if len(set(shapes)) > 1:
+                raise ValueError(f"Parallel (combine='add'): the branches give {per_example} per example; they must "
+                                 "be equal")
+            self.sizes = None
+            return sum(outs[1:], outs[0])
+        axis = self.axis % max(len(shapes[0]), 1)
+        if len({len(s) for s in shapes}) > 1 or axis == 0 or \
+                len({s[:axis] + s[axis + 1:] for s in shapes}) > 1:
+            raise ValueError(f"Parallel (combine='concat', axis={self.axis}): the branches give {per_example} per "
+                             f"example; they must be equal but on axis {self.axis}")
+        self.sizes = [s[axis] for s in shapes]
+        return np.concatenate(outs, axis=axis)
+
+    def split(self, dout: Array) -> list[Array]:
+        if self.combine == "add":
+            return [dout] * len(self.branches)
+        sizes = self.cached(self.sizes)
+        return np.split(dout, np.cumsum(sizes)[:-1], axis=self.axis)
+
+    def backward(self, dout: Array) -> Array:
+        grads = [branch.backward(d) for branch, d in zip(self.branches, self.split(dout), strict=True)]
+        return sum(grads[1:], grads[0])
+
+    def backward_params(self, dout: Array) -> None:
+        for branch, d in zip(self.branches, self.split(dout), strict=True):
+            branch.backward_params(d)
+
+    variants = 2
+
+    @classmethod
+    def example(cls, rng: np.random.Generator, batch: int = 3, variant: int = 0) -> tuple[Layer, tuple[Array, ...]]:
+        """Variant 0: two branches of 2 and 4 features concatenated, one an identity; 1: two added."""
+        from .activations import Tanh
+        from .affine import Affine
+
+        if variant == 0:
+            branches: list[Any] = [[Affine(3, 2, rng=rng, dtype=np.float64)], [Affine(3, 4, rng=rng, dtype=np.float64),
+                                                                               Tanh()], []]
+            return cls(branches), (rng.standard_normal((batch, 3)),)
+        branches = [Affine(3, 4, rng=rng, dtype=np.float64), [Tanh(), Affine(3, 4, rng=rng, dtype=np.float64)]]
+        return cls(branches, combine="add"), (rng.standard_normal((batch, 3)),)

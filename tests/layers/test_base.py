@@ -242,7 +242,7 @@ def test_a_block_run_trains_in_process_and_reports_its_layers(tmp_path, capsys):
 
 
 def test_a_user_layer_shows_its_arguments_in_its_repr_and_the_model_summary():
-    from chainrule.report import model_summary
+    from layers.summary import summary_table
     from layers import Affine, Layer, Sequential
 
     class LearnedSoftplus(Layer, register=False):
@@ -255,5 +255,5 @@ def test_a_user_layer_shows_its_arguments_in_its_repr_and_the_model_summary():
 
     assert repr(LearnedSoftplus()) == "LearnedSoftplus()"
     assert repr(LearnedSoftplus(2.0, rng=np.random.default_rng(0))) == "LearnedSoftplus(beta=2.0)"
-    summary = model_summary(Sequential(Affine(2, 3), LearnedSoftplus(beta=2.0)), np.zeros((1, 2), np.float32))
+    summary = summary_table(Sequential(Affine(2, 3), LearnedSoftplus(beta=2.0)), np.zeros((1, 2), np.float32))
     assert "1 LearnedSoftplus(beta=2.0)" in summary, summary
