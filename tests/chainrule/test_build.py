@@ -77,3 +77,42 @@ def test_a_warmup_then_plateau_schedule_and_adamw_from_a_config(tmp_path):
     solver = run.solver
     assert type(solver.optimizer).__name__ == "AdamW" and solver.optimizer.betas == (0.9, 0.98)
     assert solver.lr_history == pytest.approx([0.02 / 3, 0.01, 0.01])  # two steps an epoch, three to warm up
+
+
+def test_containers_nest_in_a_config_with_sizes_inferred_through_them():
+    net = model([{"type": "Flatten"}, {"type": "Affine", "out_features": 6},
+                 {"type": "Residual", "layers": [{"type": "ReLU"}, {"type": "Affine", "out_features": 6}]},
+                 {"type": "Residual", "layers": [{"type": "Affine", "out_features": 4}],
+                  "shortcut": [{"type": "Affine", "out_features": 4}]},
+                 {"type": "Parallel", "branches": [[{"type": "Affine", "out_features": 2}], [{"type": "Tanh"}]]},
+                 {"type": "Sequential", "layers": [{"type": "Residual", "layers": [{"type": "Tanh"}]},
+                                                   {"type": "Affine"}]}], classes=3)
+    _, _, identity, projected, parallel, chain = net.layers
+    assert identity.body[1].params["W"].shape == (6, 6) and identity.shortcut is None
+    assert projected.body[0].params["W"].shape == projected.shortcut[0].params["W"].shape == (6, 4)
+    assert parallel.branches[0][0].params["W"].shape == (4, 2)
+    assert chain[1].params["W"].shape == (6, 3)  # 2 + 4 concatenated; the classes fill the last Affine
+    assert net.forward(np.zeros((2, 3, 5), np.float32)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("layers, words", [
+    ([{"type": "Affine", "out_features": 4}, {"type": "Residual", "layers": [{"type": "Affine", "out_features": 8}]}],
+     "model.layers[1] (Residual) does not accept the previous output of shape (2, 4): Residual: the layers give "
+     "(8,) per example but the input (the identity shortcut) gives (4,)"),
+    ([{"type": "Graph", "inputs": ["x"]}], "model.layers[0]: a Graph is wired in Python (Graph.add); in a config, "
+                                          "join two paths with Residual"),
+    ([{"type": "Add"}], "model.layers[0]: Add takes 2 inputs (x, y) but a config's layers take one"),
+    ([{"type": "Sequential", "layers": [{"type": "Flatten"}, {"tipe": "ReLU"}]}],
+     "model.layers[0].layers[1]: expected a table with a string 'type'"),
+    ([{"type": "Parallel", "branches": [[{"type": "Flatten"}], [{"type": "Relu"}]]}],
+     "model.layers[0].branches[1][0].type: unknown layer 'Relu'"),
+    ([{"type": "Parallel", "branches": [{"type": "Flatten"}, [{"type": "ReLU"}]]}],
+     "model.layers[0].branches: expected a list of layer tables (branches: a list of such lists)"),
+    ([{"type": "Sequential", "layers": [{"type": "Flatten"}], "bias": True}],
+     "unknown key model.layers[0].bias for Sequential; allowed: layers"),
+    ([{"type": "Sequential"}], "model.layers[0] (Sequential): "),
+])
+def test_a_container_that_cannot_be_built_is_one_line_naming_its_place(layers, words):
+    with pytest.raises(ConfigError) as e:
+        model(layers)
+    assert words in str(e.value) and "\n" not in str(e.value)
