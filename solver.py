@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 from layers import Layer
 from losses import LOSSES, Loss, Objective, Task
 from optim import OPTIMIZERS, ExponentialDecay, Optimizer, Schedule, Stop, StopReason, blas_threads
+from optim.batches import Augment, batches, check_augment
+from optim.resume import check_state
 
 
 class OutputError(ValueError):
@@ -49,6 +51,10 @@ class Solver:
     (over a model holding its parameters) continues exactly where it stopped. The lr lives in the optimizer: the
     schedule sets ``optimizer.lr`` before each step from ``optimizer.initial_lr`` (``Schedule.at_step``). The
     data is checked here, once (``Task.check_data``, and outputs against targets).
+
+    ``augment(x, y, rng) -> (x, y)`` transforms each training batch (never validation, test or predictions),
+    drawing from the Solver's Generator so that a resumed run draws the same; ``prefetch`` prepares the next
+    batch in a background thread while the step runs (``optim.batches``).
     """
 
     def __init__(
@@ -68,6 +74,8 @@ class Solver:
         num_train_samples: int = 1000,
         verbose: bool = True,
         threads: int | str = "auto",
+        augment: Augment | None = None,
+        prefetch: bool = False,
     ) -> None:
         if not isinstance(model, Layer):
             raise TypeError(f"Solver: model must be a Layer, got {type(model).__name__}")
@@ -85,10 +93,13 @@ class Solver:
         self.schedule = schedule if schedule is not None else ExponentialDecay(lr_decay)
         self.seed, self.patience, self.num_train_samples, self.verbose = seed, patience, num_train_samples, verbose
         self.threads = threads
+        check_augment(augment)
+        self.augment, self.prefetch = augment, bool(prefetch)
         self.steps_per_epoch = max(1, math.ceil(len(self.data["X_train"]) / batch_size))
         self.rng = np.random.default_rng(seed)
         self.sample_rng = np.random.default_rng((seed, 2))  # measuring draws from its own stream, not training's
         self.stop_requested: tuple[Stop, str] | None = None
+        self.on_batch_end: Callable[[Solver, float], None] | None = None
         self.epoch = 0
         self.loss_history: list[float] = []
         self.train_score_history: list[float] = []
@@ -168,14 +179,17 @@ class Solver:
         return loss, self.task.measures(predictions, y, self.ignore_index)
 
     def train(self, on_epoch_end: Callable[[Solver], None] | None = None,
-              on_stop: Callable[[Solver], None] | None = None) -> dict[str, Any]:
+              on_stop: Callable[[Solver], None] | None = None,
+              on_batch_end: Callable[[Solver, float], None] | None = None) -> dict[str, Any]:
         """Run the remaining epochs in train mode; returns the metrics dict.
 
-        ``on_epoch_end(self)`` runs after each epoch, ``on_stop(self)`` once when training stops, with the
-        last state still in the model (before the best parameters are restored). ``request_stop`` ends
-        training after the current epoch. The model is left in the mode it was in.
+        ``on_batch_end(self, loss)`` runs after each step, ``on_epoch_end(self)`` after each epoch,
+        ``on_stop(self)`` once when training stops, with the last state still in the model (before the best
+        parameters are restored). ``request_stop`` ends training after the current epoch. The model is left in
+        the mode it was in.
         """
         threads = blas_threads(self.threads, self.model, self.batch_size)
+        self.on_batch_end = on_batch_end
         with self.model.mode(True), threadpool_limits(limits=threads, user_api="blas"):
             return self.train_epochs(on_epoch_end, on_stop)
 
@@ -217,16 +231,17 @@ class Solver:
         self.clipped_before = self.optimizer.clipped
         X, y = self.data["X_train"], self.data["y_train"]
         order = self.rng.permutation(len(X))
-        for it in range(self.steps_per_epoch):
-            idx = order[it * self.batch_size:(it + 1) * self.batch_size]
+        for it, (xb, yb) in enumerate(batches(X, y, order, self.batch_size, self.augment, self.rng, self.prefetch)):
             self.optimizer.lr = self.schedule.at_step(self.optimizer.initial_lr, self.epoch, self.optimizer.t)
-            loss = self.step(X[idx], y[idx])
+            loss = self.step(xb, yb)
             self.loss_history.append(loss)
             if not math.isfinite(loss):
                 self.stop_reason = StopReason(Stop.DIVERGED, (
                     f"loss became {loss} at epoch {self.epoch + 1}, iteration {it + 1}: "
                     f"training stopped; try a lower learning rate (lr is {self.optimizer.lr:g})"))
                 return False
+            if self.on_batch_end is not None:
+                self.on_batch_end(self, loss)
             bar.update()
             if it % 10 == 0:
                 bar.set_postfix(epoch=self.epoch + 1, loss=f"{loss:.4f}")
@@ -357,40 +372,6 @@ def check_settings(batch_size: Any, epochs: Any, num_train_samples: Any, reg: An
         raise ValueError(f"Solver: patience must be an integer >= 1 or None, got {patience!r}")
     if threads != "auto" and not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
         raise ValueError(f"Solver: threads must be 'auto' or an integer >= 1, got {threads!r}")
-
-
-def check_state(solver: Solver, scalars: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> None:
-    """A Solver state fits ``solver``: every key present, the epoch a count, the history as long as the epochs,
-    the best arrays named and shaped as the model's, the optimizer's state on the model's parameters, the same
-    Generators."""
-    s = solver.task.score_name
-    wanted = ("epoch", "optimizer", "rng", "sample_rng", "generators", "best_epoch", f"best_val_{s}",
-              "best_val_loss", "bad_epochs", "stop_reason", "schedule", "history")
-    missing = [k for k in wanted if k not in scalars]
-    if missing:
-        raise ValueError(f"Solver state: missing {', '.join(missing)} (a {solver.task.name} run's state has "
-                         f"{', '.join(wanted)})")
-    epoch = scalars["epoch"]
-    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-        raise ValueError(f"Solver state: epoch {epoch!r}; expected a whole number of epochs")
-    history, columns = scalars["history"], ["loss", *solver.epoch_lists()]
-    lengths = {c: len(history[c]) if isinstance(history.get(c), list) else None for c in columns}
-    if any(lengths[c] != epoch for c in columns[1:]) or (lengths["loss"] or 0) < epoch * solver.steps_per_epoch:
-        raise ValueError(f"Solver state: epoch {epoch} but a history of lengths {lengths} (expected {epoch} per "
-                         f"column and {epoch * solver.steps_per_epoch} step losses)")
-    model = solver.model
-    for kind, prefix, target in (("best parameters", "best/", model.params),
-                                 ("best buffers", "best_buffer/", model.buffers)):
-        saved = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-        if set(saved) != set(target) or any(saved[k].shape != v.shape for k, v in target.items()):
-            raise ValueError(f"Solver state: its {kind} do not match the model's (names or shapes differ)")
-    for key, value in arrays.items():
-        name = key.split("/", 2)[-1]
-        if key.startswith("optim/") and (name not in model.params or value.shape != model.params[name].shape):
-            raise ValueError(f"Solver state: optimizer state {key!r} matches no parameter of the model")
-    if set(scalars["generators"]) != set(model.generators()):
-        raise ValueError(f"Solver state: Generators {sorted(scalars['generators'])} do not match the model's "
-                         f"{sorted(model.generators())}")
 
 
 if __name__ == "__main__":  # the command line belongs to the application, which may import every floor

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from chainrule import data as datasets
+from chainrule.augment import augmenter
 from chainrule.config import ConfigError, check_type
 from layers import REGISTRY, Graph, Layer, Sequential
 from layers.registry import Registry, did_you_mean
@@ -219,7 +220,7 @@ def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray]) -> tuple[Seq
     loss, optimizer = loss_of(cfg), make("optim", OPTIMIZERS)
     try:  # the Solver checks the data and the settings once, for configs and Python callers alike
         solver = Solver(model, data, loss=loss, optimizer=optimizer, reg=cfg["loss"]["reg"], schedule=schedule,
-                        **solver_cfg)
+                        augment=augmenter(cfg["data"].get("augment", {})), **solver_cfg)
     except OutputError as e:  # the outputs do not fit the targets: the layers' doing
         raise ConfigError(f"model.layers: {str(e).removeprefix('Solver: ')}") from None
     except (TypeError, ValueError) as e:

@@ -25,6 +25,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
         "delimiter": ((str,), ","), "val_fraction": ((float,), 0.2), "test_fraction": ((float,), 0.2),
         "standardize": ((bool, str), False), "samples": ((int,), 300), "classes": ((int,), 3),
         "noise": ((float,), 0.2), "seed": ((int,), 0), "seq_len": ((int,), 50),
+        "augment": ((dict,), {}),
     },
     "model": {"layers": ((list,), None), "imports": ((list,), []), "import_dirs": ((list,), []),
               "dtype": ((str,), "float32"),
@@ -34,17 +35,18 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "schedule": {"type": ((str,), "exponential")},
     "solver": {"epochs": ((int,), 10), "batch_size": ((int,), 100), "lr_decay": ((float,), 1.0),
                "seed": ((int,), 0), "patience": ((int,), 0), "num_train_samples": ((int,), 1000),
-               "verbose": ((bool,), True), "threads": ((str, int), "auto")},
+               "verbose": ((bool,), True), "threads": ((str, int), "auto"),
+               "prefetch": ((bool,), False)},
     "output": {"dir": ((str,), ""), "plot": ((bool,), True), "checkpoint_seconds": ((float,), 5.0)},
     "sweep": {"trials": ((int,), 20), "seed": ((int,), 0), "metric": ((str,), ""),
               "sampler": ((str,), "random"), "workers": ((int,), 0), "address": ((str,), ""),
               "params": ((dict,), {}), "points": ((int,), 3), "median_stop": ((bool,), False)},
 }
 OPEN_SECTIONS = {"loss", "optim", "schedule"}  # extra keys are the class's keyword arguments
-SOURCES = ("spiral", "npz", "csv", "mnist-idx", "cifar10-bin", "digits", "mnist1d", "text", "diabetes")
+SOURCES = ("spiral", "npz", "npy", "csv", "mnist-idx", "cifar10-bin", "digits", "mnist1d", "text", "diabetes")
 DTYPES = ("float32", "float64")
-RESUMABLE = {"solver.epochs", "solver.verbose", "solver.patience", "solver.threads", "output.dir", "output.plot",
-             "output.checkpoint_seconds"}
+RESUMABLE = {"solver.epochs", "solver.verbose", "solver.patience", "solver.threads", "solver.prefetch", "output.dir",
+             "output.plot", "output.checkpoint_seconds"}
 
 
 

@@ -1,4 +1,5 @@
-"""Data sources for config runs: spiral, npz, csv, mnist-idx, cifar10-bin, digits, mnist1d, text, diabetes.
+"""Data sources for config runs: spiral, npz, npy (memory-mapped: ``chainrule.mapped``), csv, mnist-idx,
+cifar10-bin, digits, mnist1d, text, diabetes.
 
 Every loader returns a dict of arrays X_train, y_train, X_val, y_val (and
 X_test, y_test where the source has or is split into them). Nothing is read
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from chainrule.mapped import first_bad_row, load_npy_folder, mean_and_std, standardized, tail_val
 from losses import Task
 
 Data = dict[str, NDArray[Any]]
@@ -249,19 +251,22 @@ def load_mnist1d(seed: int) -> Data:
 
 
 def standardization(X: NDArray, per: str = "feature") -> dict[str, NDArray]:
-    """The training set's mean and std (1 where constant), to apply to any input: per feature (every value
-    of an example's shape), or per channel (axis 1, over the examples and every position)."""
+    """The training set's mean and std (1 where constant), in X's dtype, to apply to any input: per feature
+    (every value of an example's shape), or per channel (axis 1, over the examples and every position). One
+    streaming pass over chunks of rows (``chainrule.mapped``), so a memory-mapped X is never read whole."""
     axes = (0,) if per == "feature" or X.ndim < 3 else (0, *range(2, X.ndim))
-    std = X.std(axis=axes, keepdims=per == "channel")
+    mean, std = mean_and_std(X, axes)
     std[std == 0] = 1.0
-    return {"mean": X.mean(axis=axes, keepdims=per == "channel"), "std": std}
+    dtype = X.dtype if X.dtype.kind == "f" else np.dtype(np.float64)
+    squeeze = per != "channel"
+    return {"mean": (mean[0] if squeeze else mean).astype(dtype), "std": (std[0] if squeeze else std).astype(dtype)}
 
 
 def standardize(data: Data, stats: dict[str, NDArray] | None = None) -> Data:
     """Subtract the training mean and divide by the training std (``stats`` from ``standardization``; the
     per-channel statistics keep a leading axis of 1 and broadcast over the examples)."""
     stats = standardization(data["X_train"]) if stats is None else stats
-    return {k: (v - stats["mean"]) / stats["std"] if k.startswith("X_") else v for k, v in data.items()}
+    return {k: standardized(v, stats["mean"], stats["std"]) if k.startswith("X_") else v for k, v in data.items()}
 
 
 def load(cfg: dict[str, Any], base: Path, task: Task) -> Data:
@@ -290,6 +295,10 @@ def load(cfg: dict[str, Any], base: Path, task: Task) -> Data:
     if source == "text":
         X, y, vocabulary = load_text(path, cfg["seq_len"])  # type: ignore[arg-type]
         return {**split(X, y, val, test, seed), "vocabulary": vocabulary}
+    if source == "npy":
+        raw = load_npy_folder(path)  # type: ignore[arg-type]
+        check_arrays(raw, where, task)
+        return tail_val(raw, val)
     loader = {"npz": load_npz, "mnist-idx": load_mnist_idx, "cifar10-bin": load_cifar10_bin}.get(source)
     raw = load_mnist1d(seed) if loader is None else loader(path)  # type: ignore[arg-type]
     check_arrays(raw, where, task)
@@ -329,7 +338,6 @@ def check_arrays(data: Data, where: str, task: Task) -> None:
         X, y = data[key], data.get("y_" + key[2:])
         if y is not None and len(X) != len(y):
             raise ValueError(f"data: {key} in {where} has {len(X)} rows but y_{key[2:]} has {len(y)}")
-        if X.dtype.kind == "f" and X.size:  # finite, or the first bad row named
-            bad = ~np.isfinite(X.reshape(len(X), -1)).all(axis=1)
-            if bad.any():
-                raise ValueError(f"data: {key} in {where} has NaN or inf, first in row {int(np.argmax(bad))}")
+        bad = first_bad_row(X) if X.dtype.kind == "f" and X.size else None  # finite, or the first bad row named
+        if bad is not None:
+            raise ValueError(f"data: {key} in {where} has NaN or inf, first in row {bad}")

@@ -242,8 +242,8 @@ def test_a_block_run_trains_in_process_and_reports_its_layers(tmp_path, capsys):
 
 
 def test_a_user_layer_shows_its_arguments_in_its_repr_and_the_model_summary():
-    from layers.summary import summary_table
     from layers import Affine, Layer, Sequential
+    from layers.summary import summary_table
 
     class LearnedSoftplus(Layer, register=False):
         def __init__(self, beta=1.0, rng=None, dtype="float32"):

@@ -5,8 +5,21 @@ import numpy as np
 import pytest
 
 import layers
-from layers import (GELU, Affine, BatchNorm, Conv2D, GlobalAvgPool, LayerNorm, MultiHeadAttention, Parallel,
-                    ReLU, Residual, Sequential, Tanh, TemporalAffine)
+from layers import (
+    GELU,
+    Affine,
+    BatchNorm,
+    Conv2D,
+    GlobalAvgPool,
+    LayerNorm,
+    MultiHeadAttention,
+    Parallel,
+    ReLU,
+    Residual,
+    Sequential,
+    Tanh,
+    TemporalAffine,
+)
 from layers.gradcheck import gradcheck
 from layers.summary import summary_table
 
@@ -109,7 +122,7 @@ def test_a_transformer_block_written_with_residual_containers_equals_transformer
     assert isinstance(first.body[1], MultiHeadAttention) and isinstance(second.body[2], GELU)
     assert isinstance(second.body[0], LayerNorm) and isinstance(second.body[3], TemporalAffine)
     block = layers.TransformerBlock(d, heads, causal=True, rng=RNG, dtype=np.float64)
-    for name, value in block.params.items():
+    for value in block.params.values():
         value[:] = RNG.standard_normal(value.shape) * 0.3
     ours = {"ln1": "0.body.0", "attn": "0.body.1", "ln2": "1.body.0", "fc1": "1.body.1", "fc2": "1.body.3"}
     state = {f"{ours[k.split('.')[0]]}.{k.split('.')[1]}": v for k, v in block.params.items()}
