@@ -92,9 +92,7 @@ class Solver:
         self.batch_size, self.epochs = batch_size, epochs
         self.schedule = schedule if schedule is not None else ExponentialDecay(lr_decay)
         self.seed, self.patience, self.num_train_samples, self.verbose = seed, patience, num_train_samples, verbose
-        self.threads = threads
-        check_augment(augment)
-        self.augment, self.prefetch = augment, bool(prefetch)
+        self.threads, self.augment, self.prefetch = threads, check_augment(augment), bool(prefetch)
         self.steps_per_epoch = max(1, math.ceil(len(self.data["X_train"]) / batch_size))
         self.rng = np.random.default_rng(seed)
         self.sample_rng = np.random.default_rng((seed, 2))  # measuring draws from its own stream, not training's

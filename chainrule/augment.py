@@ -41,7 +41,7 @@ def pad_crop(x: NDArray[Any], pixels: int, rng: np.random.Generator) -> NDArray[
     for offset in np.unique(offsets, axis=0):  # at most (2 * pixels + 1) ** axes groups, each one slice
         rows = (offsets == offset).all(axis=1)
         window = tuple(slice(o, o + size) for o, size in zip(offset, sizes, strict=True))
-        out[rows] = padded[rows][(Ellipsis, *window)]
+        out[rows] = padded[rows][(Ellipsis,) + window]
     return out
 
 

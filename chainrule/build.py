@@ -157,7 +157,8 @@ def check_one_input(path: str, cls: type) -> None:
              "input, combine = \"concat\" or \"add\")")
     if issubclass(cls, Graph):
         raise ConfigError(f"{path}: a Graph is wired in Python (Graph.add); in a config, {joins}")
-    inputs = [p.name for p in list(inspect.signature(cls.forward).parameters.values())[1:]
+    forward = cls.forward  # type: ignore[attr-defined]  # a Layer subclass: the registry holds no other
+    inputs = [p.name for p in list(inspect.signature(forward).parameters.values())[1:]
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
     if len(inputs) > 1:
         raise ConfigError(f"{path}: {cls.__name__} takes {len(inputs)} inputs ({', '.join(inputs)}) but a config's "

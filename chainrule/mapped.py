@@ -86,20 +86,20 @@ def mean_and_std(X: NDArray[Any], axes: tuple[int, ...]) -> tuple[NDArray[Any], 
     """The mean and standard deviation over ``axes`` (0 and, per channel, the positions) in one pass over
     chunks of rows, each chunk's float64 mean and sum of squared deviations merged into the running ones
     (Chan et al.'s pairwise update): as exact as numpy's two-pass mean and std."""
-    count, mean, m2 = 0, None, None
+    count, mean, m2 = 0, np.zeros(0), np.zeros(0)
     for rows in chunks(X):
         part = X[rows].astype(np.float64)
         n = part.size // max(1, int(np.prod([s for i, s in enumerate(part.shape) if i not in axes])))
         part_mean = part.mean(axis=axes, keepdims=True)
         part_m2 = ((part - part_mean) ** 2).sum(axis=axes, keepdims=True)
-        if mean is None:
+        if not count:
             count, mean, m2 = n, part_mean, part_m2
             continue
         delta, total = part_mean - mean, count + n
         mean = mean + delta * (n / total)
         m2 = m2 + part_m2 + delta ** 2 * (count * n / total)
         count = total
-    if mean is None:
+    if not count:
         raise ValueError("data: X_train has no rows to standardize with")
     return mean, np.sqrt(m2 / count)
 

@@ -75,7 +75,7 @@ def save(model: Layer, path: str | os.PathLike[str]) -> None:
     if path.suffix != ".npz":
         raise ValueError(f"save: {str(path)!r} should end in .npz (numpy adds it otherwise)")
     buffer = io.BytesIO()
-    np.savez(buffer, **state_dict(model))
+    np.savez(buffer, **state_dict(model))  # type: ignore[arg-type]  # names, not savez's options
     atomic_write(path, buffer.getvalue())
 
 

@@ -18,9 +18,11 @@ from numpy.typing import NDArray
 Augment = Callable[[NDArray[Any], NDArray[Any], np.random.Generator], tuple[NDArray[Any], NDArray[Any]]]
 
 
-def check_augment(augment: Any) -> None:
+def check_augment(augment: Any) -> Augment | None:
+    """``augment`` itself when it is None or callable; else a TypeError naming it."""
     if augment is not None and not callable(augment):
         raise TypeError(f"Solver: augment must be a function (x, y, rng) -> (x, y), got {type(augment).__name__}")
+    return augment
 
 
 def augmented(augment: Augment, x: NDArray[Any], y: NDArray[Any], rng: np.random.Generator
