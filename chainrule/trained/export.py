@@ -1,19 +1,19 @@
 """ONNX export of a trained model: ``chainrule export RUN_DIR`` and ``TrainedModel.to_onnx(path)``.
 
-The exported graph takes raw inputs as ``TrainedModel.predict`` does: one float32 input named ``input``
-(int64 indices for a character model) with a dynamic batch dimension, the run's standardization first, then
-the network, and two outputs, ``scores`` and ``probabilities`` (their softmax). Every file passes
-``onnx.checker.check_model(model, full_check=True)``. The recurrent layers become ONNX's own RNN, GRU and LSTM
-operators (one node each, not an unrolled loop), with the gate blocks reordered.
+The exported graph takes raw inputs as ``TrainedModel.predict`` does: one float32 input named ``input`` (int64
+indices for a character model) with a dynamic batch dimension, the run's standardization first, then the network,
+and two outputs, ``scores`` and ``probabilities`` (their softmax); it passes ``onnx.checker.check_model(model,
+full_check=True)``. Recurrent layers become ONNX's own RNN, GRU and LSTM operators, with the gates reordered.
 
 Each built-in layer maps to standard ONNX operators (``EXPORTERS``). A layer of your own exports when it defines
-``to_onnx(self, graph, x)``: ``x`` is the name of its input in the graph, ``graph.const(array)`` adds a constant and
-returns its name, ``graph.node(op_type, inputs, **attributes)`` adds an operator and returns its output's name,
-and the method returns the name of the layer's output. Needs the extra ``onnx`` (``pip install -e '.[onnx]'``).
+``to_onnx(self, graph, x)``: ``x`` is its input's name in the graph, ``graph.const(array)`` adds a constant and
+returns its name, ``graph.node(op_type, inputs, **attributes)`` adds an operator and returns its output's name, and
+the method returns its output's name. Needs the extra ``onnx`` (``pip install -e '.[onnx]'``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,10 +51,12 @@ from layers import (
     MaxPool2D,
     Mul,
     MultiHeadAttention,
+    Parallel,
     PositionalEmbedding,
     Reciprocal,
     ReLU,
     Reshape,
+    Residual,
     Scale,
     Sequential,
     Sigmoid,
@@ -144,9 +146,19 @@ def reduce_sum(graph: OnnxGraph, layer: Sum, x: str) -> str:
 
 
 def sequential(graph: OnnxGraph, layer: Sequential, x: str) -> str:
-    for inner in layer.layers:
-        x = export_layer(graph, inner, x)
-    return x
+    return functools.reduce(lambda name, inner: export_layer(graph, inner, name), layer.layers, x)
+
+
+def residual(graph: OnnxGraph, layer: Residual, x: str) -> str:
+    return graph.node("Add", [export_layer(graph, layer.body, x), x if layer.shortcut is None else
+                              export_layer(graph, layer.shortcut, x)])
+
+
+def parallel(graph: OnnxGraph, layer: Parallel, x: str) -> str:
+    outs = [export_layer(graph, branch, x) for branch in layer.branches]
+    if layer.combine == "concat":
+        return graph.node("Concat", outs, axis=layer.axis)
+    return functools.reduce(lambda a, b: graph.node("Add", [a, b]), outs)
 
 
 def affine(graph: OnnxGraph, layer: Affine, x: str) -> str:
@@ -314,8 +326,8 @@ def transformer_block(graph: OnnxGraph, layer: TransformerBlock, x: str) -> str:
 
 
 EXPORTERS: dict[type, Callable[..., str]] = {
-    Sequential: sequential, Affine: affine, Maxout: maxout, BatchNorm: batch_norm, LayerNorm: layer_norm,
-    GroupNorm: group_norm,
+    Sequential: sequential, Residual: residual, Parallel: parallel, Affine: affine, Maxout: maxout,
+    BatchNorm: batch_norm, LayerNorm: layer_norm, GroupNorm: group_norm,
     Conv1D: conv, Conv2D: conv, MaxPool1D: pool("MaxPool"), MaxPool2D: pool("MaxPool"),
     AvgPool1D: pool("AveragePool", count_include_pad=1), AvgPool2D: pool("AveragePool", count_include_pad=1),
     GlobalAvgPool: lambda graph, layer, x: graph.node("Flatten", [graph.node("GlobalAveragePool", [x])], axis=1),
