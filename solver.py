@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from layers import Layer
 from losses import LOSSES, Loss, Objective, Task
 from optim import OPTIMIZERS, ExponentialDecay, Optimizer, Schedule, Stop, StopReason, blas_threads
-from optim.batches import Augment, batches, check_augment
+from optim.batches import Augment, batches, check_augment, release_pages
 from optim.resume import check_state
 
 
@@ -150,8 +150,11 @@ class Solver:
 
     def outputs(self, X: NDArray[Any], batch_size: int = 1000) -> NDArray[np.floating]:
         """The model's outputs for X, in eval mode (then the mode it had) in batches."""
+        parts = []
         with self.model.mode(False):
-            parts = [self.model.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
+            for i in range(0, len(X), batch_size):
+                parts.append(self.model.forward(X[i:i + batch_size]))
+                release_pages(X)  # a memory-mapped X leaves the process's memory as it is read
         dtype = self.model.params_dtype() or np.float64
         return np.concatenate(parts) if parts else np.zeros((0, *self.output_shape[1:]), dtype)
 

@@ -9,6 +9,7 @@ file in a meaningful order should be shuffled once when it is written).
 
 from __future__ import annotations
 
+import mmap
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from optim.batches import release_pages
 
 Data = dict[str, NDArray[Any]]
 #: Rows visited at a time: about 64 MB of a float32 row of 256 values.
@@ -77,6 +80,7 @@ def first_bad_row(X: NDArray[Any]) -> int | None:
     """The first row holding NaN or inf, or None; read a chunk at a time."""
     for rows in chunks(X):
         bad = ~np.isfinite(X[rows].reshape(len(X[rows]), -1)).all(axis=1)
+        release_pages(X)
         if bad.any():
             return rows.start + int(np.argmax(bad))
     return None
@@ -89,6 +93,7 @@ def mean_and_std(X: NDArray[Any], axes: tuple[int, ...]) -> tuple[NDArray[Any], 
     count, mean, m2 = 0, np.zeros(0), np.zeros(0)
     for rows in chunks(X):
         part = X[rows].astype(np.float64)
+        release_pages(X)
         n = part.size // max(1, int(np.prod([s for i, s in enumerate(part.shape) if i not in axes])))
         part_mean = part.mean(axis=axes, keepdims=True)
         part_m2 = ((part - part_mean) ** 2).sum(axis=axes, keepdims=True)
@@ -114,5 +119,7 @@ def standardized(X: NDArray[Any], mean: NDArray[Any], std: NDArray[Any]) -> NDAr
         out = np.lib.format.open_memmap(f.name, mode="w+", dtype=dtype, shape=X.shape)
         for rows in chunks(X):
             out[rows] = (X[rows] - mean) / std
-        out.flush()
+            out.flush()
+            release_pages(X)
+            out._mmap.madvise(mmap.MADV_DONTNEED)  # type: ignore[attr-defined]  # flushed, shared: safe to drop
         return np.load(f.name, mmap_mode="r")  # the mapping outlives the name, removed on leaving the block

@@ -8,6 +8,7 @@ order, in whichever thread prepares the batch: a resumed run draws the same valu
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -38,6 +39,19 @@ def augmented(augment: Augment, x: NDArray[Any], y: NDArray[Any], rng: np.random
     return xa, ya
 
 
+def release_pages(X: Any) -> None:
+    """Drop the pages of a read-only memory-mapped ``X`` (a numpy memmap, or a view of one) from this process's
+    resident memory: they stay in the system's page cache, and the next read maps them again, so a pass over
+    data larger than memory does not hold the whole file in the process. Nothing for an array in memory, or
+    for a writeable mapping (whose private changes a copy-on-write map would lose)."""
+    if getattr(getattr(X, "flags", None), "writeable", True) or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    while X is not None and getattr(X, "_mmap", None) is None:
+        X = getattr(X, "base", None)
+    if X is not None:
+        X._mmap.madvise(mmap.MADV_DONTNEED)
+
+
 def batches(X: NDArray[Any], y: NDArray[Any], order: NDArray[np.intp], batch_size: int,
             augment: Augment | None = None, rng: np.random.Generator | None = None,
             prefetch: bool = False) -> Iterator[tuple[NDArray[Any], NDArray[Any]]]:
@@ -46,6 +60,7 @@ def batches(X: NDArray[Any], y: NDArray[Any], order: NDArray[np.intp], batch_siz
     def batch(i: int) -> tuple[NDArray[Any], NDArray[Any]]:
         idx = order[i * batch_size:(i + 1) * batch_size]
         x, t = X[idx], y[idx]
+        release_pages(X)
         return augmented(augment, x, t, rng) if augment is not None and rng is not None else (x, t)
 
     count = -(-len(order) // batch_size)

@@ -205,3 +205,21 @@ def test_a_bad_npy_folder_is_named(tmp_path, files, words):
     assert words in str(e.value)
     with pytest.raises(ValueError, match="is not a folder"):
         load_npy_folder(str(tmp_path / "missing"))
+
+
+def test_released_pages_read_back_and_a_copy_on_write_map_keeps_its_changes(tmp_path):
+    from optim.batches import batches, release_pages
+
+    X = np.arange(4000, dtype=np.float32).reshape(1000, 4)
+    np.save(tmp_path / "X.npy", X)
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    order = np.random.default_rng(0).permutation(1000)
+    gathered = np.concatenate([x for x, _ in batches(np.asarray(mapped), np.zeros(1000), order, 64)])
+    np.testing.assert_array_equal(gathered, X[order])  # read again after each release, through a plain view too
+    release_pages(mapped[10:20])
+    np.testing.assert_array_equal(mapped, X)
+    changed = np.load(tmp_path / "X.npy", mmap_mode="c")
+    changed[0] = -1
+    release_pages(changed)  # a private (copy-on-write) map is writeable: left alone
+    assert changed[0].tolist() == [-1, -1, -1, -1]
+    release_pages(X)  # an array in memory: nothing to release
