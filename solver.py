@@ -54,7 +54,9 @@ class Solver:
 
     ``augment(x, y, rng) -> (x, y)`` transforms each training batch (never validation, test or predictions),
     drawing from the Solver's Generator so that a resumed run draws the same; ``prefetch`` prepares the next
-    batch in a background thread while the step runs (``optim.batches``).
+    batch in a background thread while the step runs (``optim.batches``). Each of ``loggers`` (TensorBoard and
+    MLflow: ``chainrule.loggers``) gets ``log_step(solver, loss)`` after every step, ``log_epoch(solver)`` after
+    every epoch and ``finish(solver, metrics)`` when ``train`` returns.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class Solver:
         threads: int | str = "auto",
         augment: Augment | None = None,
         prefetch: bool = False,
+        loggers: list[Any] | tuple[Any, ...] = (),
     ) -> None:
         if not isinstance(model, Layer):
             raise TypeError(f"Solver: model must be a Layer, got {type(model).__name__}")
@@ -93,12 +96,13 @@ class Solver:
         self.schedule = schedule if schedule is not None else ExponentialDecay(lr_decay)
         self.seed, self.patience, self.num_train_samples, self.verbose = seed, patience, num_train_samples, verbose
         self.threads, self.augment, self.prefetch = threads, check_augment(augment), bool(prefetch)
+        self.loggers = list(loggers)
         self.steps_per_epoch = max(1, math.ceil(len(self.data["X_train"]) / batch_size))
         self.rng = np.random.default_rng(seed)
         self.sample_rng = np.random.default_rng((seed, 2))  # measuring draws from its own stream, not training's
         self.stop_requested: tuple[Stop, str] | None = None
         self.on_batch_end: Callable[[Solver, float], None] | None = None
-        self.epoch = 0
+        self.epoch = self.bad_epochs = 0
         self.loss_history: list[float] = []
         self.train_score_history: list[float] = []
         self.val_score_history: list[float] = []
@@ -112,7 +116,6 @@ class Solver:
         self.best_val_loss = math.inf
         self.best_epoch = 0  # the epoch whose parameters are kept as the best; 0 before the first
         self.snapshot_best()
-        self.bad_epochs = 0
         self.stop_reason: StopReason | None = None
         self.output_shape = self.check_outputs()  # checked once here; checkpoints and reports read it
         self.num_classes = self.output_shape[-1]
@@ -215,6 +218,8 @@ class Solver:
                 if not self.run_epoch(bar):
                     break
                 self.end_epoch(time.perf_counter() - t0)
+                for logger in self.loggers:
+                    logger.log_epoch(self)
                 if self.verbose:
                     bar.write(self.epoch_line(), file=sys.stderr)
                 if on_epoch_end is not None:
@@ -225,7 +230,10 @@ class Solver:
             if on_stop is not None:
                 on_stop(self)
             self.restore_best()
-            return self.metrics()
+            metrics = self.metrics()
+            for logger in self.loggers:
+                logger.finish(self, metrics)
+            return metrics
 
     def run_epoch(self, bar: tqdm) -> bool:
         """One shuffled pass over the training set; False if the loss became NaN or inf."""
@@ -241,6 +249,8 @@ class Solver:
                     f"loss became {loss} at epoch {self.epoch + 1}, iteration {it + 1}: "
                     f"training stopped; try a lower learning rate (lr is {self.optimizer.lr:g})"))
                 return False
+            for logger in self.loggers:
+                logger.log_step(self, loss)
             if self.on_batch_end is not None:
                 self.on_batch_end(self, loss)
             bar.update()

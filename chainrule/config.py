@@ -37,7 +37,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
                "seed": ((int,), 0), "patience": ((int,), 0), "num_train_samples": ((int,), 1000),
                "verbose": ((bool,), True), "threads": ((str, int), "auto"),
                "prefetch": ((bool,), False)},
-    "output": {"dir": ((str,), ""), "plot": ((bool,), True), "checkpoint_seconds": ((float,), 5.0)},
+    "output": {"dir": ((str,), ""), "plot": ((bool,), True), "checkpoint_seconds": ((float,), 5.0),
+               "loggers": ((list,), []), "histograms": ((bool,), False), "mlflow_uri": ((str,), ""),
+               "mlflow_parent_run": ((str,), "")},
     "sweep": {"trials": ((int,), 20), "seed": ((int,), 0), "metric": ((str,), ""),
               "sampler": ((str,), "random"), "workers": ((int,), 0), "address": ((str,), ""),
               "params": ((dict,), {}), "points": ((int,), 3), "median_stop": ((bool,), False)},
@@ -46,7 +48,7 @@ OPEN_SECTIONS = {"loss", "optim", "schedule"}  # extra keys are the class's keyw
 SOURCES = ("spiral", "npz", "npy", "csv", "mnist-idx", "cifar10-bin", "digits", "mnist1d", "text", "diabetes")
 DTYPES = ("float32", "float64")
 RESUMABLE = {"solver.epochs", "solver.verbose", "solver.patience", "solver.threads", "solver.prefetch", "output.dir",
-             "output.plot", "output.checkpoint_seconds"}
+             "output.plot", "output.checkpoint_seconds", "output.loggers", "output.histograms", "output.mlflow_uri"}
 
 
 

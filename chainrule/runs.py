@@ -28,6 +28,7 @@ from chainrule import history, report
 from chainrule.build import build_objects, load_data
 from chainrule.config import RESUMABLE, ConfigError, apply_sets, read_config, resolve, self_contained
 from chainrule.files import RunLock, atomic_write, remove_stale_temporaries
+from chainrule.loggers.runs import check_loggers, run_loggers, watch_lines
 from chainrule.usercode import import_config_modules
 from layers.summary import summary_table
 from optim import Stop
@@ -133,6 +134,7 @@ def prepare(cfg: dict[str, Any], loaded: tuple[dict[str, np.ndarray], dict[str, 
             ) -> tuple[Solver, dict[str, np.ndarray]]:
     """Data (``loaded`` when given: arrays and preprocessing), model and Solver of a self-contained config,
     the data checked by the Solver: all that can fail, before any file is written."""
+    check_loggers(cfg["output"]["loggers"])
     import_config_modules(cfg)
     data, pre = load_data(cfg) if loaded is None else loaded
     _, solver = build_objects(cfg, data)
@@ -178,6 +180,10 @@ def train_locked(run: Run, on_epoch: Callable[[Solver], None] | None) -> int:
     last_save = time.monotonic()
 
     history.rewrite(run_dir, solver)  # a new run's headers, or a resumed one's rows up to its checkpoint
+    solver.loggers = run_loggers(cfg, run_dir, solver, resumed=run.resumed_from_epoch is not None)
+    if solver.verbose:
+        for line in watch_lines(cfg, run_dir):
+            print(line, file=sys.stderr)
     if run.resumed_from_epoch is not None and solver.epoch < solver.epochs:
         remove_evaluation(run_dir, solver.verbose)
     written = solver.epoch
@@ -186,6 +192,8 @@ def train_locked(run: Run, on_epoch: Callable[[Solver], None] | None) -> int:
         nonlocal written
         written = history.append(run_dir, s, written)  # first: the checkpoint must never be ahead of it
         ckpt.save_checkpoint(run_dir, s, cfg, run.preprocessing)
+        for logger in s.loggers:  # what is checkpointed is sent (MLflow), or written to disk (TensorBoard)
+            logger.flush()
 
     def on_epoch_end(s: Solver) -> None:
         nonlocal last_save
@@ -204,6 +212,9 @@ def train_locked(run: Run, on_epoch: Callable[[Solver], None] | None) -> int:
             and solver.verbose:
         print("solver: no curves.png: matplotlib is not installed (pip install -e '.[plot]', or set "
               "output.plot = false)", file=sys.stderr)
+    for logger in solver.loggers:
+        if hasattr(logger, "log_artifacts"):
+            logger.log_artifacts([run_dir / "config.toml", run_dir / "curves.png"])
     already = run.resumed_from_epoch is not None and run.resumed_from_epoch >= solver.epochs
     print(already_trained(solver, run_dir) if already else stop_message(solver, run_dir), file=sys.stderr)
     print(report.summary_line(metrics, run_dir))

@@ -41,6 +41,7 @@ class Optimizer:
         self.clip_norm = None if clip_norm is None else float(clip_norm)
         self.t = 0
         self.clipped = 0  # steps whose gradients were scaled down to clip_norm
+        self.grad_norm: float | None = None  # with clip_norm: the last step's global gradient norm, unclipped
         self.state: dict[str, dict[str, NDArray[np.floating]]] = {}
 
     def __repr__(self) -> str:
@@ -58,7 +59,7 @@ class Optimizer:
         """With ``clip_norm``: the factor that brings the global L2 norm of all gradients down to it (PyTorch's
         ``clip_grad_norm_``: clip_norm / (norm + 1e-6)), or None when the norm is within it."""
         assert self.clip_norm is not None
-        norm = np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+        norm = self.grad_norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
         if not norm > self.clip_norm:  # NaN too: a non-finite loss is the Solver's to report
             return None
         self.clipped += 1

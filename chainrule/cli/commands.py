@@ -7,6 +7,7 @@ argument parsing, exit codes, one-line errors (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from chainrule import runs, sweeps
 from chainrule.cli import gradcheck, launch
 from chainrule.cli.shell import OneLineParser, quiet_on_broken_pipe
 from chainrule.config import ConfigError, read_config, resolve, self_contained
+from chainrule.loggers.runs import add_artifacts
 from chainrule.report import write_json
 from chainrule.sweeps.folder import TrialStatus
 from chainrule.trained import pictures
@@ -120,6 +122,7 @@ def evaluate(args: argparse.Namespace) -> int:
     written += pictures_written or []
     print(f"{args.which} parameters of {args.run_dir} on {what}\n{model.task.format_report(result)}")
     print(f"wrote {', '.join(map(str, written[:-1]))}{' and ' if len(written) > 1 else ''}{written[-1]}")
+    add_artifacts(run_dir, written)
     if pictures_written is None:
         print("no pictures: matplotlib is not installed (pip install -e '.[plot]')", file=sys.stderr)
     return 0
@@ -144,6 +147,20 @@ def export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "model.onnx"
     check_out(out, Path(args.run_dir), [], "--out", RUN_FILES)
     print(f"wrote {write_onnx(load_run(args.run_dir, args.which), out, args.opset)}")
+    add_artifacts(Path(args.run_dir), [out])  # to the run's MLflow run, when it has one
+    return 0
+
+
+def runs_command(args: argparse.Namespace) -> int:
+    from chainrule.runs_table import format_table, table
+
+    rows, keys = table(Path(args.dir), args.sort)
+    if args.json:
+        print(json.dumps({"runs": rows, "differing_keys": keys}, indent=2))
+    elif rows:
+        print(format_table(rows, keys))
+    else:
+        print(f"no run folders under {args.dir}", file=sys.stderr)
     return 0
 
 
@@ -206,6 +223,14 @@ def parser() -> OneLineParser:
                              help="the best epoch's parameters (default) or the last ones")
         command.add_argument("--debug", action="store_true", help="show tracebacks")
     add_sweep_export_sample(sub, fmt)
+    ru = sub.add_parser("runs", help="a table of the run folders under a folder", formatter_class=fmt,
+                        epilog="examples:\n  chainrule runs\n  chainrule runs runs/digits_sweep-sweep --sort best_val\n"
+                               "  chainrule runs --json")
+    ru.add_argument("dir", nargs="?", default="runs", metavar="DIR", help="where the run folders are (default runs)")
+    ru.add_argument("--sort", metavar="KEY", help="a column (run, status, epochs, best_val, test, seconds) or a "
+                                                  "config key such as optim.lr")
+    ru.add_argument("--json", action="store_true", help="the rows as JSON, each with its whole flattened config")
+    ru.add_argument("--debug", action="store_true", help="show tracebacks")
     sub.add_parser("gradcheck", help="gradient-check layers and losses (see 'chainrule gradcheck --help')",
                    add_help=False)
     return p
@@ -257,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     def command() -> int:
         args = parser().parse_args(argv)
         chosen = {"train": train, "predict": predict, "evaluate": evaluate, "sweep": sweep,
-                  "sample": sample, "export": export}[args.command]
+                  "sample": sample, "export": export, "runs": runs_command}[args.command]
         return quiet_on_broken_pipe(lambda: run_command(chosen, args, "chainrule"))
 
     return one_line_interrupt("chainrule", command)

@@ -21,6 +21,7 @@ import tomli_w
 from chainrule import runs
 from chainrule.config import ConfigError, apply_sets, read_config, resolve
 from chainrule.files import atomic_write
+from chainrule.loggers.runs import read_mlflow_file, sweep_run
 from chainrule.report import pyplot
 
 from .folder import Sweep, TrialStatus, read_rows, write_summary
@@ -76,6 +77,9 @@ def sweep(config: str | Path | None = None, *, trials: int | None = None, worker
     otherwise a local process pool of ``workers`` (default: the number of cores) runs them.
     """
     s = open_sweep(config, list(sets), resume, {"trials": trials, "workers": workers, "address": address})
+    parent = sweep_run(resolve(s.plan.raw), s.folder)  # with MLflow: the sweep's run, its trials' parent
+    if parent is not None:
+        s.plan.mlflow = (read_mlflow_file(s.folder) or {})["tracking_uri"], parent.run_id
     settings = s.plan.settings
     addr = settings["address"]
     if client is None and addr:
@@ -102,6 +106,9 @@ def sweep(config: str | Path | None = None, *, trials: int | None = None, worker
               f"chainrule sweep --resume {s.folder}", file=sys.stderr)
         raise
     write_summary(s)
+    if parent is not None:
+        parent.log_artifacts([s.folder / "sweep.csv", s.folder / "sweep.png"])
+        parent.close()
     if verbose and pyplot() is None:
         print("sweep: no sweep.png: matplotlib is not installed (pip install -e '.[plot]')", file=sys.stderr)
     return [{k: v for k, v in s.rows[i].items() if k != "val_score_history"} for i in sorted(s.rows)]

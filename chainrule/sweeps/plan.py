@@ -34,6 +34,7 @@ class Plan:
     settings: dict[str, Any]
     dists: list[space.Distribution]
     values: list[dict[str, Any]] = field(default_factory=list)
+    mlflow: tuple[str, str] | None = None  # the sweep's MLflow run: (tracking URI, run id), its trials' parent
 
     @property
     def metric(self) -> str:
@@ -73,6 +74,8 @@ def trial_config(plan: Plan, values: dict[str, Any]) -> dict[str, Any]:
     raw = space.with_values(plan.raw, values)
     cfg = self_contained(resolve(raw), plan.config_dir)
     cfg["solver"]["verbose"], cfg["output"]["plot"] = False, False
+    if plan.mlflow is not None:
+        cfg["output"]["mlflow_uri"], cfg["output"]["mlflow_parent_run"] = plan.mlflow
     return cfg
 
 
