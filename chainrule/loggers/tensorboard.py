@@ -34,7 +34,7 @@ class TensorBoardLogger:
                  purge_step: int | None = None, flush_secs: int = 5) -> None:
         self.log_dir, self.histograms, self.hparams = Path(log_dir), histograms, dict(hparams or {})
         self.writer = summary_writer()(logdir=str(self.log_dir), purge_step=purge_step or None,
-                                       flush_secs=flush_secs)
+                                       flush_secs=flush_secs, max_queue=1000)
         self.norms: list[float] = []
 
     def log_step(self, solver: Any, loss: float) -> None:
