@@ -3,6 +3,7 @@ of history.csv and steps.csv; mlflow.search_runs finds the run, its params and m
 SIGKILL and resumed shows each step and epoch once; a sweep is a parent run with a child per trial."""
 
 import csv
+import importlib.util
 import json
 
 import numpy as np
@@ -107,6 +108,14 @@ def test_mlflow_finds_the_run_its_params_metrics_and_artifacts(tmp_path):
     assert found["metrics.final/test_acc"][0] == pytest.approx(metrics["test_acc"])
     artifacts = {a.path for a in client.list_artifacts(saved["run_id"])}
     assert "config.toml" in artifacts
+    from chainrule.cli import main
+
+    assert main(["evaluate", str(tmp_path / "r")]) == 0  # evaluate's and export's files join the same run
+    expected = {"config.toml", "evaluation.json"}
+    if importlib.util.find_spec("onnx") is not None:
+        assert main(["export", str(tmp_path / "r")]) == 0
+        expected.add("model.onnx")
+    assert expected <= {a.path for a in client.list_artifacts(saved["run_id"])}
 
 
 def test_a_killed_run_resumed_shows_each_step_and_epoch_once_in_both(tmp_path):
@@ -134,11 +143,12 @@ def test_a_killed_run_resumed_shows_each_step_and_epoch_once_in_both(tmp_path):
     assert client.get_run(before["run_id"]).info.status == "FINISHED"
 
 
-def test_a_sweep_is_a_parent_run_with_a_child_per_trial(tmp_path):
+def test_a_sweep_is_a_parent_run_with_a_child_per_trial_each_with_its_tensorboard_curves(tmp_path):
     mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("tensorboard")
     from chainrule.sweeps import sweep
 
-    path = write_config(tmp_path, '["mlflow"]', epochs=2, name="s.toml")
+    path = write_config(tmp_path, '["mlflow", "tensorboard"]', epochs=2, name="s.toml")
     path.write_text(path.read_text() + '[sweep]\ntrials = 3\nworkers = 2\n[sweep.params]\n'
                                        '"optim.lr" = { loguniform = [1e-3, 1e-1] }\n')
     rows = sweep(path, sets=[f"output.dir='{tmp_path / 's'}'"])
@@ -149,6 +159,9 @@ def test_a_sweep_is_a_parent_run_with_a_child_per_trial(tmp_path):
     assert len(children) == len(rows) == 3
     assert set(children["status"]) == {"FINISHED"}
     assert sorted(children["params.optim.lr"].astype(float)) == pytest.approx(sorted(r["optim.lr"] for r in rows))
+    for trial in sorted((tmp_path / "s").glob("trial-*")):
+        tags, _ = scalars(trial)
+        assert [v for _, v in tags["epoch/val_loss"]] == pytest.approx([float(r["val_loss"]) for r in history(trial)])
 
 
 def test_a_logger_whose_extra_is_missing_or_unknown_is_one_line(tmp_path, monkeypatch):
