@@ -231,12 +231,17 @@ class Classification(Task):
         return {"scores": scores, "probabilities": softmax(scores, axis=-1)}
 
     def prediction_table(self, outputs: Array) -> tuple[list[str], list[list[Any]]]:
-        """index, predicted label and one probability column per class."""
+        """index, predicted label and one probability column per class; for scores per step (N, T, C), a row
+        per example and step: index, step, label and the probabilities."""
         proba = softmax(outputs, axis=-1)
-        header = ["index", "label", *(f"p{c}" for c in range(proba.shape[1]))]
-        labels = np.argmax(proba, axis=1)
-        return header, [[i, int(label), *(f"{p:.6g}" for p in row)]
-                        for i, (label, row) in enumerate(zip(labels, proba, strict=True))]
+        columns = [f"p{c}" for c in range(proba.shape[-1])]
+        labels = np.argmax(proba, axis=-1)
+        if proba.ndim == 3:
+            return ["index", "step", "label", *columns], [
+                [i, t, int(labels[i, t]), *(f"{p:.6g}" for p in proba[i, t])]
+                for i in range(proba.shape[0]) for t in range(proba.shape[1])]
+        return ["index", "label", *columns], [[i, int(label), *(f"{p:.6g}" for p in row)]
+                                              for i, (label, row) in enumerate(zip(labels, proba, strict=True))]
 
 
 def classification_summary(y: Array, predictions: Array, classes: int) -> dict[str, Any]:

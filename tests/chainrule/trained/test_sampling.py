@@ -1,10 +1,12 @@
 """Character models: the text source, a recurrent run killed and resumed, and ``chainrule sample``."""
 
+import csv
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from scipy.special import softmax
 
 from chainrule import load_run
 from chainrule.data import load_text
@@ -102,6 +104,16 @@ def test_a_character_run_evaluates_each_step_as_an_example(tmp_path, capsys):
     report = json.loads((tmp_path / "r" / "evaluation.json").read_text())
     assert report["examples"] == run.solver.data["y_val"].size  # every step of every validation sequence
     assert load_run(tmp_path / "r").predict(run.solver.data["X_val"][:2]).shape == (2, 20)
+    X = run.solver.data["X_val"][:2]
+    np.savez(tmp_path / "seq.npz", X=X)
+    assert chainrule_main(["predict", str(tmp_path / "r"), str(tmp_path / "seq.npz")]) == 0  # a row per step
+    with open(tmp_path / "r" / "predictions.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    scores = load_run(tmp_path / "r").scores(X)
+    assert rows[0][:3] == ["index", "step", "label"] and len(rows[0]) == 3 + scores.shape[-1]
+    assert [[int(r[0]), int(r[1]), int(r[2])] for r in rows[1:]] == [
+        [i, t, int(scores[i, t].argmax())] for i in range(2) for t in range(20)]
+    np.testing.assert_allclose([float(p) for p in rows[1][3:]], softmax(scores[0, 0]), rtol=1e-5)
 
 
 def test_a_character_gpt_samples_and_draws_its_attention_over_the_last_context_of_the_prime(tmp_path, capsys):
