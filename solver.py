@@ -136,6 +136,9 @@ class Solver:
         for key in ("y_train", "y_val", "y_test"):
             if key in self.data:
                 self.task.check_range(self.data[key], f"Solver data: {key}", outputs.shape[-1], self.ignore_index)
+        if self.ignore_index is not None and np.all(self.data["y_train"] == self.ignore_index):
+            raise ValueError(f"Solver data: every label of y_train is ignore_index ({self.ignore_index}): nothing "
+                             "to learn from")
         return outputs.shape
 
     def step(self, X: NDArray[np.floating], y: NDArray[Any]) -> float:

@@ -87,8 +87,10 @@ def build_model(cfg: dict[str, Any], sample: np.ndarray, rng: np.random.Generato
     """Layers by registered name, each given what it infers from its input (``Layer.infer``: the data for the
     first layer, then the previous layer's output) and, when its constructor takes them, the model's ``dtype``,
     ``rng`` and (when the config sets it) ``init``; and the last layer's ``out_features``, when the config leaves
-    it out, from ``classes`` (the outputs the targets need). What the config gives wins. Containers (Sequential,
-    Residual, Parallel) nest: each list of layers they hold reads the container's input."""
+    it out, from ``classes`` (the outputs the targets need). What the config gives wins, and what is filled in
+    is written into the config's layer tables (``num_embeddings = 20``), so the run's saved config rebuilds the
+    same model without guessing. Containers (Sequential, Residual, Parallel) nest: each list of layers they
+    hold reads the container's input."""
     dtype = np.dtype(cfg["dtype"])
     model_wide = {"dtype": dtype, "rng": rng, **({"init": cfg["init"]} if cfg["init"] else {})}
     layers, _ = build_chain(cfg["layers"], first_input(cfg, sample, dtype, classes), "model.layers", model_wide,
@@ -127,9 +129,11 @@ def build_layer(spec: Any, x: np.ndarray, path: str, model_wide: dict[str, Any],
     except (TypeError, ValueError, IndexError) as e:
         raise ConfigError(f"{path} ({spec['type']}) cannot take the previous output of shape {x.shape}: "
                           f"{e}") from None
-    given = {**model_wide, **({"out_features": classes} if classes is not None else {}), **inferred}
-    kwargs.update({k: v for k, v in given.items() if k in accepts and k not in kwargs})
+    filled = {k: v for k, v in {**({"out_features": classes} if classes is not None else {}), **inferred}.items()
+              if k in accepts and k not in kwargs}
+    kwargs.update({**{k: v for k, v in model_wide.items() if k in accepts and k not in kwargs}, **filled})
     layer = build(path, factory, kwargs)
+    spec.update({k: plain(v) for k, v in filled.items() if is_config_value(v)})  # kept with the run: no guessing
     check_init(path, layer, model_wide.get("init", ""), accepts)
     try:
         with layer.mode(False):  # shape inference must not touch state (BatchNorm's running statistics)
@@ -137,6 +141,20 @@ def build_layer(spec: Any, x: np.ndarray, path: str, model_wide: dict[str, Any],
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{path} ({spec['type']}) does not accept the previous output of shape {x.shape}: "
                           f"{str(e).splitlines()[0]}") from None
+
+
+def is_config_value(value: Any) -> bool:
+    """A value a config (TOML) can hold: a number, string or bool, or a list of them."""
+    if isinstance(value, (list, tuple)):
+        return all(is_config_value(v) for v in value)
+    return isinstance(value, (bool, int, float, str, np.integer, np.floating, np.bool_))
+
+
+def plain(value: Any) -> Any:
+    """numpy scalars as Python's, tuples as lists: what TOML writes."""
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def nested_layers(value: Any, x: np.ndarray, path: str, model_wide: dict[str, Any], classes: int | None = None
@@ -205,7 +223,10 @@ def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray]) -> tuple[Seq
     """Model, loss, optimizer, schedule and Solver from a self-contained config (``config.self_contained``)."""
     task = task_of(cfg)
     outputs = task.outputs_for([data["y_train"], *(v for k, v in data.items() if k in ("y_val", "y_test"))])
-    model = build_model(cfg["model"], data["X_train"], model_rng(cfg), outputs)
+    sample = model_sample(data)
+    if cfg["data"].get("source") == "text":  # inputs and labels share the vocabulary: a score per character,
+        outputs = max(outputs, int(sample.max()) + 1)  # the first one too (an input, never a label)
+    model = build_model(cfg["model"], sample, model_rng(cfg), outputs)
 
     def make(section: str, registry: Registry) -> Any:
         spec = dict(cfg[section])
@@ -230,6 +251,17 @@ def build_objects(cfg: dict[str, Any], data: dict[str, np.ndarray]) -> tuple[Seq
         raise ConfigError(f"model.layers: the last layer gives {solver.num_classes} {task.output_noun} per "
                           f"example, but the data has {outputs} {task.outputs_noun}")
     return model, solver
+
+
+def model_sample(data: dict[str, np.ndarray]) -> np.ndarray:
+    """What the model's sizes are inferred from: the training inputs; for integer indices, a training row and
+    a row of the largest index of every split, so an Embedding holds every index the run will see (as the
+    read-out holds every class of every split)."""
+    X = data["X_train"]
+    if X.dtype.kind not in "iu" or not X.size:
+        return X
+    top = max(int(data[k].max()) for k in ("X_train", "X_val", "X_test") if k in data and data[k].size)
+    return np.concatenate([X[:1], np.full((1, *X.shape[1:]), top, dtype=X.dtype)])
 
 
 def registered(registry: Registry, name: str, path: str) -> type:

@@ -115,10 +115,10 @@ def resume_run(config: str | Path | None, sets: list[str], run_dir: Path) -> Run
         meta, arrays = ckpt.read_checkpoint(run_dir)
         saved = meta["config"]
     cfg = config_from(config, sets) if config is not None else resolve(apply_sets(copy.deepcopy(saved), sets))
+    solver, pre = prepare(cfg)  # fills in the sizes the run's saved config holds, before they are compared
     diff = differing(cfg, saved)
     if diff:
         raise ConfigError(f"--resume: the config differs from the run's in {', '.join(diff)}")
-    solver, pre = prepare(cfg)
     if meta is None:
         print(f"solver: {run_dir} has no checkpoint (it stopped before its first epoch ended): starting it again "
               "from the beginning", file=sys.stderr)
