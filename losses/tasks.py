@@ -78,6 +78,11 @@ class Task:
                                                            dtype)
                 if len(X) != len(y):
                     raise ValueError(f"Solver data: X_{split} has {len(X)} rows but y_{split} has {len(y)}")
+        for key in ("X_val", "X_test", "y_val", "y_test"):  # every split as the training set: checked before
+            first = out[f"{key[0]}_train"]  # the first epoch, not found after the last
+            if key in out and out[key].shape[1:] != first.shape[1:]:
+                raise ValueError(f"Solver data: {key} has examples of shape {out[key].shape[1:]} but "
+                                 f"{key[0]}_train's are {first.shape[1:]}")
         return out
 
     def score(self, predictions: Array, y: Array, ignore: int | None = None) -> float:

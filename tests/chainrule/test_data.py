@@ -112,3 +112,21 @@ def test_digits_example_reaches_97_percent_test_accuracy(tmp_path, capsys):
     assert code == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_acc"] >= 0.97
+
+
+@pytest.mark.parametrize("test_split, words", [
+    ({"X_test": np.zeros((5, 4)), "y_test": np.zeros(5, np.int64)}, "X_test has examples of shape (4,) but "
+                                                                    "X_train's are (3,)"),
+    ({"X_test": np.zeros((5, 3)), "y_test": np.zeros((5, 2), np.int64)}, "y_test has examples of shape (2,) but "
+                                                                         "y_train's are ()"),
+])
+def test_a_split_unlike_the_training_set_is_refused_before_the_first_epoch(tmp_path, capsys, test_split, words):
+    from chainrule.cli import main
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", X_train=rng.standard_normal((30, 3)), y_train=rng.integers(0, 2, 30), **test_split)
+    (tmp_path / "c.toml").write_text('[data]\nsource = "npz"\npath = "d.npz"\n[model]\nlayers = [{ type = "Affine" }]\n')
+    assert main(["train", str(tmp_path / "c.toml"), "--set", f"output.dir='{tmp_path / 'r'}'"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()  # nothing trained, nothing half-written
