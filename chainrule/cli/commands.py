@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -60,8 +61,8 @@ def train(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    out = Path(args.out) if args.out else Path(args.run_dir) / "predictions.csv"
-    check_out(out, Path(args.run_dir), [Path(args.input)], "--out", RUN_FILES + (EXPORTED,))
+    out = check_out(args.out, Path(args.run_dir) / "predictions.csv", Path(args.run_dir), [Path(args.input)], "--out",
+                    RUN_FILES + (EXPORTED,))
     model = load_run(args.run_dir, args.which)
     X, _ = read_inputs(args.input, model.task)
     source = f"input {args.input!r}"  # bad rows are an error naming the file
@@ -74,12 +75,26 @@ RUN_FILES = ("checkpoint.npz", "checkpoint.json", "config.toml", "history.csv", 
 EXPORTED = "model.onnx"  # export's own output; predict must not replace it
 
 
-def check_out(out: Path, run_dir: Path, inputs: list[Path], option: str, protected: tuple[str, ...]) -> None:
-    """A ConfigError unless ``out`` is a file that can be written, in a folder that exists (the run's own folder
-    is checked when the run is loaded), and is neither an input nor one of the run's ``protected`` files
-    (replacing the command's own earlier output is fine)."""
+def check_out(raw: str | None, default: Path, run_dir: Path, inputs: list[Path], option: str,
+              protected: tuple[str, ...]) -> Path:
+    """The file to write for ``--out raw`` (``default`` without one), or a ConfigError: a name ending in / is a
+    folder that must exist (``default``'s name is written in it); a link is written through (the linked file
+    gets the new content); anything else that is not a regular file (a folder, a device) is refused; the folder
+    must exist (the run's own is checked when the run is loaded); an input or one of the run's ``protected``
+    files is refused (replacing the command's own earlier output is fine). What a killed earlier write of the
+    same file left behind (``.NAME.*.tmp``) is removed."""
+    out = default if raw is None else Path(raw)
+    if raw is not None and raw.endswith(("/", os.sep)):
+        if not out.is_dir():
+            raise ConfigError(f"{option} {raw!r} names a folder (it ends in /), which does not exist")
+        out = out / default.name
     if out.is_dir():
-        raise ConfigError(f"{option} {str(out)!r} is a folder; give the name of a file to write")
+        raise ConfigError(f"{option} {str(out)!r} is a folder; give the name of a file to write, or end it with / "
+                          f"to write {default.name} in it")
+    out = out.resolve() if out.is_symlink() else out
+    if out.exists() and not out.is_file():
+        raise ConfigError(f"{option} {str(out)!r} is not a regular file (a device, a pipe or a socket); give the "
+                          "name of a file to write")
     if not out.parent.is_dir() and out.parent.resolve() != run_dir.resolve():
         raise ConfigError(f"{option} {str(out)!r}: the folder {str(out.parent)!r} does not exist")
     target = out.resolve()
@@ -90,6 +105,10 @@ def check_out(out: Path, run_dir: Path, inputs: list[Path], option: str, protect
         if target == (run_dir / name).resolve():
             raise ConfigError(f"{option} {str(out)!r} is the run's {name}, which the run needs; "
                               "write the output somewhere else")
+    if out.parent.is_dir():
+        for stale in out.parent.glob(f".{out.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+    return out
 
 
 def evaluation_data(model: TrainedModel, source: str | None) -> tuple[Any, Any, str]:
@@ -144,8 +163,7 @@ def sweep(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from chainrule.trained.export import write_onnx
 
-    out = Path(args.out) if args.out else Path(args.run_dir) / "model.onnx"
-    check_out(out, Path(args.run_dir), [], "--out", RUN_FILES)
+    out = check_out(args.out, Path(args.run_dir) / "model.onnx", Path(args.run_dir), [], "--out", RUN_FILES)
     print(f"wrote {write_onnx(load_run(args.run_dir, args.which), out, args.opset)}")
     add_artifacts(Path(args.run_dir), [out])  # to the run's MLflow run, when it has one
     return 0
@@ -169,7 +187,8 @@ def sample(args: argparse.Namespace) -> int:
 
     model = load_run(args.run_dir, args.which)
     if args.attention is not None:
-        check_out(Path(args.attention), Path(args.run_dir), [], "--attention", RUN_FILES + (EXPORTED,))
+        args.attention = check_out(args.attention, Path("attention.png"), Path(args.run_dir), [], "--attention",
+                                   RUN_FILES + (EXPORTED,))
         text, maps = attention_maps(model, args.prime)
         if not pictures.write_attention(Path(args.attention), text, maps):
             raise ImportError("--attention needs matplotlib: pip install -e '.[plot]'")
