@@ -7,10 +7,12 @@ argument parsing, exit codes, one-line errors (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from chainrule import runs, sweeps
 from chainrule.cli import gradcheck, launch
 from chainrule.cli.shell import OneLineParser, quiet_on_broken_pipe
 from chainrule.config import ConfigError, read_config, resolve, self_contained
+from chainrule.files import RunLock
 from chainrule.loggers.runs import add_artifacts
 from chainrule.report import write_json
 from chainrule.sweeps.folder import TrialStatus
@@ -129,22 +132,51 @@ def evaluation_data(model: TrainedModel, source: str | None) -> tuple[Any, Any, 
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    model = load_run(args.run_dir, args.which)
-    X, y, what = evaluation_data(model, args.data)
-    if len(X) == 0:
-        raise ValueError(f"evaluate: {what} has no rows to evaluate")
-    result = {"data": what, "which": args.which, **model.evaluate(X, y, what)}
-    run_dir = Path(args.run_dir)  # the files first: a reader that stops early (| head) must not lose them
-    write_json(run_dir / "evaluation.json", result)
-    written = [run_dir / "evaluation.json"]
-    pictures_written = pictures.draw(run_dir, model, X, y, result)
-    written += pictures_written or []
-    print(f"{args.which} parameters of {args.run_dir} on {what}\n{model.task.format_report(result)}")
-    print(f"wrote {', '.join(map(str, written[:-1]))}{' and ' if len(written) > 1 else ''}{written[-1]}")
-    add_artifacts(run_dir, written)
-    if pictures_written is None:
-        print("no pictures: matplotlib is not installed (pip install -e '.[plot]')", file=sys.stderr)
+    """The report, and its files in the run folder; refused while another process trains the run (its report
+    would describe a checkpoint that is about to change); a read-only folder gets the report, and a note."""
+    run_dir = Path(args.run_dir)
+    with holding(run_dir):
+        model = load_run(args.run_dir, args.which)
+        X, y, what = evaluation_data(model, args.data)
+        if len(X) == 0:
+            raise ValueError(f"evaluate: {what} has no rows to evaluate")
+        result = {"data": what, "which": args.which, **model.evaluate(X, y, what)}
+        written: list[Path] = []
+        pictures_written: list[Path] | None = []
+        try:  # the files first: a reader that stops early (| head) must not lose them
+            write_json(run_dir / "evaluation.json", result)
+            written.append(run_dir / "evaluation.json")
+            pictures_written = pictures.draw(run_dir, model, X, y, result)
+            written += pictures_written or []
+        except OSError as e:
+            print(f"evaluate: could not write into {args.run_dir} ({e.strerror or e}): the report is printed, not "
+                  "saved", file=sys.stderr)
+        print(f"{args.which} parameters of {args.run_dir} on {what}\n{model.task.format_report(result)}")
+        if written:
+            print(f"wrote {', '.join(map(str, written[:-1]))}{' and ' if len(written) > 1 else ''}{written[-1]}")
+            add_artifacts(run_dir, written)
+        if pictures_written is None:
+            print("no pictures: matplotlib is not installed (pip install -e '.[plot]')", file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def holding(run_dir: Path) -> Iterator[None]:
+    """The run's lock while a command writes into it: a ConfigError naming the process that trains it; a
+    folder where no lock can be made (read-only) is used without one."""
+    try:
+        lock = RunLock(run_dir).acquire() if run_dir.is_dir() else None
+    except PermissionError:
+        lock = None
+    except OSError as e:
+        if e.errno != errno.EROFS:
+            raise
+        lock = None
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def sweep(args: argparse.Namespace) -> int:

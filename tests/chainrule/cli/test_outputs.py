@@ -57,3 +57,29 @@ def test_what_a_killed_write_left_is_removed(finished_run, inputs, tmp_path):
     other.write_bytes(b"y")
     assert chainrule("predict", finished_run, inputs, "--out", tmp_path / "p.csv")[0] == 0
     assert not stale.exists() and other.exists()  # only the temporaries of the file being written
+
+
+def test_evaluate_is_refused_while_another_process_trains_the_run(finished_run):
+    from chainrule.files import RunLock
+
+    before = sorted(p.name for p in finished_run.iterdir())
+    with RunLock(finished_run):  # as a training process holds it
+        code, err = chainrule("evaluate", finished_run)
+    assert code == 2 and "is in use by" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in finished_run.iterdir()) == before  # no report of a checkpoint about to change
+
+
+def test_evaluate_on_a_read_only_run_prints_its_report_and_says_what_it_could_not_write(finished_run, monkeypatch,
+                                                                                     capsys):
+    from chainrule.cli import commands
+    from chainrule.files import RunLock
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(RunLock, "acquire", refused)  # what a read-only folder does (root ignores chmod)
+    monkeypatch.setattr(commands, "write_json", refused)
+    assert main(["evaluate", str(finished_run)]) == 0
+    out, err = capsys.readouterr()
+    assert "accuracy" in out and "wrote" not in out
+    assert "could not write into" in err and "Permission denied" in err and "printed, not saved" in err
