@@ -71,47 +71,9 @@ from layers import (
 )
 from layers import Graph as LayerGraph
 
+from .onnx_graph import HOOK, OnnxGraph, onnx_modules, user_hook
+
 OPSETS = range(17, 22)
-HOOK = "to_onnx(self, graph, x)"
-
-
-def onnx_modules() -> Any:
-    try:
-        import onnx
-        from onnx import helper, numpy_helper
-    except ImportError:
-        raise ImportError("export needs the onnx package: pip install -e '.[onnx]'") from None
-    return onnx, helper, numpy_helper
-
-
-class OnnxGraph:
-    """The graph being built: constants (float32) and operators, each output named uniquely."""
-
-    def __init__(self, opset: int) -> None:
-        self.opset = opset
-        self.nodes: list[Any] = []
-        self.initializers: list[Any] = []
-        self.count = 0
-
-    def fresh(self, hint: str) -> str:
-        self.count += 1
-        return f"{hint}_{self.count}"
-
-    def const(self, array: Any, hint: str = "const") -> str:
-        """A constant (floating arrays as float32, integers as int64); returns its name."""
-        _, _, numpy_helper = onnx_modules()
-        value = np.asarray(array)
-        value = value.astype(np.float32) if value.dtype.kind == "f" else value.astype(np.int64)
-        name = self.fresh(hint)
-        self.initializers.append(numpy_helper.from_array(value, name))
-        return name
-
-    def node(self, op_type: str, inputs: list[str], **attributes: Any) -> str:
-        """An operator on ``inputs``; returns the name of its (first) output."""
-        _, helper, _ = onnx_modules()
-        out = self.fresh(op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], **attributes))
-        return out
 
 
 def export_layer(graph: OnnxGraph, layer: Layer, *inputs: str) -> str:
@@ -119,7 +81,7 @@ def export_layer(graph: OnnxGraph, layer: Layer, *inputs: str) -> str:
     the built-in exporter of its class."""
     hook = getattr(layer, "to_onnx", None)
     if callable(hook):
-        return str(hook(graph, *inputs))
+        return user_hook(graph, layer, hook, inputs)
     exporter = EXPORTERS.get(type(layer))
     if exporter is None:
         raise ValueError(f"export: {type(layer).__name__} has no ONNX export: define {HOOK} on it (see "

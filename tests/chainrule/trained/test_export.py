@@ -9,6 +9,8 @@ ort = pytest.importorskip("onnxruntime")
 
 from chainrule import load_run, runs  # noqa: E402
 from chainrule.cli import main as chainrule_main  # noqa: E402
+from chainrule.trained.model import TrainedModel  # noqa: E402
+from layers import Affine, Layer, Sequential  # noqa: E402
 from tests.chainrule.trained.test_model import SPIRAL, write  # noqa: E402
 from tests.subprocess_runs import ROOT  # noqa: E402
 
@@ -302,3 +304,38 @@ def test_attention_layers_export_and_a_character_gpt_takes_any_sequence_length(t
         (probabilities,) = session.run(["probabilities"], {"input": indices})
         assert probabilities.shape == (3, steps, gpt.classes)
         np.testing.assert_allclose(probabilities, gpt.predict_proba(indices), rtol=1e-4, atol=1e-6)
+
+
+class HookReturnsNone(Layer, register=False):
+    def forward(self, x):
+        return x
+
+    def backward(self, dout):
+        return dout
+
+    def to_onnx(self, graph, x):
+        graph.node("Relu", [x])  # forgets to return the name
+
+
+class HookUnknownOp(HookReturnsNone, register=False):
+    def to_onnx(self, graph, x):
+        return graph.node("Swishy", [x])
+
+
+class HookRaises(HookReturnsNone, register=False):
+    def to_onnx(self, graph, x):
+        raise RuntimeError("no export for you\nsecond line")
+
+
+@pytest.mark.parametrize("layer, words", [
+    (HookReturnsNone, "export: HookReturnsNone.to_onnx returned None; it must return the name of its output"),
+    (HookUnknownOp, "export: HookUnknownOp.to_onnx used 'Swishy', which ONNX has no operator for"),
+    (HookRaises, "export: HookRaises.to_onnx raised RuntimeError: no export for you"),
+])
+def test_a_user_hook_that_goes_wrong_is_one_line_naming_the_layer(layer, words, tmp_path):
+    rng = np.random.default_rng(0)
+    model = TrainedModel(Sequential(Affine(2, 3, rng=rng), layer()), {"model": {"dtype": "float32"}}, {}, (2,))
+    with pytest.raises(ValueError) as e:
+        model.to_onnx(tmp_path / "m.onnx")
+    assert str(e.value).startswith(words) and "\n" not in str(e.value)
+    assert not (tmp_path / "m.onnx").exists()
