@@ -132,9 +132,16 @@ def gradcheck(layer: Layer, *inputs: Any, dout: Any = None, h: float = 1e-5, rto
     """Check ``layer``'s forward/backward contract and every gradient; returns a GradReport (see the module doc)."""
     if mode not in ("train", "eval"):
         raise ValueError(f"gradcheck: mode must be 'train' or 'eval', got {mode!r}")
+    for key, value in (("h", h), ("rtol", rtol)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value < np.inf:
+            raise ValueError(f"gradcheck: {key} must be a finite number > 0, got {value!r}")
     layer = copy.deepcopy(layer).astype(np.float64).train(mode == "train")
     xs: dict[str, Array] = dict(zip(input_names(layer, len(inputs)), map(as_float64, inputs), strict=True))
     report = GradReport(type(layer).__name__, " ".join(str(x.shape) for x in xs.values()), mode)
+    report.problems += [f"input {k} is empty (shape {x.shape}): nothing to compare; check with one example or more"
+                        for k, x in xs.items() if x.size == 0]
+    if report.problems:
+        return report
     forward = fixed_forward(layer, list(xs.values()))
     inputs0 = snapshot(xs)
     forward()
@@ -142,8 +149,14 @@ def gradcheck(layer: Layer, *inputs: Any, dout: Any = None, h: float = 1e-5, rto
     if report.problems or not check_determinism(forward, layer, report.problems, report.notes):
         return report
     out = forward()
+    problem = output_problem(out)
+    if problem:
+        report.problems.append(problem)
+        return report
     g = np.random.default_rng((DOUT_STREAM, rng)) if isinstance(rng, (int, np.integer)) else rng
     d = g.standard_normal(out.shape) if dout is None else np.array(dout, dtype=np.float64)
+    if d.shape != out.shape:
+        raise ValueError(f"gradcheck: dout has shape {d.shape} but {report.layer}'s output has shape {out.shape}")
     result = harness_checks(layer, forward, xs, d, report.problems)
     if result is None:
         return report
@@ -160,10 +173,23 @@ def gradcheck(layer: Layer, *inputs: Any, dout: Any = None, h: float = 1e-5, rto
         values = tensor.copy() if label != name else None  # inputs only: where their failing entries lie
         diffs = finite_differences(forward, tensor, d, h)
         report.checks.append(compare(label, grad, diffs, rounding, values, name, rtol))
-    if not report.checks:
+    if not report.checks and not report.problems:
         report.problems.append("nothing was checked: the inputs are not floating and the layer has no parameters; "
                                "give it a floating input (or example() one) to check")
     return report
+
+
+def output_problem(out: Any) -> str | None:
+    """Why an output cannot be checked in float64, or None: it is not a floating array, or the layer gave
+    another float dtype for its float64 inputs (a float32 constant or cast inside it)."""
+    kind = getattr(getattr(out, "dtype", None), "kind", None)
+    if kind != "f":
+        got = f"dtype {out.dtype}" if kind else type(out).__name__
+        return f"forward returned {got}; a layer returns a floating array, whose gradient is checked"
+    if out.dtype != np.float64:
+        return (f"forward returned {out.dtype} for float64 inputs: the layer changes its input's dtype (a float32 "
+                "constant or cast inside it), so its gradient cannot be checked in float64; compute in x.dtype")
+    return None
 
 
 def assert_gradients(layer: Layer, *inputs: Any, **kwargs: Any) -> GradReport:

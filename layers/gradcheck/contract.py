@@ -72,9 +72,11 @@ def harness_checks(layer: Layer, forward: Callable[[], Array], xs: Mapping[str, 
     for name, x, dx in zip(xs, xs.values(), dxs, strict=True):
         if x.dtype.kind != "f":
             continue  # integer inputs (indices, labels) have no gradient to check
-        if dx is None or dx.shape != x.shape:
-            problems.append(f"backward returned d{name} of shape {None if dx is None else dx.shape}, "
-                                   f"expected {x.shape}")
+        if dx is None:
+            problems.append(f"backward returned None for d{name}; it must return the gradient of {name} (an "
+                            f"array of shape {x.shape})")
+        elif dx.shape != x.shape:
+            problems.append(f"backward returned d{name} of shape {dx.shape}, expected {x.shape}")
     forward()
     dxs2 = as_list(layer.backward(dout0.copy()))
     for key in changed(grads, layer.grads):

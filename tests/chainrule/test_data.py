@@ -125,7 +125,8 @@ def test_a_split_unlike_the_training_set_is_refused_before_the_first_epoch(tmp_p
 
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "d.npz", X_train=rng.standard_normal((30, 3)), y_train=rng.integers(0, 2, 30), **test_split)
-    (tmp_path / "c.toml").write_text('[data]\nsource = "npz"\npath = "d.npz"\n[model]\nlayers = [{ type = "Affine" }]\n')
+    (tmp_path / "c.toml").write_text('[data]\nsource = "npz"\npath = "d.npz"\n'
+                                     '[model]\nlayers = [{ type = "Affine" }]\n')
     assert main(["train", str(tmp_path / "c.toml"), "--set", f"output.dir='{tmp_path / 'r'}'"]) == 2
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1

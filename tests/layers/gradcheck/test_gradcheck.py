@@ -315,3 +315,53 @@ def test_bugs_hidden_by_an_examples_parameter_values_fail_at_drawn_values(tmp_pa
     assert failing and all("params drawn" in line for line in failing), result.stdout
     assert {line.split()[0] for line in failing} == {"LearnedSoftplus", "QuadraticTerm"}
     assert any(" beta " in line for line in failing) and any(" dx " in line for line in failing)
+
+
+class ReturnsNone(Layer, register=False):
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, dout):
+        return None
+
+
+class IntegerOutput(Layer, register=False):
+    def forward(self, x):
+        return (x > 0).astype(np.int64)
+
+    def backward(self, dout):
+        return dout * 0
+
+
+class CastsToFloat32(Layer, register=False):
+    def forward(self, x):
+        return (x * 2).astype(np.float32)
+
+    def backward(self, dout):
+        return dout * 2
+
+
+@pytest.mark.parametrize("layer, x, problem", [
+    (ReturnsNone(), np.ones((2, 3)), ["backward returned None for dx; it must return the gradient of x (an array "
+                                      "of shape (2, 3))"]),  # and no note that nothing was checked
+    (IntegerOutput(), np.ones((2, 3)), ["forward returned dtype int64; a layer returns a floating array, whose "
+                                        "gradient is checked"]),
+    (CastsToFloat32(), np.ones((2, 3)), ["forward returned float32 for float64 inputs: the layer changes its "
+                                         "input's dtype (a float32 constant or cast inside it), so its gradient "
+                                         "cannot be checked in float64; compute in x.dtype"]),
+    (ReLU(), np.ones((0, 3)), ["input x is empty (shape (0, 3)): nothing to compare; check with one example or more"]),
+])
+def test_what_cannot_be_checked_says_why(layer, x, problem):
+    report = gradcheck(layer, x)
+    assert report.problems == problem and not report.passed
+
+
+@pytest.mark.parametrize("h", [0, -1e-5, float("nan"), float("inf"), True, "1e-5"])
+def test_a_step_that_is_not_a_positive_number_is_refused(h):
+    with pytest.raises(ValueError, match=f"gradcheck: h must be a finite number > 0, got {h!r}"):
+        gradcheck(ReLU(), np.ones((2, 3)), h=h)
+
+
+def test_a_dout_of_the_wrong_shape_is_blamed_on_the_dout():
+    with pytest.raises(ValueError, match=r"dout has shape \(3, 2\) but Affine's output has shape \(2, 2\)"):
+        gradcheck(Affine(3, 2), np.ones((2, 3)), dout=np.ones((3, 2)))
