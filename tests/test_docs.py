@@ -63,7 +63,12 @@ def test_the_site_builds_strictly(tmp_path):
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
                             capture_output=True, text=True, cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / "site" / "reference" / "layers" / "index.html").read_text().count("Conv2D") > 3
+    layers_page = (tmp_path / "site" / "reference" / "layers" / "index.html").read_text()
+    assert layers_page.count("Conv2D") > 3
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", layers_page))  # constructors show their arguments
+    assert "Affine( in_features: int, out_features: int, *, init: str" in text
+    solver_page = re.sub(r"<[^>]+>", "", (tmp_path / "site" / "reference" / "solver" / "index.html").read_text())
+    assert "batch_size: int = 100" in solver_page
 
 
 def repository_files() -> set[str]:
