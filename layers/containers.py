@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from reprlib import recursive_repr
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,10 @@ def check_layers(owner: str, layers: list[Layer]) -> None:
         if id(layer) in seen:
             raise ValueError(f"{owner}: item {i} ({layer!r}) appears twice; create a new instance per position")
         seen.add(id(layer))
+
+
+class CycleError(ValueError):
+    """A container that holds itself: forward, the walk and the repr would never end."""
 
 
 def listing(head: str, items: list[tuple[str, Layer]]) -> str:
@@ -59,6 +64,7 @@ class Sequential(Layer):
         check_layers("Sequential", list(layers))
         self.layers = list(layers)
 
+    @recursive_repr("Sequential(... itself ...)")
     def __repr__(self) -> str:
         return listing("Sequential", self.children())
 
@@ -84,6 +90,11 @@ class Sequential(Layer):
                 out = layer.forward(x)
                 check_kept_dtype(layer, x, out)
                 x = out
+        except RecursionError:
+            raise CycleError(f"{type(self).__name__}: a container holds itself (directly or inside another), so "
+                             "forward never ends; one instance is one place in a network") from None
+        except CycleError:
+            raise
         except (ValueError, TypeError, RuntimeError) as e:
             self.note_position(e, layer, "forward")
             raise
@@ -157,6 +168,7 @@ class Residual(Layer):
             raise ValueError("Residual: layers is empty; give the layers whose output the shortcut is added to")
         self.shortcut = None if shortcut is None else chain("Residual.shortcut", shortcut)
 
+    @recursive_repr("Residual(... itself ...)")
     def __repr__(self) -> str:
         text = listing("Residual", self.children())
         return text if self.shortcut is not None else text[:-2] + "\n  (shortcut) identity\n)"
@@ -222,6 +234,7 @@ class Parallel(Layer):
         self.combine, self.axis = combine, int(axis)
         self.sizes: list[int] | None = None
 
+    @recursive_repr("Parallel(... itself ...)")
     def __repr__(self) -> str:
         return listing(f"Parallel(combine={self.combine!r}, axis={self.axis}", self.children()).replace("(\n", ",\n", 1)
 

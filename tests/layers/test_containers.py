@@ -207,3 +207,19 @@ def test_summary_gives_every_layers_output_shape_and_the_totals(capsys):
     assert rows["total"].split()[-1] == "211"
     assert lines[-1].split()[-1] == "8"  # BatchNorm's running mean and variance, not trained
     assert summary_table(net, np.zeros((2, 1, 6, 6), np.float32)) == "\n".join(lines)
+
+
+def test_a_container_inside_itself_is_named_not_a_recursion_error():
+    from layers.containers import CycleError
+
+    net = Sequential(ReLU())
+    net.layers.append(net)
+    assert repr(net).endswith("(1) Sequential(... itself ...)\n)")
+    with pytest.raises(ValueError, match="is at both '\\(top\\)' and '1'"):
+        _ = net.params
+    with pytest.raises(CycleError, match="a container holds itself"):
+        net.forward(np.ones((1, 2), np.float32))
+    block = Residual([ReLU()])
+    block.body.layers.append(block)
+    with pytest.raises(CycleError):
+        block.forward(np.ones((1, 2), np.float32))
