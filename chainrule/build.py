@@ -278,6 +278,7 @@ def load_data(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.
     data_cfg = cfg["data"]
     data = datasets.load(data_cfg, Path("."), task_of(cfg))
     vocabulary = data.pop("vocabulary", None)
+    names = data.pop("class_names", None)
     if vocabulary is not None and data_cfg["standardize"]:
         raise ConfigError("data.standardize: a text source gives character indices, which are not standardized")
     per = "feature" if data_cfg["standardize"] is True else data_cfg["standardize"]
@@ -286,6 +287,8 @@ def load_data(cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.
         data = datasets.standardize(data, stats)
     if vocabulary is not None:
         stats = {**stats, "vocabulary": vocabulary}  # kept with the run: chainrule sample decodes with it
+    if names is not None:
+        stats = {**stats, "class_names": names}  # kept with the run: predict and evaluate print them
     return data, stats  # the Solver gives the inputs the model's dtype (Layer.as_input), checking the range once
 
 

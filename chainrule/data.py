@@ -108,7 +108,7 @@ def csv_rows(path: Path, delimiter: str = ",") -> list[list[str]]:
         raise ValueError(f"{str(path)!r} is not UTF-8 text (byte {e.start}); save the CSV as UTF-8") from None
 
 
-def load_csv(path: str, label_column: str | int, task: Task, delimiter: str = ",", names: bool = False
+def load_csv(path: str, label_column: str | int, task: Task, delimiter: str = ",", names: bool | list[str] = False
              ) -> tuple[NDArray, NDArray]:
     """A CSV with a header row; ``label_column`` by name or index; other columns are numeric features. The
     label column is read by the ``task`` (``Task.targets_from_text``): class numbers, or with ``names`` (a
@@ -136,6 +136,21 @@ def load_csv(path: str, label_column: str | int, task: Task, delimiter: str = ",
     except ValueError as e:
         raise ValueError(f"data.path: {path!r} has a non-numeric feature value ({e})") from None
     return X, task.targets_from_text(labels, f"{path!r} column {header[col]!r}", names)
+
+
+def class_names(path: str, label_column: str | int, delimiter: str, task: Task) -> list[str] | None:
+    """A classification CSV's class names, sorted (the numbers ``load_csv`` gives them), when its labels are
+    names and not class numbers; else None."""
+    if task.name != "classification":
+        return None
+    rows = csv_rows(Path(path), delimiter)
+    col = label_column if isinstance(label_column, int) else rows[0].index(label_column)
+    labels = [r[col].strip() for r in rows[1:]]
+    try:
+        [int(v) for v in labels]
+    except ValueError:
+        return sorted(set(labels))
+    return None
 
 
 def read_idx(path: Path) -> NDArray:
@@ -291,7 +306,9 @@ def load(cfg: dict[str, Any], base: Path, task: Task) -> Data:
         else:
             X, y = load_csv(path, cfg["label_column"], task, cfg["delimiter"], names=True)  # type: ignore[arg-type]
         check_arrays({"X_train": X, "y_train": y}, where, task)
-        return split(X, y, val, test, seed)
+        names = class_names(str(path), cfg["label_column"], cfg["delimiter"], task) if source == "csv" else None
+        extra = {"class_names": np.array(names)} if names else {}  # kept with the run, as scikit-learn keeps
+        return {**split(X, y, val, test, seed), **extra}  # classes_: predictions and evaluations print them
     if source == "text":
         X, y, vocabulary = load_text(path, cfg["seq_len"])  # type: ignore[arg-type]
         return {**split(X, y, val, test, seed), "vocabulary": vocabulary}

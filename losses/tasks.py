@@ -110,8 +110,9 @@ class Task:
     def check_range(self, y: Array, name: str, outputs: int, ignore: int | None = None) -> None:
         """Targets against the model's number of outputs (labels in [0, C)); nothing to check by default."""
 
-    def targets_from_text(self, values: list[str], where: str, names: bool = False) -> Array:
-        """Targets read from text (a CSV's column); ``names`` allows a training set's class names."""
+    def targets_from_text(self, values: list[str], where: str, names: bool | list[str] = False) -> Array:
+        """Targets read from text (a CSV's column); ``names`` allows a training set's class names (True) or
+        reads them as a run's (a list)."""
         raise NotImplementedError
 
     def report(self, y: Array, predictions: Array, outputs: int, source: str,
@@ -125,7 +126,8 @@ class Task:
     def heads(self, scores: Array) -> dict[str, Array]:
         raise NotImplementedError
 
-    def prediction_table(self, outputs: Array) -> tuple[list[str], list[list[Any]]]:
+    def prediction_table(self, outputs: Array, names: list[str] | None = None) -> tuple[list[str], list[list[Any]]]:
+        """A header and rows for predictions.csv; ``names``: the run's class names, when its labels had them."""
         raise NotImplementedError
 
 
@@ -178,11 +180,19 @@ class Classification(Task):
             raise ValueError(f"{name} has labels in [{counted.min()}, {counted.max()}], but the model gives "
                              f"{outputs} scores (labels 0..{outputs - 1})")
 
-    def targets_from_text(self, values: list[str], where: str, names: bool = False) -> Array:
+    def targets_from_text(self, values: list[str], where: str, names: bool | list[str] = False) -> Array:
         """Class numbers: integers, or floats with nothing after the point ("2.0"), as int64; anything else is a
-        ValueError naming ``where`` and the first offending values. With ``names`` (a training set's labels),
-        labels that are not all integers are names, numbered 0..k-1 in sorted order."""
-        if names:
+        ValueError naming ``where`` and the first offending values. With ``names=True`` (a training set's
+        labels), labels that are not all integers are names, numbered 0..k-1 in sorted order (``class_names``
+        gives them); with a list of names (a run's classes), each label is the number of its name there."""
+        if isinstance(names, list) and names:
+            index = {name: i for i, name in enumerate(names)}
+            unknown = sorted({v for v in values if v not in index})
+            if unknown:
+                raise ValueError(f"{where}: labels {', '.join(map(repr, unknown[:5]))} are not among the run's "
+                                 f"classes ({', '.join(map(repr, names[:10]))})")
+            return np.array([index[v] for v in values], dtype=np.int64)
+        if names is True:
             try:
                 return np.array([int(v) for v in values], dtype=np.int64)
             except ValueError:
@@ -222,8 +232,8 @@ class Classification(Task):
     def format_report(self, result: dict[str, Any]) -> str:
         lines = [f"accuracy {result['accuracy']:.4f} on {result['examples']} examples  "
                  f"(macro F1 {result['macro_f1']:.4f})", "", "class  precision  recall  f1      support"]
-        lines += [f"{r['class']:<5}  {r['precision']:<9.4f}  {r['recall']:<6.4f}  {r['f1']:<6.4f}  {r['support']}"
-                  for r in result["per_class"]]
+        lines += [f"{r.get('name', r['class'])!s:<5}  {r['precision']:<9.4f}  {r['recall']:<6.4f}  "
+                  f"{r['f1']:<6.4f}  {r['support']}" for r in result["per_class"]]
         confusion = np.array(result["confusion"])
         width = max(len(str(confusion.max())), 3)
         lines += ["", "confusion (rows: true class, columns: predicted)",
@@ -235,18 +245,26 @@ class Classification(Task):
         """The scores and their softmax, the class probabilities."""
         return {"scores": scores, "probabilities": softmax(scores, axis=-1)}
 
-    def prediction_table(self, outputs: Array) -> tuple[list[str], list[list[Any]]]:
-        """index, predicted label and one probability column per class; for scores per step (N, T, C), a row
-        per example and step: index, step, label and the probabilities."""
+    def prediction_table(self, outputs: Array, names: list[str] | None = None) -> tuple[list[str], list[list[Any]]]:
+        """index, predicted label (its name, when the run's classes have names) and one probability column per
+        class (``p_NAME`` or ``p0``, ``p1``, ...); for scores per step (N, T, C), a row per example and step:
+        index, step, label and the probabilities."""
         proba = softmax(outputs, axis=-1)
-        columns = [f"p{c}" for c in range(proba.shape[-1])]
+        columns = [f"p_{n}" for n in names] if names else [f"p{c}" for c in range(proba.shape[-1])]
         labels = np.argmax(proba, axis=-1)
+        if names:
+            labels = np.array(names, dtype=object)[labels]
         if proba.ndim == 3:
             return ["index", "step", "label", *columns], [
-                [i, t, int(labels[i, t]), *(f"{p:.6g}" for p in proba[i, t])]
+                [i, t, label_text(labels[i, t]), *(f"{p:.6g}" for p in proba[i, t])]
                 for i in range(proba.shape[0]) for t in range(proba.shape[1])]
-        return ["index", "label", *columns], [[i, int(label), *(f"{p:.6g}" for p in row)]
+        return ["index", "label", *columns], [[i, label_text(label), *(f"{p:.6g}" for p in row)]
                                               for i, (label, row) in enumerate(zip(labels, proba, strict=True))]
+
+
+def label_text(label: Any) -> Any:
+    """A predicted label as predictions.csv writes it: a class number, or the class's name."""
+    return label if isinstance(label, str) else int(label)
 
 
 def classification_summary(y: Array, predictions: Array, classes: int) -> dict[str, Any]:
@@ -310,7 +328,7 @@ class Regression(Task):
         """The target columns: 1 for targets (N,)."""
         return int(targets[0].shape[1]) if targets[0].ndim == 2 else 1
 
-    def targets_from_text(self, values: list[str], where: str, names: bool = False) -> Array:
+    def targets_from_text(self, values: list[str], where: str, names: bool | list[str] = False) -> Array:
         """Real numbers as float64; text that is not a finite number is a ValueError naming ``where``."""
         def number(text: str) -> float | None:
             try:
@@ -345,7 +363,7 @@ class Regression(Task):
     def heads(self, scores: Array) -> dict[str, Array]:
         return {"predictions": scores}
 
-    def prediction_table(self, outputs: Array) -> tuple[list[str], list[list[Any]]]:
+    def prediction_table(self, outputs: Array, names: list[str] | None = None) -> tuple[list[str], list[list[Any]]]:
         """index and ``value`` (one output) or ``value0``.. (several), each the shortest text that reads back
         to the same number of the values' dtype (float32's 218.49127, not 218.49127197265625)."""
         values = self.predict(outputs)

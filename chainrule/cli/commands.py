@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import chainrule
 from chainrule import data as datasets
 from chainrule import runs, sweeps
@@ -69,7 +71,7 @@ def predict(args: argparse.Namespace) -> int:
     model = load_run(args.run_dir, args.which)
     X, _ = read_inputs(args.input, model.task)
     source = f"input {args.input!r}"  # bad rows are an error naming the file
-    write_predictions(out, model.task.prediction_table(model.scores(X, source=source)))
+    write_predictions(out, model.task.prediction_table(model.scores(X, source=source), model.class_names))
     print(f"{len(X)} predictions written to {out}")
     return 0
 
@@ -121,13 +123,18 @@ def evaluation_data(model: TrainedModel, source: str | None) -> tuple[Any, Any, 
         # raw: the model applies the run's own preprocessing
         data = datasets.load(cfg["data"], Path("."), model.task)
         split = "test" if "X_test" in data else "val"
-        return data[f"X_{split}"], data[f"y_{split}"], f"the {split} split of {source or 'the run'}"
-    X, y = read_inputs(source, model.task)
+        what, labels = f"the {split} split of {source or 'the run'}", np.asarray(data[f"y_{split}"])
+        if "class_names" in data and model.class_names:  # that file's names, numbered as the run numbers them
+            texts = [str(data["class_names"][i]) for i in labels.ravel()]
+            labels = model.task.targets_from_text(texts, what, model.class_names).reshape(labels.shape)
+        return data[f"X_{split}"], labels, what
+    X, y = read_inputs(source, model.task, names=model.class_names)
     if y is None:
         raise ValueError(f"--data: {source!r} has no {model.task.target_word} to evaluate against (a csv's column "
                          "'label', or an npz's array y)")
     if y.ndim == 1 and y.dtype.kind not in "iu":  # an npz's float or text labels: read as a csv's column is
-        y = model.task.targets_from_text([str(v) for v in y.tolist()], f"--data: {source!r}")
+        y = model.task.targets_from_text([str(v) for v in y.tolist()], f"--data: {source!r}",
+                                         model.class_names or False)
     return X, y, source
 
 
@@ -141,6 +148,9 @@ def evaluate(args: argparse.Namespace) -> int:
         if len(X) == 0:
             raise ValueError(f"evaluate: {what} has no rows to evaluate")
         result = {"data": what, "which": args.which, **model.evaluate(X, y, what)}
+        names = model.class_names or []
+        for row in result.get("per_class", []) if names else []:
+            row["name"] = names[row["class"]]
         written: list[Path] = []
         pictures_written: list[Path] | None = []
         try:  # the files first: a reader that stops early (| head) must not lose them

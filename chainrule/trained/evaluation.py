@@ -24,7 +24,8 @@ from losses import Task
 NPZ_KEYS = (("X", "y"), ("X_test", "y_test"), ("X_val", "y_val"), ("X_train", "y_train"))
 
 
-def read_inputs(path: str | Path, task: Task, label_column: str = "label") -> tuple[NDArray, NDArray | None]:
+def read_inputs(path: str | Path, task: Task, label_column: str = "label", names: list[str] | None = None
+                ) -> tuple[NDArray, NDArray | None]:
     """Inputs X (N, ...) and labels y (N,) or None from a file or folder in one of the supported formats; a
     CSV's label column is read by the ``task`` (class numbers, or a regression's real-valued targets)."""
     p = datasets.existing(path, "input")
@@ -41,7 +42,7 @@ def read_inputs(path: str | Path, task: Task, label_column: str = "label") -> tu
     if name.endswith(".npz"):
         return read_npz_inputs(p)
     if name.endswith(".csv"):
-        return read_csv_inputs(p, task, label_column)
+        return read_csv_inputs(p, task, label_column, names)
     if name.endswith(".bin"):
         return datasets.read_cifar_batch(p)
     if "idx" in name or name.endswith("-ubyte") or name.endswith("-ubyte.gz"):
@@ -70,7 +71,8 @@ def read_npz_inputs(path: Path) -> tuple[NDArray, NDArray | None]:
     raise ValueError(f"input: {str(path)!r} has no array X or X_test (it has {', '.join(sorted(files)) or 'none'})")
 
 
-def read_csv_inputs(path: Path, task: Task, label_column: str) -> tuple[NDArray, NDArray | None]:
+def read_csv_inputs(path: Path, task: Task, label_column: str, names: list[str] | None = None
+                    ) -> tuple[NDArray, NDArray | None]:
     """A CSV's rows of numbers. The first row is a header unless every value in it is a number (then it is
     data); a ``label_column`` named in the header holds the ``task``'s targets. Empty and header-only files are
     errors."""
@@ -79,7 +81,7 @@ def read_csv_inputs(path: Path, task: Task, label_column: str) -> tuple[NDArray,
     if first is None:
         raise ValueError(f"input: {str(path)!r} is empty")
     if label_column in first:
-        return datasets.load_csv(str(path), label_column, task)
+        return datasets.load_csv(str(path), label_column, task, names=names or False)  # names: the run's classes
     body = rows[1:] if not all(is_number(v) for v in first) else rows
     if not body:
         raise ValueError(f"input: {str(path)!r} has a header row and no data rows")

@@ -43,6 +43,8 @@ class TrainedModel:
         self.indices = network.takes_indices()  # a character model reads integer indices, not numbers
         self.loss = loss_of(config)
         self.task = self.loss.task  # what the outputs are and how they are measured
+        names = preprocessing.get("class_names")  # a CSV's label names, as scikit-learn's classes_
+        self.class_names: list[str] | None = None if names is None else [str(n) for n in names]
 
     def __repr__(self) -> str:
         return f"TrainedModel(input_shape={self.input_shape}, network={self.network!r})"

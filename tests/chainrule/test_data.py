@@ -131,3 +131,40 @@ def test_a_split_unlike_the_training_set_is_refused_before_the_first_epoch(tmp_p
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()  # nothing trained, nothing half-written
+
+
+def test_csv_class_names_are_the_runs_classes_in_predictions_and_evaluations(tmp_path, capsys):
+    import csv
+
+    from chainrule.cli import main as chainrule
+    from chainrule.trained.model import load_run
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((90, 2))
+    species = np.array(["setosa", "virginica", "versicolor"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)]
+    rows = [["a", "b", "species"]] + [[f"{a:.4f}", f"{b:.4f}", s] for (a, b), s in zip(X, species, strict=True)]
+    with open(tmp_path / "d.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    (tmp_path / "c.toml").write_text('[data]\nsource = "csv"\npath = "d.csv"\nlabel_column = "species"\n'
+                                     '[model]\nlayers = [{ type = "Affine", out_features = 16 }, { type = "ReLU" }, '
+                                     '{ type = "Affine" }]\n[solver]\nepochs = 5\nverbose = false\n')
+    assert chainrule(["train", str(tmp_path / "c.toml"), "--set", f"output.dir='{tmp_path / 'r'}'"]) == 0
+    model = load_run(tmp_path / "r")
+    assert model.class_names == ["setosa", "versicolor", "virginica"]  # kept with the run, sorted
+    np.savez(tmp_path / "new.npz", X=X[:4])
+    assert chainrule(["predict", str(tmp_path / "r"), str(tmp_path / "new.npz")]) == 0
+    with open(tmp_path / "r" / "predictions.csv", newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["index", "label", "p_setosa", "p_versicolor", "p_virginica"]
+    expected = [model.class_names[i] for i in model.predict(X[:4])]
+    assert [row[1] for row in table[1:]] == expected
+    (tmp_path / "few.csv").write_text("a,b,label\n" + "\n".join(f"{a},{b},{s}" for (a, b), s in
+                                                                 zip(X[:6], species[:6], strict=True)) + "\n")
+    capsys.readouterr()
+    assert chainrule(["evaluate", str(tmp_path / "r"), "--data", str(tmp_path / "few.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "setosa" in out and "virginica" in out  # the per-class rows by name
+    (tmp_path / "odd.csv").write_text("a,b,label\n0.1,0.2,daisy\n")
+    assert chainrule(["evaluate", str(tmp_path / "r"), "--data", str(tmp_path / "odd.csv")]) == 2
+    assert "labels 'daisy' are not among the run's classes ('setosa', 'versicolor', 'virginica')" in \
+        capsys.readouterr().err
