@@ -13,12 +13,14 @@ early-stopping rules.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -94,8 +96,10 @@ class NetEstimator(BaseEstimator):
     task: Task = Classification()
 
     def check_names(self) -> None:
-        """``loss`` and ``optimizer`` name registered classes, the loss of the estimator's ``task``; else a
-        ValueError (scikit-learn's error for a bad hyperparameter) with the names that would do."""
+        """Every hyperparameter (``check_params``); ``loss`` and ``optimizer`` name registered classes, the loss
+        of the estimator's ``task``; else a ValueError (scikit-learn's error for a bad hyperparameter) with the
+        names that would do."""
+        check_params(self)
         name = type(self).__name__
         try:
             loss: Any = LOSSES.lookup(self.loss) if isinstance(self.loss, str) else type(self.loss)
@@ -110,10 +114,32 @@ class NetEstimator(BaseEstimator):
 
     def start(self, features: int, outputs: int) -> None:
         """A new network and an empty history (the loss and the score per epoch): a first fit, or a fit without
-        ``warm_start``."""
+        ``warm_start``. A network whose last layer does not give ``outputs`` values is a ValueError."""
         score = self.task.score_name
-        self.model_ = self.build(features, outputs)
+        model = self.build(features, outputs)
+        with model.mode(False):
+            given = np.shape(model.forward(np.zeros((1, features), dtype=np.dtype(self.dtype))))
+        if given != (1, outputs):
+            raise ValueError(f"{type(self).__name__}: layers give {given[1:]} outputs per row, but the data has "
+                             f"{outputs} {self.task.outputs_noun}; leave the last layer's out_features out (it is "
+                             "filled in)")
+        self.model_, self.network_, self.features_ = model, network_spec(self), features
         self.history_ = {"loss": [], f"val_{score}": [], f"train_{score}": []}
+
+    def continues(self, features: int, same_targets: bool) -> bool:
+        """Whether ``fit`` goes on from the trained network (``warm_start``); a warm start on other features,
+        targets or another network is a ValueError, as scikit-learn's estimators raise."""
+        if not (self.warm_start and hasattr(self, "model_")):
+            return False
+        name = type(self).__name__
+        if features != self.features_ or not same_targets:
+            raise ValueError(f"{name}: warm_start continues the trained network, which takes "
+                             f"{self.features_} features and the first fit's "
+                             f"{self.task.outputs_noun}; fit a new estimator (or set warm_start=False) for others")
+        if network_spec(self) != self.network_:
+            raise ValueError(f"{name}: warm_start continues the trained network; hidden_layer_sizes, activation, "
+                             "layers and dtype must stay as they were (or set warm_start=False)")
+        return True
 
     def train(self, X: NDArray, y: NDArray, epochs: int, hold_out: bool = True) -> None:
         """Train ``self.model_`` for ``epochs`` with the Solver, holding out ``validation_fraction``."""
@@ -131,6 +157,8 @@ class NetEstimator(BaseEstimator):
                         seed=self.seed() + len(self.history_["loss"]), patience=self.patience if hold_out else None,
                         verbose=self.verbose, threads=1)
         solver.train()
+        if solver.stop_reason is not None and solver.stop_reason.kind.exit_code == 1:  # a non-finite loss
+            warnings.warn(f"{type(self).__name__}: {solver.stop_reason.message}", ConvergenceWarning, stacklevel=3)
         steps = solver.steps_per_epoch
         self.history_["loss"] += [float(np.mean(solver.loss_history[e * steps:(e + 1) * steps]))
                                   for e in range(solver.epoch)]
@@ -172,8 +200,7 @@ class NetClassifier(ClassifierMixin, NetEstimator):
         if len(classes) < 2:
             raise ValueError(f"NetClassifier: y has {len(classes)} class; a classifier needs at least 2 classes")
         previous: NDArray | None = getattr(self, "classes_", None)
-        continuing = (self.warm_start and hasattr(self, "model_") and previous is not None
-                      and np.array_equal(classes, previous))
+        continuing = self.continues(X.shape[1], previous is not None and bool(np.array_equal(classes, previous)))
         self.classes_ = classes
         if not continuing:
             self.start(X.shape[1], len(classes))
@@ -192,6 +219,9 @@ class NetClassifier(ClassifierMixin, NetEstimator):
                                  "will ever be")
             self.classes_ = np.unique(classes)
             self.start(X.shape[1], len(self.classes_))
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(f"NetClassifier.partial_fit: classes={np.unique(classes).tolist()} is not the same as "
+                             f"on the first call ({self.classes_.tolist()})")
         unknown = np.setdiff1d(y, self.classes_)
         if unknown.size:
             raise ValueError(f"NetClassifier.partial_fit: labels {unknown[:5].tolist()} are not in classes_ "
@@ -255,7 +285,7 @@ class NetRegressor(RegressorMixin, NetEstimator):
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], multi_output=True, y_numeric=True,
                              ensure_min_samples=2)
         y = np.asarray(y, dtype=np.float64)
-        continuing = self.warm_start and hasattr(self, "model_") and y.shape[1:] == self.y_mean_.shape
+        continuing = self.continues(X.shape[1], hasattr(self, "y_mean_") and y.shape[1:] == self.y_mean_.shape)
         if not continuing:
             self.start_with_targets(X.shape[1], y)
         self.train(X, (y - self.y_mean_) / self.y_scale_, self.epochs)
@@ -285,6 +315,47 @@ class NetRegressor(RegressorMixin, NetEstimator):
         """Predicted targets in y's units: (n_samples,), or (n_samples, n_outputs) when y had several columns."""
         outputs = self.outputs(X) * self.y_scale_.reshape(1, -1) + self.y_mean_.reshape(1, -1)
         return outputs[:, 0] if self.y_mean_.ndim == 0 else outputs
+
+
+def network_spec(estimator: NetEstimator) -> str:
+    """What makes the network: a warm start must not change it."""
+    return repr((estimator.hidden_layer_sizes, estimator.activation, estimator.layers, estimator.dtype))
+
+
+def check_params(estimator: NetEstimator) -> None:
+    """Each hyperparameter of the kind and range it must have, or a ValueError naming it and what came."""
+    name = type(estimator).__name__
+
+    def whole(value: Any, low: int) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(value >= low)
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and np.isfinite(value)
+
+    sizes, layers = estimator.hidden_layer_sizes, estimator.layers
+    sizes = [sizes] if np.isscalar(sizes) else sizes
+    rules = [
+        ("hidden_layer_sizes", isinstance(sizes, (list, tuple)) and all(whole(s, 1) for s in sizes),
+         "an integer >= 1 or a sequence of them"),
+        ("layers", layers is None or (isinstance(layers, (list, tuple)) and len(layers) > 0
+                                      and all(isinstance(s, dict) and "type" in s for s in layers)),
+         "None or a non-empty list of layer tables such as {'type': 'Affine', 'out_features': 10}"),
+        ("lr", number(estimator.lr) and estimator.lr > 0, "a finite number > 0"),
+        ("reg", number(estimator.reg) and estimator.reg >= 0, "a finite number >= 0"),
+        ("epochs", whole(estimator.epochs, 1), "an integer >= 1"),
+        ("batch_size", whole(estimator.batch_size, 1), "an integer >= 1"),
+        ("validation_fraction", number(estimator.validation_fraction) and 0 <= estimator.validation_fraction < 1,
+         "a number in [0, 1)"),
+        ("patience", estimator.patience is None or whole(estimator.patience, 1), "None or an integer >= 1"),
+        ("random_state", estimator.random_state is None or whole(estimator.random_state, 0),
+         "None or an integer >= 0"),
+        ("dtype", str(estimator.dtype) in ("float32", "float64") or any(estimator.dtype is t for t in (np.float32,
+                                                                                                       np.float64)),
+         "'float32' or 'float64'"),
+    ]
+    for key, ok, expected in rules:
+        if not ok:
+            raise ValueError(f"{name}: {key} must be {expected}, got {getattr(estimator, key)!r}")
 
 
 def target_scaling(y: NDArray) -> tuple[NDArray, NDArray]:

@@ -131,3 +131,53 @@ def test_a_loss_or_optimizer_that_cannot_serve_is_a_value_error_before_anything_
     with pytest.raises(ValueError, match=match):
         estimator.fit(np.linspace(0, 1, 60).reshape(20, 3), y)
     assert not hasattr(estimator, "model_")
+
+
+@pytest.mark.parametrize("params, words", [
+    ({"validation_fraction": -0.5}, "validation_fraction must be a number in [0, 1), got -0.5"),
+    ({"validation_fraction": 1.0}, "validation_fraction must be a number in [0, 1), got 1.0"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"batch_size": -5}, "batch_size must be an integer >= 1, got -5"),
+    ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+    ({"hidden_layer_sizes": (2.7,)}, "hidden_layer_sizes must be an integer >= 1 or a sequence of them, got (2.7,)"),
+    ({"layers": "Affine"}, "layers must be None or a non-empty list of layer tables"),
+    ({"random_state": -1}, "random_state must be None or an integer >= 0, got -1"),
+    ({"lr": float("nan")}, "lr must be a finite number > 0, got nan"),
+    ({"lr": None}, "lr must be a finite number > 0, got None"),
+    ({"dtype": "float16"}, "dtype must be 'float32' or 'float64', got 'float16'"),
+    ({"layers": [{"type": "Affine", "out_features": 5}]}, "layers give (5,) outputs per row, but the data has 3 "
+                                                          "classes"),
+])
+def test_hyperparameters_are_checked_in_words_when_fit_starts(params, words):
+    X, y = np.random.default_rng(0).standard_normal((30, 4)), np.arange(30) % 3
+    with pytest.raises(ValueError) as e:
+        NetClassifier(**{"epochs": 1, **params}).fit(X, y)
+    assert words in str(e.value)
+
+
+def test_warm_start_and_partial_fit_refuse_what_they_cannot_continue():
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((30, 4)), np.arange(30) % 3
+    clf = NetClassifier(epochs=1, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="warm_start continues the trained network, which takes 4 features"):
+        clf.fit(X[:, :3], y)
+    with pytest.raises(ValueError, match="warm_start continues the trained network, which takes 4 features"):
+        clf.fit(X, y % 2)  # other classes
+    clf.set_params(hidden_layer_sizes=(7,))
+    with pytest.raises(ValueError, match="hidden_layer_sizes, activation, layers and dtype must stay"):
+        clf.fit(X, y)
+    part = NetClassifier().partial_fit(X, y, classes=[2, 0, 1])
+    assert part.classes_.tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match=r"classes=\[0, 1, 2, 3\] is not the same as on the first call"):
+        part.partial_fit(X, y, classes=[0, 1, 2, 3])
+    reg = NetRegressor(epochs=1, warm_start=True).fit(X, y.astype(float))
+    with pytest.raises(ValueError, match="warm_start continues"):
+        reg.fit(X, np.c_[y, y].astype(float))
+
+
+def test_a_diverging_fit_warns():
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = np.random.default_rng(0).standard_normal((40, 4)) * 100, np.arange(40) % 2
+    with pytest.warns(ConvergenceWarning, match="loss became"):
+        NetClassifier(lr=1e6, optimizer="sgd", epochs=5).fit(X, y)
