@@ -29,7 +29,8 @@ CONTENDERS = {
     "MLPRegressor()": ("diabetes", "MLPRegressor(random_state=seed)"),
     "MLPRegressor(max_iter=2000)": ("diabetes", "MLPRegressor(max_iter=2000, random_state=seed)"),
     "NetRegressor()": ("diabetes", "NetRegressor(random_state=seed)"),
-    "NetRegressor(reg=0.1, epochs=100)": ("diabetes", "NetRegressor(reg=0.1, epochs=100, random_state=seed)"),
+    "NetRegressor(reg=1e-3, epochs=40, validation_fraction=0.1, patience=None)": (
+        "diabetes", "NetRegressor(reg=1e-3, epochs=40, validation_fraction=0.1, patience=None, random_state=seed)"),
 }
 
 

@@ -126,6 +126,10 @@ class NetEstimator(BaseEstimator):
         self.model_, self.network_, self.features_ = model, network_spec(self), features
         self.history_ = {"loss": [], f"val_{score}": [], f"train_{score}": []}
 
+    def scaled(self, X: NDArray) -> NDArray:
+        """The inputs as the network reads them: as they come (the regressor standardizes them)."""
+        return X
+
     def continues(self, features: int, same_targets: bool) -> bool:
         """Whether ``fit`` goes on from the trained network (``warm_start``); a warm start on other features,
         targets or another network is a ValueError, as scikit-learn's estimators raise."""
@@ -170,7 +174,7 @@ class NetEstimator(BaseEstimator):
         """The network's outputs in float64, through a float64 copy of it: float32 products round differently
         with the number of rows, and a row's prediction must not depend on the rows beside it."""
         check_is_fitted(self, "model_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = self.scaled(validate_data(self, X, dtype=np.float64, reset=False))
         network: Layer = copy.deepcopy(self.model_).astype(np.float64)
         with network.mode(False):
             return np.asarray(network.forward(X))
@@ -254,16 +258,19 @@ class NetRegressor(RegressorMixin, NetEstimator):
     """A regressor trained by chainrule's Solver: the arguments of ``NetClassifier``, with ``loss`` "mse" (the
     default) or "huber" and an ``r2`` score instead of accuracy (``history_`` has ``val_r2`` and ``train_r2``).
 
-    Targets y (n_samples,) or (n_samples, n_outputs) of any real dtype are standardized with the training
-    targets' mean and standard deviation (``y_mean_``, ``y_scale_``) before training, so that ``lr`` and
-    ``reg`` mean the same whatever the targets' units, and ``predict`` undoes it: predictions come in y's units
-    and shape. ``reg`` is relative to those standardized targets.
+    Inputs and targets y (n_samples,) or (n_samples, n_outputs) of any real dtype are standardized with the
+    first fit's means and standard deviations (``x_mean_``, ``x_scale_``, ``y_mean_``, ``y_scale_``), so that
+    ``lr`` and ``reg`` mean the same whatever the features' and targets' units, and ``predict`` undoes it:
+    predictions come in y's units and shape. The defaults are for small tabular data: ``reg=0.1`` on the
+    standardized problem, a fifth held out, training until 20 epochs bring no better validation loss (at most
+    200), and the best epoch kept (on diabetes they give R² 0.43 where ``Ridge()`` gives 0.38:
+    benchmarks/sklearn_bench.py).
     """
 
     def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", layers: Any = None,
-                 loss: str = "mse", optimizer: str = "adam", lr: float = 3e-3, reg: float = 1e-3,
-                 epochs: int = 40, batch_size: int = 64, validation_fraction: float = 0.1,
-                 patience: int | None = None, random_state: int | None = None, dtype: str = "float32",
+                 loss: str = "mse", optimizer: str = "adam", lr: float = 3e-3, reg: float = 0.1,
+                 epochs: int = 200, batch_size: int = 64, validation_fraction: float = 0.2,
+                 patience: int | None = 20, random_state: int | None = None, dtype: str = "float32",
                  verbose: bool = False, warm_start: bool = False) -> None:
         super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, layers=layers, loss=loss,
                          optimizer=optimizer, lr=lr, reg=reg, epochs=epochs, batch_size=batch_size,
@@ -287,8 +294,8 @@ class NetRegressor(RegressorMixin, NetEstimator):
         y = np.asarray(y, dtype=np.float64)
         continuing = self.continues(X.shape[1], hasattr(self, "y_mean_") and y.shape[1:] == self.y_mean_.shape)
         if not continuing:
-            self.start_with_targets(X.shape[1], y)
-        self.train(X, (y - self.y_mean_) / self.y_scale_, self.epochs)
+            self.start_with_targets(X, y)
+        self.train(self.scaled(X), (y - self.y_mean_) / self.y_scale_, self.epochs)
         return self
 
     def partial_fit(self, X: Any, y: Any) -> NetRegressor:
@@ -299,17 +306,22 @@ class NetRegressor(RegressorMixin, NetEstimator):
                              reset=first)
         y = np.asarray(y, dtype=np.float64)
         if first:
-            self.start_with_targets(X.shape[1], y)
+            self.start_with_targets(X, y)
         elif y.shape[1:] != self.y_mean_.shape:
             raise ValueError(f"NetRegressor.partial_fit: targets of shape {y.shape[1:]} per row, but the first call's "
                              f"were {self.y_mean_.shape}")
-        self.train(X, (y - self.y_mean_) / self.y_scale_, 1, hold_out=False)
+        self.train(self.scaled(X), (y - self.y_mean_) / self.y_scale_, 1, hold_out=False)
         return self
 
-    def start_with_targets(self, features: int, y: NDArray) -> None:
-        """``start``, with the standardization of these targets and an output per target column."""
+    def start_with_targets(self, X: NDArray, y: NDArray) -> None:
+        """``start``, with the standardization of these inputs and targets and an output per target column."""
+        self.x_mean_, self.x_scale_ = target_scaling(np.asarray(X, dtype=np.float64))
         self.y_mean_, self.y_scale_ = target_scaling(y)
-        self.start(features, 1 if y.ndim == 1 else y.shape[1])
+        self.start(X.shape[1], 1 if y.ndim == 1 else y.shape[1])
+
+    def scaled(self, X: NDArray) -> NDArray:
+        """X standardized with the first fit's statistics, in X's dtype."""
+        return ((X - self.x_mean_) / self.x_scale_).astype(X.dtype, copy=False)
 
     def predict(self, X: Any) -> NDArray:
         """Predicted targets in y's units: (n_samples,), or (n_samples, n_outputs) when y had several columns."""

@@ -181,3 +181,17 @@ def test_a_diverging_fit_warns():
     X, y = np.random.default_rng(0).standard_normal((40, 4)) * 100, np.arange(40) % 2
     with pytest.warns(ConvergenceWarning, match="loss became"):
         NetClassifier(lr=1e6, optimizer="sgd", epochs=5).fit(X, y)
+
+
+def test_the_regressors_defaults_generalize_on_small_tabular_data_whatever_the_feature_units():
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_diabetes(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
+    ours = NetRegressor().fit(Xtr, ytr)
+    assert ours.score(Xte, yte) > Ridge().fit(Xtr, ytr).score(Xte, yte) > 0.3  # 0.38 against 0.36
+    assert ours.n_iter_ < 200  # stopped by its patience, the best epoch kept
+    scaled = NetRegressor().fit(Xtr * 1000, ytr)  # the features' units do not matter: they are standardized
+    np.testing.assert_allclose(scaled.predict(Xte * 1000), ours.predict(Xte), rtol=1e-4)
