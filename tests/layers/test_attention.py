@@ -1,5 +1,5 @@
-"""Attention and transformers: against PyTorch in float64 (outputs, input gradients, every parameter; skipped
-without torch), and against values worked by hand."""
+"""Attention and transformers: against PyTorch in float64 (outputs, input gradients, every parameter; without
+torch, against PyTorch's stored answers: tests/torch_reference.py), and against values worked by hand."""
 
 import numpy as np
 import pytest
@@ -14,12 +14,14 @@ from layers import (
     TransformerBlock,
     Transpose,
 )
+from tests.torch_reference import torch_reference
 
 
 def torch_grads(call, inputs, dout):
     """PyTorch's output and input gradient for ``dout``, as numpy; ``call`` runs the module on a tensor (its
     parameters' gradients are then the module's own ``.grad``)."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     x = torch.tensor(inputs, requires_grad=True)
     out = call(x)
     out = out[0] if isinstance(out, tuple) else out
@@ -28,40 +30,50 @@ def torch_grads(call, inputs, dout):
 
 
 def set_torch(param, value):
-    torch = pytest.importorskip("torch")
+    import torch
+
     with torch.no_grad():
         param.copy_(torch.tensor(np.ascontiguousarray(value)))
 
 
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
 def test_gelu_and_softmax_match_pytorch(approximate):
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     x, dout = rng.standard_normal((4, 3, 5)) * 3, rng.standard_normal((4, 3, 5))
-    for ours, theirs in ((GELU(approximate), torch.nn.GELU(approximate=approximate)), (Softmax(), torch.nn.Softmax(-1)),
-                         (Softmax(axis=1), torch.nn.Softmax(1))):
-        out, dx = torch_grads(theirs, x, dout)
-        np.testing.assert_allclose(ours.forward(x), out, rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(ours.backward(dout), dx, rtol=1e-10, atol=1e-12)
+
+    def compute(torch):
+        arrays = {}
+        for i, theirs in enumerate((torch.nn.GELU(approximate=approximate), torch.nn.Softmax(-1), torch.nn.Softmax(1))):
+            arrays[f"out{i}"], arrays[f"dx{i}"] = torch_grads(theirs, x, dout)
+        return arrays
+
+    theirs = torch_reference(f"gelu_softmax_{approximate}", compute)
+    for i, ours in enumerate((GELU(approximate), Softmax(), Softmax(axis=1))):
+        np.testing.assert_allclose(ours.forward(x), theirs[f"out{i}"], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(ours.backward(dout), theirs[f"dx{i}"], rtol=1e-10, atol=1e-12)
 
 
 def test_layer_norm_normalizes_the_last_axis_of_any_rank_as_pytorch():
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
     x, dout = rng.standard_normal((2, 3, 4, 6)), rng.standard_normal((2, 3, 4, 6))
-    ours, theirs = LayerNorm(6, dtype=np.float64), torch.nn.LayerNorm(6).double()
+    ours = LayerNorm(6, dtype=np.float64)
     ours.params["gamma"][:], ours.params["beta"][:] = rng.standard_normal(6), rng.standard_normal(6)
-    set_torch(theirs.weight, ours.params["gamma"])
-    set_torch(theirs.bias, ours.params["beta"])
-    out, dx = torch_grads(theirs, x, dout)
-    np.testing.assert_allclose(ours.forward(x), out, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(ours.backward(dout), dx, rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(ours.grads["gamma"], theirs.weight.grad.numpy(), rtol=1e-10)
-    np.testing.assert_allclose(ours.grads["beta"], theirs.bias.grad.numpy(), rtol=1e-10)
+
+    def compute(torch):
+        theirs = torch.nn.LayerNorm(6).double()
+        set_torch(theirs.weight, ours.params["gamma"])
+        set_torch(theirs.bias, ours.params["beta"])
+        out, dx = torch_grads(theirs, x, dout)
+        return {"out": out, "dx": dx, "gamma": theirs.weight.grad.numpy(), "beta": theirs.bias.grad.numpy()}
+
+    theirs = torch_reference("layer_norm", compute)
+    np.testing.assert_allclose(ours.forward(x), theirs["out"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.backward(dout), theirs["dx"], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(ours.grads["gamma"], theirs["gamma"], rtol=1e-10)
+    np.testing.assert_allclose(ours.grads["beta"], theirs["beta"], rtol=1e-10)
 
 
-def torch_attention(ours):
-    torch = pytest.importorskip("torch")
+def torch_attention(torch, ours):
     theirs = torch.nn.MultiheadAttention(ours.embed_dim, ours.num_heads, bias=ours.bias, batch_first=True).double()
     set_torch(theirs.in_proj_weight, ours.params["W_qkv"].T)
     set_torch(theirs.out_proj.weight, ours.params["W_out"].T)
@@ -73,19 +85,22 @@ def torch_attention(ours):
 
 @pytest.mark.parametrize("causal, bias", [(False, True), (True, True), (False, False)])
 def test_multi_head_attention_matches_pytorch(causal, bias):
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)
     ours = MultiHeadAttention(12, 3, causal=causal, bias=bias, rng=rng, dtype=np.float64)
     for name in ("b_qkv", "b_out"):
         if name in ours.params:
             ours.params[name][:] = rng.standard_normal(ours.params[name].shape)
-    theirs = torch_attention(ours)
     x, dout = rng.standard_normal((2, 7, 12)), rng.standard_normal((2, 7, 12))
-    mask = torch.triu(torch.ones(7, 7, dtype=torch.bool), 1) if causal else None
-    out, dx = torch_grads(lambda t: theirs(t, t, t, attn_mask=mask, need_weights=False), x, dout)
-    grads = {n: p.grad.numpy() for n, p in theirs.named_parameters()}
-    np.testing.assert_allclose(ours.forward(x), out, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(ours.backward(dout), dx, rtol=1e-9, atol=1e-11)
+
+    def compute(torch):
+        theirs = torch_attention(torch, ours)
+        mask = torch.triu(torch.ones(7, 7, dtype=torch.bool), 1) if causal else None
+        out, dx = torch_grads(lambda t: theirs(t, t, t, attn_mask=mask, need_weights=False), x, dout)
+        return {"out": out, "dx": dx, **{n: p.grad.numpy() for n, p in theirs.named_parameters()}}
+
+    grads = torch_reference(f"attention_causal{int(causal)}_bias{int(bias)}", compute)
+    np.testing.assert_allclose(ours.forward(x), grads["out"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ours.backward(dout), grads["dx"], rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(ours.grads["W_qkv"], grads["in_proj_weight"].T, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(ours.grads["W_out"], grads["out_proj.weight"].T, rtol=1e-9, atol=1e-11)
     if bias:
@@ -95,11 +110,8 @@ def test_multi_head_attention_matches_pytorch(causal, bias):
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_the_transformer_block_matches_pytorchs_pre_norm_encoder_layer(causal):
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
     block = TransformerBlock(8, 2, mlp_ratio=3, causal=causal, rng=rng, dtype=np.float64)
-    theirs = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=24, dropout=0.0, activation="gelu",
-                                              batch_first=True, norm_first=True).double()
     for layer in (block.ln1, block.ln2, block.fc1, block.fc2):
         for name, value in layer.params.items():
             value[:] = rng.standard_normal(value.shape) * (0.3 if name == "W" else 1.0)
@@ -111,15 +123,21 @@ def test_the_transformer_block_matches_pytorchs_pre_norm_encoder_layer(causal):
                "self_attn.in_proj_bias": block.attn.params["b_qkv"],
                "self_attn.out_proj.weight": block.attn.params["W_out"].T,
                "self_attn.out_proj.bias": block.attn.params["b_out"]}
-    parameters = dict(theirs.named_parameters())
-    for name, value in mapping.items():
-        set_torch(parameters[name], value)
     x, dout = rng.standard_normal((2, 5, 8)), rng.standard_normal((2, 5, 8))
-    mask = torch.nn.Transformer.generate_square_subsequent_mask(5, dtype=torch.float64) if causal else None
-    out, dx = torch_grads(lambda t: theirs(t, src_mask=mask, is_causal=causal), x, dout)
-    grads = {n: p.grad.numpy() for n, p in theirs.named_parameters()}
-    np.testing.assert_allclose(block.forward(x), out, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(block.backward(dout), dx, rtol=1e-9, atol=1e-11)
+
+    def compute(torch):
+        theirs = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=24, dropout=0.0, activation="gelu",
+                                                  batch_first=True, norm_first=True).double()
+        parameters = dict(theirs.named_parameters())
+        for name, value in mapping.items():
+            set_torch(parameters[name], value)
+        mask = torch.nn.Transformer.generate_square_subsequent_mask(5, dtype=torch.float64) if causal else None
+        out, dx = torch_grads(lambda t: theirs(t, src_mask=mask, is_causal=causal), x, dout)
+        return {"out": out, "dx": dx, **{n: p.grad.numpy() for n, p in theirs.named_parameters()}}
+
+    grads = torch_reference(f"transformer_block_causal{int(causal)}", compute)
+    np.testing.assert_allclose(block.forward(x), grads["out"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(block.backward(dout), grads["dx"], rtol=1e-9, atol=1e-11)
     ours = block.grads
     for name, key in (("norm1.weight", "ln1.gamma"), ("linear1.bias", "fc1.b"), ("linear2.bias", "fc2.b"),
                       ("self_attn.in_proj_bias", "attn.b_qkv"), ("norm2.bias", "ln2.beta")):

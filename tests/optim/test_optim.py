@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from optim import SGD, AdaGrad, Adam, AdamW, CosineDecay, ExponentialDecay, RMSProp, StepDecay
+from tests.torch_reference import torch_reference
 
 
 def test_sgd_step_is_w_minus_lr_dw():
@@ -114,18 +115,24 @@ def test_adamw_steps_by_hand_and_as_pytorch():
     w = np.array([2.0, -1.0])
     AdamW(lr=0.1, weight_decay=0.5, eps=1e-300).step({"w": w}, {"w": np.array([3.0, -0.5])})
     np.testing.assert_allclose(w, [2.0 * 0.95 - 0.1, -1.0 * 0.95 + 0.1], rtol=1e-14)
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
-    ours = rng.standard_normal((3, 4))
-    theirs = torch.tensor(ours.copy(), requires_grad=True)
-    opt = AdamW(lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)
-    reference = torch.optim.AdamW([theirs], lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)
-    for _ in range(5):
-        g = rng.standard_normal((3, 4))
+    start, gradients = rng.standard_normal((3, 4)), rng.standard_normal((5, 3, 4))
+
+    def compute(torch):
+        theirs = torch.tensor(start.copy(), requires_grad=True)
+        reference = torch.optim.AdamW([theirs], lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)
+        steps = []
+        for g in gradients:
+            theirs.grad = torch.tensor(g)
+            reference.step()
+            steps.append(theirs.detach().numpy().copy())
+        return {"steps": np.array(steps)}
+
+    theirs = torch_reference("adamw", compute)["steps"]
+    ours, opt = start.copy(), AdamW(lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)
+    for g, expected in zip(gradients, theirs, strict=True):
         opt.step({"w": ours}, {"w": g})
-        theirs.grad = torch.tensor(g)
-        reference.step()
-    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-14)
 
 
 def test_a_warmup_rises_linearly_by_step_then_hands_over():
@@ -148,13 +155,16 @@ def test_reduce_on_plateau_follows_the_validation_loss_as_pytorch():
         ours.observe(loss)
         lrs.append(ours(0.1, 0))
     assert lrs[:4] == [0.1, 0.1, 0.1, 0.05] and min(lrs) == 0.02  # 0.9 -> 0.95, 0.91: two bad epochs > 1
-    torch = pytest.importorskip("torch")
-    p = torch.zeros(1, requires_grad=True)
-    opt = torch.optim.SGD([p], lr=0.1)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1, threshold=0.05, cooldown=1,
-                                                       min_lr=0.02)
-    theirs = []
-    for loss in losses:
-        sched.step(loss)
-        theirs.append(opt.param_groups[0]["lr"])
-    np.testing.assert_allclose(lrs, theirs, rtol=1e-12)
+
+    def compute(torch):
+        p = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=0.1)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1, threshold=0.05,
+                                                           cooldown=1, min_lr=0.02)
+        theirs = []
+        for loss in losses:
+            sched.step(loss)
+            theirs.append(opt.param_groups[0]["lr"])
+        return {"lrs": np.array(theirs)}
+
+    np.testing.assert_allclose(lrs, torch_reference("reduce_on_plateau", compute)["lrs"], rtol=1e-12)
