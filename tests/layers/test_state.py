@@ -101,25 +101,39 @@ def test_gradients_in_both_modes(cls, mode):
 
 
 def test_against_pytorch_in_float64(rng):
-    torch = pytest.importorskip("torch")
+    from tests.torch_reference import torch_reference
+
     x, dout = rng.standard_normal((6, 4)), rng.standard_normal((6, 4))
-    ours, theirs = BatchNorm(4, dtype=np.float64), torch.nn.BatchNorm1d(4).double()
-    for layer, ref in ((ours, theirs), (LayerNorm(4, dtype=np.float64), torch.nn.LayerNorm(4).double())):
-        xt = torch.tensor(x, requires_grad=True)
-        out_t = ref(xt)
-        out_t.backward(torch.tensor(dout))
-        np.testing.assert_allclose(layer.forward(x), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(layer.backward(dout), xt.grad.numpy(), rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(layer.grads["gamma"], ref.weight.grad.numpy(), rtol=1e-10)
-        np.testing.assert_allclose(layer.grads["beta"], ref.bias.grad.numpy(), rtol=1e-10)
-    np.testing.assert_allclose(ours.buffers["running_mean"], theirs.running_mean.numpy(), rtol=1e-12)
-    np.testing.assert_allclose(ours.buffers["running_var"], theirs.running_var.numpy(), rtol=1e-12)
-    ours.eval(), theirs.eval()
-    np.testing.assert_allclose(ours.forward(x), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10)
-    d = Dropout(0.3, rng=0)
-    out = d.forward(np.ones((50, 50)))
-    ref = torch.nn.functional.dropout(torch.ones(50, 50, dtype=torch.float64), 0.3, training=True).numpy()
-    assert set(np.unique(out)) == set(np.unique(ref)) == {0.0, 1 / 0.7}
+
+    def compute(torch):
+        arrays = {}
+        norm = torch.nn.BatchNorm1d(4).double()
+        for name, ref in (("batch", norm), ("layer", torch.nn.LayerNorm(4).double())):
+            xt = torch.tensor(x, requires_grad=True)
+            out_t = ref(xt)
+            out_t.backward(torch.tensor(dout))
+            arrays.update({f"{name}_out": out_t.detach().numpy(), f"{name}_dx": xt.grad.numpy(),
+                           f"{name}_gamma": ref.weight.grad.numpy(), f"{name}_beta": ref.bias.grad.numpy()})
+        arrays.update(running_mean=norm.running_mean.numpy(), running_var=norm.running_var.numpy())
+        norm.eval()
+        arrays["batch_eval"] = norm(torch.tensor(x)).detach().numpy()
+        dropped = torch.nn.functional.dropout(torch.ones(50, 50, dtype=torch.float64), 0.3, training=True).numpy()
+        arrays["dropout_values"] = np.unique(dropped)
+        return arrays
+
+    theirs = torch_reference("normalization_dropout", compute)
+    ours = BatchNorm(4, dtype=np.float64)
+    for name, layer in (("batch", ours), ("layer", LayerNorm(4, dtype=np.float64))):
+        np.testing.assert_allclose(layer.forward(x), theirs[f"{name}_out"], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(layer.backward(dout), theirs[f"{name}_dx"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(layer.grads["gamma"], theirs[f"{name}_gamma"], rtol=1e-10)
+        np.testing.assert_allclose(layer.grads["beta"], theirs[f"{name}_beta"], rtol=1e-10)
+    np.testing.assert_allclose(ours.buffers["running_mean"], theirs["running_mean"], rtol=1e-12)
+    np.testing.assert_allclose(ours.buffers["running_var"], theirs["running_var"], rtol=1e-12)
+    ours.eval()
+    np.testing.assert_allclose(ours.forward(x), theirs["batch_eval"], rtol=1e-10)
+    out = Dropout(0.3, rng=0).forward(np.ones((50, 50)))
+    assert set(np.unique(out)) == set(theirs["dropout_values"]) == {0.0, 1 / 0.7}
 
 
 def small_data(rng):

@@ -50,17 +50,22 @@ def test_regression_losses_pass_the_gradient_check(loss, shapes, rng):
 
 @pytest.mark.parametrize("name, torch_name", [("mse", "mse_loss"), ("huber", "huber_loss")])
 def test_regression_losses_match_pytorch(name, torch_name, rng):
-    torch = pytest.importorskip("torch")
     from losses import LOSSES
+    from tests.torch_reference import torch_reference
 
     s, y = rng.standard_normal((7, 2)) * 2, rng.standard_normal((7, 2))
     loss = LOSSES.lookup(name)()
     value = loss.forward(s, y)
-    ts = torch.tensor(s, requires_grad=True)
-    expected = getattr(torch.nn.functional, torch_name)(ts, torch.tensor(y))
-    expected.backward()
-    assert value == pytest.approx(expected.item(), rel=1e-12)
-    np.testing.assert_allclose(loss.backward(), ts.grad.numpy(), rtol=1e-12)
+
+    def compute(torch):
+        ts = torch.tensor(s, requires_grad=True)
+        expected = getattr(torch.nn.functional, torch_name)(ts, torch.tensor(y))
+        expected.backward()
+        return {"loss": np.array(expected.item()), "ds": ts.grad.numpy()}
+
+    theirs = torch_reference(f"regression_{name}", compute)
+    assert value == pytest.approx(float(theirs["loss"]), rel=1e-12)
+    np.testing.assert_allclose(loss.backward(), theirs["ds"], rtol=1e-12)
 
 
 def test_float32_in_float32_out_and_integer_targets_are_compared_as_floats():
