@@ -7,13 +7,13 @@ import pytest
 
 from layers import GRU, LSTM, RNN, Embedding, TemporalAffine
 from layers.gradcheck import assert_gradients
+from tests.torch_reference import torch_reference
 
 SHAPES = [(2, 5, 3, 4), (1, 1, 2, 3), (3, 7, 1, 6), (4, 3, 6, 2)]  # N, T, D, H; D > 4 takes a matrix product
 
 
-def torch_module(layer):
+def torch_module(torch, layer):
     """The PyTorch module with the layer's weights, converted between the layouts (x @ W against W x)."""
-    torch = pytest.importorskip("torch")
     D, H = layer.input_size, layer.hidden_size
     p = {k: torch.tensor(v) for k, v in layer.params.items()}
     if isinstance(layer, RNN):
@@ -48,8 +48,7 @@ def back_to_ours(layer, grad, order):
                                   lambda D, H, s, g: LSTM(D, H, s, rng=g, dtype=np.float64),
                                   lambda D, H, s, g: GRU(D, H, s, rng=g, dtype=np.float64)],
                          ids=["rnn-tanh", "rnn-relu", "lstm", "gru"])
-def test_recurrent_layers_match_pytorch_in_float64(make, shape, sequences):
-    torch = pytest.importorskip("torch")
+def test_recurrent_layers_match_pytorch_in_float64(make, shape, sequences, request):
     N, T, D, H = shape
     rng = np.random.default_rng(N * 100 + T)
     layer = make(D, H, sequences, rng)
@@ -61,21 +60,26 @@ def test_recurrent_layers_match_pytorch_in_float64(make, shape, sequences):
     dout = rng.standard_normal(out.shape)
     dx = layer.backward(dout)
 
-    module, order = torch_module(layer)
-    xt = torch.tensor(x, requires_grad=True)
-    hs, _ = module(xt)
-    ref = hs if sequences else hs[:, -1]
-    ref.backward(torch.tensor(dout))
-    np.testing.assert_allclose(out, ref.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(layer.grads["Wx"], back_to_ours(layer, module.weight_ih_l0.grad, order), rtol=1e-9,
-                               atol=1e-11)
-    np.testing.assert_allclose(layer.grads["Wh"], back_to_ours(layer, module.weight_hh_l0.grad, order), rtol=1e-9,
-                               atol=1e-11)
+    def compute(torch):
+        module, order = torch_module(torch, layer)
+        xt = torch.tensor(x, requires_grad=True)
+        hs, _ = module(xt)
+        ref = hs if sequences else hs[:, -1]
+        ref.backward(torch.tensor(dout))
+        return {"out": ref.detach().numpy(), "dx": xt.grad.numpy(),
+                "Wx": back_to_ours(layer, module.weight_ih_l0.grad, order),
+                "Wh": back_to_ours(layer, module.weight_hh_l0.grad, order),
+                "b_ih": back_to_ours(layer, module.bias_ih_l0.grad, order), "b_hh": module.bias_hh_l0.grad.numpy()}
+
+    theirs = torch_reference(f"recurrent_{request.node.callspec.id}", compute)
+    np.testing.assert_allclose(out, theirs["out"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, theirs["dx"], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(layer.grads["Wx"], theirs["Wx"], rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(layer.grads["Wh"], theirs["Wh"], rtol=1e-9, atol=1e-11)
     bias = layer.grads.get("b", layer.grads.get("bx"))
-    np.testing.assert_allclose(bias, back_to_ours(layer, module.bias_ih_l0.grad, order), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(bias, theirs["b_ih"], rtol=1e-9, atol=1e-11)
     if "bh" in layer.grads:
-        np.testing.assert_allclose(layer.grads["bh"], module.bias_hh_l0.grad.numpy(), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(layer.grads["bh"], theirs["b_hh"], rtol=1e-9, atol=1e-11)
 
 
 def test_one_rnn_step_is_the_course_formula():
@@ -159,7 +163,6 @@ def test_embedding_gathers_rows_and_repeated_indices_accumulate():
 
 
 def test_embedding_and_temporal_affine_match_pytorch():
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
     emb, lin = Embedding(6, 4, rng=rng, dtype=np.float64), TemporalAffine(4, 3, rng=rng, dtype=np.float64)
     lin.params["b"][:] = rng.standard_normal(3)
@@ -167,15 +170,21 @@ def test_embedding_and_temporal_affine_match_pytorch():
     dout = rng.standard_normal((2, 5, 3))
     lin.forward(emb.forward(idx))
     emb.backward(lin.backward(dout))
-    t_emb, t_lin = torch.nn.Embedding(6, 4).double(), torch.nn.Linear(4, 3).double()
-    with torch.no_grad():
-        t_emb.weight.copy_(torch.tensor(emb.params["W"]))
-        t_lin.weight.copy_(torch.tensor(lin.params["W"].T))
-        t_lin.bias.copy_(torch.tensor(lin.params["b"]))
-    t_lin(t_emb(torch.tensor(idx))).backward(torch.tensor(dout))
-    np.testing.assert_allclose(emb.grads["W"], t_emb.weight.grad.numpy(), rtol=1e-12)
-    np.testing.assert_allclose(lin.grads["W"], t_lin.weight.grad.numpy().T, rtol=1e-12)
-    np.testing.assert_allclose(lin.grads["b"], t_lin.bias.grad.numpy(), rtol=1e-12)
+
+    def compute(torch):
+        t_emb, t_lin = torch.nn.Embedding(6, 4).double(), torch.nn.Linear(4, 3).double()
+        with torch.no_grad():
+            t_emb.weight.copy_(torch.tensor(emb.params["W"]))
+            t_lin.weight.copy_(torch.tensor(lin.params["W"].T))
+            t_lin.bias.copy_(torch.tensor(lin.params["b"]))
+        t_lin(t_emb(torch.tensor(idx))).backward(torch.tensor(dout))
+        return {"emb_W": t_emb.weight.grad.numpy(), "lin_W": t_lin.weight.grad.numpy().T,
+                "lin_b": t_lin.bias.grad.numpy()}
+
+    theirs = torch_reference("embedding_temporal_affine", compute)
+    np.testing.assert_allclose(emb.grads["W"], theirs["emb_W"], rtol=1e-12)
+    np.testing.assert_allclose(lin.grads["W"], theirs["lin_W"], rtol=1e-12)
+    np.testing.assert_allclose(lin.grads["b"], theirs["lin_b"], rtol=1e-12)
 
 
 @pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
