@@ -13,6 +13,7 @@ A test's inputs come from seeded Generators, so the stored arrays are PyTorch's 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ REFERENCES = Path(__file__).resolve().parent / "references"
 def torch_reference(name: str, compute: Callable[[Any], dict[str, Any]]) -> dict[str, np.ndarray]:
     """PyTorch's arrays for ``name``: computed (and stored, or checked against the stored ones) with torch,
     read from the stored file without it; a test without either skips."""
-    path = REFERENCES / f"{name}.npz"
+    path = REFERENCES / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name).strip('_')}.npz"
     try:
         import torch
     except ImportError:

@@ -21,6 +21,7 @@ from layers import (
 )
 from layers.gradcheck import assert_gradients
 from tests import conv_reference as ref
+from tests.torch_reference import torch_reference
 
 CONV_CASES = [  # cls, in, out, kernel, stride, padding, dilation, groups, input shape
     (Conv1D, 3, 4, 3, 1, 0, 1, 1, (2, 3, 7)),
@@ -201,71 +202,87 @@ def test_bad_arguments_are_errors_naming_the_layer(make, message):
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=lambda c: f"{c[0].__name__}-{c[1:8]}")
-def test_convolution_equals_pytorch_in_float64(case, rng):
-    torch = pytest.importorskip("torch")
+def test_convolution_equals_pytorch_in_float64(case, rng, request):
     layer, x = make_conv(case, rng)
     cls, cin, cout, k, s, p, d, g, _ = case
-    conv = (torch.nn.Conv1d if cls is Conv1D else torch.nn.Conv2d)(cin, cout, k, s, p, d, g).double()
-    with torch.no_grad():
-        conv.weight.copy_(torch.from_numpy(layer.params["W"]))
-        conv.bias.copy_(torch.from_numpy(layer.params["b"]))
-    xt = torch.from_numpy(x).requires_grad_()
-    out = conv(xt)
-    dout = rng.standard_normal(tuple(out.shape))
-    out.backward(torch.from_numpy(dout))
-    np.testing.assert_allclose(layer.forward(x), out.detach().numpy(), rtol=1e-10, atol=1e-12)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+
+    def compute(torch):
+        conv = (torch.nn.Conv1d if cls is Conv1D else torch.nn.Conv2d)(cin, cout, k, s, p, d, g).double()
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(layer.params["W"]))
+            conv.bias.copy_(torch.from_numpy(layer.params["b"]))
+        xt = torch.from_numpy(x).requires_grad_()
+        ref = conv(xt)
+        ref.backward(torch.from_numpy(dout))
+        return {"out": ref.detach().numpy(), "dx": xt.grad.numpy(), "W": conv.weight.grad.numpy(),
+                "b": conv.bias.grad.numpy()}
+
+    theirs = torch_reference(f"conv_{request.node.callspec.id}", compute)
+    np.testing.assert_allclose(out, theirs["out"], rtol=1e-10, atol=1e-12)
     dx = layer.backward(dout)
-    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(layer.grads["W"], conv.weight.grad.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(layer.grads["b"], conv.bias.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, theirs["dx"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["W"], theirs["W"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["b"], theirs["b"], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: f"{c[0].__name__}-{c[1:4]}")
-def test_pooling_equals_pytorch_in_float64(case, rng):
-    torch = pytest.importorskip("torch")
+def test_pooling_equals_pytorch_in_float64(case, rng, request):
     cls, k, s, p, shape = case
-    name = cls.__name__.replace("1D", "1d").replace("2D", "2d")
-    pool = getattr(torch.nn, name)(k, stride=s, padding=p)
     x = rng.standard_normal(shape)
-    xt = torch.from_numpy(x).requires_grad_()
-    out = pool(xt)
-    dout = rng.standard_normal(tuple(out.shape))
-    out.backward(torch.from_numpy(dout))
     layer = cls(k, stride=s, padding=p)
-    np.testing.assert_allclose(layer.forward(x), out.detach().numpy(), rtol=1e-12)
-    np.testing.assert_allclose(layer.backward(dout), xt.grad.numpy(), rtol=1e-12, atol=1e-14)
+    out = layer.forward(x)
+    dout = rng.standard_normal(out.shape)
+
+    def compute(torch):
+        pool = getattr(torch.nn, cls.__name__.replace("1D", "1d").replace("2D", "2d"))(k, stride=s, padding=p)
+        xt = torch.from_numpy(x).requires_grad_()
+        ref = pool(xt)
+        ref.backward(torch.from_numpy(dout))
+        return {"out": ref.detach().numpy(), "dx": xt.grad.numpy()}
+
+    theirs = torch_reference(f"pool_{request.node.callspec.id}", compute)
+    np.testing.assert_allclose(out, theirs["out"], rtol=1e-12)
+    np.testing.assert_allclose(layer.backward(dout), theirs["dx"], rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("which", ["BatchNorm", "GroupNorm"])
 def test_spatial_normalization_equals_pytorch_in_float64(which, mode, rng):
-    torch = pytest.importorskip("torch")
     x = 1 + 2 * rng.standard_normal((3, 4, 5, 2))
-    if which == "BatchNorm":
-        ours, theirs = BatchNorm(4, dtype=np.float64), torch.nn.BatchNorm2d(4).double()
-    else:
-        ours, theirs = GroupNorm(2, 4, dtype=np.float64), torch.nn.GroupNorm(2, 4).double()
+    ours = BatchNorm(4, dtype=np.float64) if which == "BatchNorm" else GroupNorm(2, 4, dtype=np.float64)
     gamma, beta = 1 + 0.1 * rng.standard_normal(4), 0.1 * rng.standard_normal(4)
     ours.params["gamma"][...], ours.params["beta"][...] = gamma, beta
-    with torch.no_grad():
-        theirs.weight.copy_(torch.from_numpy(gamma))
-        theirs.bias.copy_(torch.from_numpy(beta))
     for _ in range(2):  # move the running statistics off their start
         ours.forward(x * 1.5)
-        theirs(torch.from_numpy(x * 1.5))
     ours.train(mode == "train")
-    theirs.train(mode == "train")
-    xt = torch.from_numpy(x).requires_grad_()
-    out = theirs(xt)
     dout = rng.standard_normal(x.shape)
-    out.backward(torch.from_numpy(dout))
-    np.testing.assert_allclose(ours.forward(x), out.detach().numpy(), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(ours.backward(dout), xt.grad.numpy(), rtol=1e-8, atol=1e-12)
-    np.testing.assert_allclose(ours.grads["gamma"], theirs.weight.grad.numpy(), rtol=1e-9)
-    np.testing.assert_allclose(ours.grads["beta"], theirs.bias.grad.numpy(), rtol=1e-9)
+
+    def compute(torch):
+        theirs = torch.nn.BatchNorm2d(4).double() if which == "BatchNorm" else torch.nn.GroupNorm(2, 4).double()
+        with torch.no_grad():
+            theirs.weight.copy_(torch.from_numpy(gamma))
+            theirs.bias.copy_(torch.from_numpy(beta))
+        for _ in range(2):
+            theirs(torch.from_numpy(x * 1.5))
+        theirs.train(mode == "train")
+        xt = torch.from_numpy(x).requires_grad_()
+        out = theirs(xt)
+        out.backward(torch.from_numpy(dout))
+        running = {"running_mean": theirs.running_mean.numpy(), "running_var": theirs.running_var.numpy()} \
+            if which == "BatchNorm" else {}
+        return {"out": out.detach().numpy(), "dx": xt.grad.numpy(), "gamma": theirs.weight.grad.numpy(),
+                "beta": theirs.bias.grad.numpy(), **running}
+
+    theirs = torch_reference(f"spatial_{which}_{mode}", compute)
+    np.testing.assert_allclose(ours.forward(x), theirs["out"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.backward(dout), theirs["dx"], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(ours.grads["gamma"], theirs["gamma"], rtol=1e-9)
+    np.testing.assert_allclose(ours.grads["beta"], theirs["beta"], rtol=1e-9)
     if which == "BatchNorm":
-        np.testing.assert_allclose(ours.buffers["running_mean"], theirs.running_mean.numpy(), rtol=1e-12)
-        np.testing.assert_allclose(ours.buffers["running_var"], theirs.running_var.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(ours.buffers["running_mean"], theirs["running_mean"], rtol=1e-12)
+        np.testing.assert_allclose(ours.buffers["running_var"], theirs["running_var"], rtol=1e-12)
 
 
 CONV_CONFIG = """
