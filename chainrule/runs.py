@@ -246,11 +246,13 @@ def stop_message(solver: Solver, run_dir: Path) -> str:
     reason = solver.stop_reason
     if reason is None:
         return f"solver: finished {solver.epoch} epoch{'' if solver.epoch == 1 else 's'}"
-    resume = f"python -m solver --resume {run_dir}"
+    resume = f"chainrule train --resume {run_dir}"
     if reason.kind.by_signal:
         return f"solver: {reason}; checkpoint saved; continue with: {resume}"
     if reason.kind is Stop.EARLY:
-        return f"solver: {reason} (epoch {solver.epoch}); to go on: {resume} --set solver.patience=N"
+        more = 2 * (solver.patience or 1)
+        return (f"solver: {reason} (epoch {solver.epoch}); to go on: {resume} --set solver.patience={more} "
+                "(or solver.patience=0: no early stop)")
     kept = ("the best parameters so far are saved" if solver.val_score_history
             else "no epoch completed, so no parameters improved")
     return f"solver: {reason}; {kept} in {run_dir}"

@@ -61,7 +61,7 @@ def train(args: argparse.Namespace) -> int:
         return runs.train(run)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the last checkpoint is in {run.run_dir}; continue with: "
-              f"python -m solver --resume {run.run_dir}", file=sys.stderr)
+              f"chainrule train --resume {run.run_dir}", file=sys.stderr)
         return 130
 
 

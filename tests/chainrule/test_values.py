@@ -155,3 +155,16 @@ def test_a_regression_run_with_early_stopping_resumes_its_best_loss_and_bad_epoc
         assert a[key] == b[key], key
     assert a["stop_reason"] is not None and "early stop" in a["stop_reason"]["message"]
     assert a["bad_epochs"] == 4 and a["epoch"] == a["best_epoch"] + 4
+
+
+def test_an_early_stop_says_how_to_train_on(tmp_path, capsys):
+    from chainrule import runs
+
+    (tmp_path / "c.toml").write_text('[data]\nsource = "spiral"\nsamples = 30\n'
+                                     '[model]\nlayers = [{ type = "Affine" }]\n[optim]\ntype = "sgd"\nlr = 1e-12\n[solver]\nepochs = 50\npatience = 3\n'
+                                     'verbose = false\n[output]\nplot = false\n')
+    run = runs.setup(tmp_path / "c.toml", [f"output.dir='{tmp_path / 'r'}'"])
+    assert runs.train(run) == 0 and run.solver.epoch == 4  # the first epoch, then 3 without improvement
+    err = capsys.readouterr().err
+    assert f"to go on: chainrule train --resume {tmp_path / 'r'} --set solver.patience=6 (or solver.patience=0: no " \
+           "early stop)" in err

@@ -144,7 +144,7 @@ def test_ctrl_c_checkpoints_says_how_to_continue_and_resumes_bit_identically(tmp
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and f"continue with: python -m solver --resume {tmp_path / 'cut'}" in err
+    assert "Traceback" not in err and f"continue with: chainrule train --resume {tmp_path / 'cut'}" in err
     assert json.loads((tmp_path / "cut" / "checkpoint.json").read_text())["epoch"] < 12
     result = cli("--resume", tmp_path / "cut")
     assert result.returncode == 0, result.stderr
