@@ -161,7 +161,8 @@ def test_an_early_stop_says_how_to_train_on(tmp_path, capsys):
     from chainrule import runs
 
     (tmp_path / "c.toml").write_text('[data]\nsource = "spiral"\nsamples = 30\n'
-                                     '[model]\nlayers = [{ type = "Affine" }]\n[optim]\ntype = "sgd"\nlr = 1e-12\n[solver]\nepochs = 50\npatience = 3\n'
+                                     '[model]\nlayers = [{ type = "Affine" }]\n[optim]\ntype = "sgd"\nlr = 1e-12\n'
+                                     '[solver]\nepochs = 50\npatience = 3\n'
                                      'verbose = false\n[output]\nplot = false\n')
     run = runs.setup(tmp_path / "c.toml", [f"output.dir='{tmp_path / 'r'}'"])
     assert runs.train(run) == 0 and run.solver.epoch == 4  # the first epoch, then 3 without improvement
