@@ -373,6 +373,9 @@ def check_params(estimator: NetEstimator) -> None:
 def target_scaling(y: NDArray) -> tuple[NDArray, NDArray]:
     """The targets' mean and standard deviation per column (1 where a column is constant), as float64 arrays of
     y's shape per row (0-d for y of shape (n,))."""
-    mean, scale = y.mean(axis=0), y.std(axis=0)
+    mean = y.mean(axis=0)
+    top = np.abs(y - mean).max(axis=0, initial=0)  # scaled first: targets near 1e300 would overflow when squared
+    top = np.where(top > 0, top, 1.0)
+    scale = top * ((y - mean) / top).std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     return np.asarray(mean), np.asarray(scale)

@@ -43,6 +43,19 @@ def normalized_backward(dout: Array, xhat: Array, inv_std: Array, gamma: Array, 
     return (inv_std / n) * (n * g - sum_g - xhat * sum_gx)
 
 
+def moments(x: Array, axis: Any, eps: float) -> tuple[Array, Array, Array]:
+    """Mean, variance and 1 / sqrt(variance + eps) over ``axis``, kept, in x's dtype. float32 squares overflow
+    past about 1.8e19: where the variance does and the mean does not, the statistics come from float64 (whose
+    1 / sqrt is representable though the variance is not), so large valid inputs normalize, not turn to 0."""
+    with np.errstate(over="ignore"):  # an overflowing square is handled below
+        mean, var = x.mean(axis=axis, keepdims=True), x.var(axis=axis, keepdims=True)
+    if np.isfinite(var).all() or not np.isfinite(mean).all():
+        return mean, var, 1 / np.sqrt(var + x.dtype.type(eps))
+    wide = x.astype(np.float64)
+    inv_std = 1 / np.sqrt(wide.var(axis=axis, keepdims=True) + eps)
+    return wide.mean(axis=axis, keepdims=True).astype(x.dtype), var, inv_std.astype(x.dtype)
+
+
 def channel_axes(x: Array) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The axes a per-channel statistic reduces over (all but axis 1), and the shape a (C,) vector takes
     to broadcast along axis 1."""
@@ -99,11 +112,11 @@ class BatchNorm(Layer, leaf=True):
             if count < 2:
                 raise ValueError(f"{self!r}: a batch of {x.shape[0]} in training mode has no variance; "
                                  "use batches of 2 or more, or call eval()")
-            mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+            mean, var, inv_std = moments(x, axes, eps)
             self.update_running(mean.reshape(-1), var.reshape(-1), count)
         else:
             mean, var = self.buffers["running_mean"].reshape(shape), self.buffers["running_var"].reshape(shape)
-        inv_std = 1 / np.sqrt(var + eps)
+            inv_std = 1 / np.sqrt(var + eps)
         xhat = (x - mean) * inv_std
         self.cache = (xhat, inv_std, self.training)
         return self.params["gamma"].reshape(shape) * xhat + self.params["beta"].reshape(shape)
@@ -162,8 +175,7 @@ class LayerNorm(Layer, leaf=True):
             raise ValueError(f"{self!r}: expected x of shape (N, {self.num_features}) or (N, ..., "
                              f"{self.num_features}), got {x.shape}")
         check_input(self, x.reshape(-1, x.shape[-1]), self.num_features)  # the dtype
-        mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
-        inv_std = 1 / np.sqrt(var + x.dtype.type(self.eps))
+        mean, _, inv_std = moments(x, -1, self.eps)
         xhat = (x - mean) * inv_std
         self.cache = (xhat, inv_std)
         return self.params["gamma"] * xhat + self.params["beta"]
@@ -216,8 +228,7 @@ class GroupNorm(Layer, leaf=True):
     def forward(self, x: Array) -> Array:
         x = check_input(self, x, self.num_channels, spatial=True)
         grouped = x.reshape(x.shape[0], self.num_groups, int(np.prod(x.shape[1:])) // self.num_groups)
-        mean, var = grouped.mean(axis=2, keepdims=True), grouped.var(axis=2, keepdims=True)
-        inv_std = 1 / np.sqrt(var + x.dtype.type(self.eps))
+        mean, _, inv_std = moments(grouped, 2, self.eps)
         xhat = ((grouped - mean) * inv_std).reshape(x.shape)
         self.cache = (xhat, inv_std)
         _, shape = channel_axes(x)

@@ -317,6 +317,11 @@ class Regression(Task):
             beyond = bool(np.isfinite(y.reshape(len(y), -1)[int(np.argmin(finite))]).all())
             what = f"values beyond {dtype} (largest {np.finfo(dtype).max:.3g})" if beyond else "NaN or inf"
             raise ValueError(f"{name} has {what}, first in row {int(np.argmin(finite))}")
+        limit = float(np.sqrt(np.finfo(dtype).max)) / 10  # a squared error must stay finite
+        largest = float(np.abs(converted).max(initial=0))
+        if largest > limit:
+            raise ValueError(f"{name} has values up to {largest:.3g}, whose squared errors overflow {dtype} "
+                             f"(targets must stay under {limit:.2g}); scale the targets")
         return converted
 
     def check_outputs(self, shape: tuple[int, ...], target_shape: tuple[int, ...]) -> str | None:

@@ -13,6 +13,22 @@ OPTIMIZERS = Registry("optimizer")
 Params = dict[str, NDArray[np.floating]]
 
 
+def global_norm(grads: Params) -> float:
+    """The L2 norm of all gradients together; where float32 squares overflow, taken in float64 with each
+    tensor scaled by its largest entry first, so a large but finite gradient is clipped, not dropped."""
+    with np.errstate(over="ignore"):
+        norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+    if np.isfinite(norm) or not all(np.isfinite(g).all() for g in grads.values()):
+        return norm
+    total = 0.0
+    for g in grads.values():
+        top = float(np.abs(g).max(initial=0))
+        if top:
+            scaled = g.astype(np.float64) / top
+            total += top * top * float(np.vdot(scaled, scaled))
+    return float(np.sqrt(total))
+
+
 class Optimizer:
     """Updates parameters in place: ``step(params, grads)`` with dicts keyed by qualified name.
 
@@ -59,7 +75,7 @@ class Optimizer:
         """With ``clip_norm``: the factor that brings the global L2 norm of all gradients down to it (PyTorch's
         ``clip_grad_norm_``: clip_norm / (norm + 1e-6)), or None when the norm is within it."""
         assert self.clip_norm is not None
-        norm = self.grad_norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+        norm = self.grad_norm = global_norm(grads)
         if not norm > self.clip_norm:  # NaN too: a non-finite loss is the Solver's to report
             return None
         self.clipped += 1

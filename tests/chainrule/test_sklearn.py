@@ -195,3 +195,15 @@ def test_the_regressors_defaults_generalize_on_small_tabular_data_whatever_the_f
     assert ours.n_iter_ < 200  # stopped by its patience, the best epoch kept
     scaled = NetRegressor().fit(Xtr * 1000, ytr)  # the features' units do not matter: they are standardized
     np.testing.assert_allclose(scaled.predict(Xte * 1000), ours.predict(Xte), rtol=1e-4)
+
+
+def test_the_regressor_standardizes_targets_near_1e300_without_overflow():
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = (X @ [1.0, 2.0, 3.0]) * 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predictions = NetRegressor(epochs=20).fit(X, y).predict(X)
+    assert np.isfinite(predictions).all() and np.corrcoef(predictions / 1e300, y / 1e300)[0, 1] > 0.9

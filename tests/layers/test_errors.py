@@ -10,8 +10,10 @@ from layers import (
     RNN,
     Add,
     Affine,
+    BatchNorm,
     Conv1D,
     Layer,
+    LayerNorm,
     LeakyReLU,
     Max,
     Maxout,
@@ -256,3 +258,17 @@ def test_global_average_pooling_over_no_positions_says_so():
 def test_constructors_check_their_arguments_with_the_configs_words(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
+
+
+@pytest.mark.parametrize("make, axis", [(lambda: LayerNorm(6), -1), (lambda: BatchNorm(6), 0)])
+def test_normalization_of_float32_values_near_1e20_normalizes_them(make, axis):
+    import warnings
+
+    x = (np.random.default_rng(0).standard_normal((4, 6)) * 1e20).astype(np.float32)
+    wide = x.astype(np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning either
+        out = make().forward(x)
+    expected = (wide - wide.mean(axis, keepdims=True)) / wide.std(axis, keepdims=True)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, atol=1e-5)  # not the zeros an overflowed variance gave

@@ -254,3 +254,13 @@ def test_the_regression_report_against_scikit_learn_and_its_shape_rules(rng):
         regression_report(np.c_[y, y], p)
     with pytest.raises(ValueError, match="must be real numbers, not <U1"):
         regression_report(np.array(list("abc")), p[:3])
+
+
+def test_targets_whose_squared_errors_overflow_are_refused_in_words():
+    from layers import Affine
+    from solver import Solver
+
+    X = np.zeros((4, 3), np.float32)
+    y = np.array([[1.0], [2.0], [3e20], [4.0]])
+    with pytest.raises(ValueError, match=r"y_train has values up to 3e\+20, whose squared errors overflow float32"):
+        Solver(Affine(3, 1), {"X_train": X, "y_train": y, "X_val": X, "y_val": y}, loss="mse")

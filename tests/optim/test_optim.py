@@ -168,3 +168,13 @@ def test_reduce_on_plateau_follows_the_validation_loss_as_pytorch():
         return {"lrs": np.array(theirs)}
 
     np.testing.assert_allclose(lrs, torch_reference("reduce_on_plateau", compute)["lrs"], rtol=1e-12)
+
+
+def test_a_float32_gradient_whose_square_overflows_is_clipped_not_dropped():
+    from optim import SGD
+
+    w = np.zeros(4, np.float32)
+    opt = SGD(lr=1.0, clip_norm=1.0)
+    opt.step({"w": w}, {"w": np.full(4, 1e20, np.float32)})
+    np.testing.assert_allclose(w, [-0.5] * 4, rtol=1e-6)  # the unit step of the clipped gradient
+    assert opt.clipped == 1 and opt.grad_norm == pytest.approx(2e20, rel=1e-6)
