@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import softmax
 
-from .measures import classification_summary, r2_score, rmse  # noqa: F401  (r2_score, rmse: losses exports them)
+from .measures import classification_summary, r2_score, rmse
 
 Array = NDArray[Any]
 DATA_KEYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")  # what a training data dict holds
