@@ -24,6 +24,7 @@ class LossLayer(Layer, register=False):
     """The scalar loss(scores, y) for fixed labels y as a one-input layer: out shape (), dscores = dout * backward()."""
 
     input_names = ("scores",)
+    keeps_dtype = False  # a loss is a float64 number: the checker's float32 pass is for layers
 
     def __init__(self, loss: Loss, y: NDArray[np.integer]) -> None:
         super().__init__()
@@ -42,6 +43,8 @@ class LossLayer(Layer, register=False):
 class ObjectiveLayer(Layer, register=False):
     """The training objective J(X) = objective(model(X), y) for fixed labels y, as a one-input layer whose
     parameters are the model's (under "model."): backward fills the model's gradients with the penalty's added."""
+
+    keeps_dtype = False
 
     input_names = ("X",)
 

@@ -176,7 +176,27 @@ def gradcheck(layer: Layer, *inputs: Any, dout: Any = None, h: float = 1e-5, rto
     if not report.checks and not report.problems:
         report.problems.append("nothing was checked: the inputs are not floating and the layer has no parameters; "
                                "give it a floating input (or example() one) to check")
+    if not report.problems and getattr(layer, "keeps_dtype", True):
+        report.notes += float32_notes(layer, list(xs.values()))
     return report
+
+
+def float32_notes(layer: Layer, xs: list[Array]) -> list[str]:
+    """One float32 forward of the layer (a float32 copy, float32 inputs): a layer that turns it into float64 (a
+    numpy float64 constant in it, say) breaks a float32 model at the next layer (Sequential refuses it), so the
+    report says so in a note (its gradient may still be right)."""
+    small = copy.deepcopy(layer).astype(np.float32)
+    inputs = [x.astype(np.float32) if x.dtype.kind == "f" else x for x in xs]
+    try:
+        with np.errstate(all="ignore"):
+            out = small.forward(*inputs)
+    except Exception as e:  # the float64 checks passed: say what float32 did, do not hide the report
+        return [f"a float32 forward raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"]
+    dtype = getattr(out, "dtype", None)
+    if dtype is not None and dtype.kind == "f" and dtype != np.float32:
+        return [f"forward turned float32 inputs into {dtype} output, which a float32 model refuses; a layer "
+                "computes in its input's dtype: write constants as x.dtype.type(c), or cast with .astype(x.dtype)"]
+    return []
 
 
 def output_problem(out: Any) -> str | None:

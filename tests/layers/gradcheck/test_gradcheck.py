@@ -365,3 +365,22 @@ def test_a_step_that_is_not_a_positive_number_is_refused(h):
 def test_a_dout_of_the_wrong_shape_is_blamed_on_the_dout():
     with pytest.raises(ValueError, match=r"dout has shape \(3, 2\) but Affine's output has shape \(2, 2\)"):
         gradcheck(Affine(3, 2), np.ones((2, 3)), dout=np.ones((3, 2)))
+
+
+class ScalesByFloat64(Layer, register=False):
+    """out = x * 2, the 2 a numpy float64 scalar: float32 in, float64 out (NEP 50)."""
+
+    def forward(self, x):
+        return x * np.float64(2.0)
+
+    def backward(self, dout):
+        return dout * np.float64(2.0)
+
+
+def test_a_layer_that_does_not_keep_float32_is_named_by_a_float32_pass():
+    report = gradcheck(ScalesByFloat64(), np.ones((2, 3)))
+    assert report.passed  # its float64 gradient is right; the note says what float32 does
+    assert report.notes == ["forward turned float32 inputs into float64 output, which a float32 model refuses; a "
+                            "layer computes in its input's dtype: write constants as x.dtype.type(c), or cast with "
+                            ".astype(x.dtype)"]
+    assert gradcheck(ReLU(), np.ones((2, 3))).notes == []
