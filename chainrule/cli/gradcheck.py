@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m layers.gradcheck"
     if args.seeds < 1:
         print(f"{prog}: error: --seeds must be at least 1", file=sys.stderr)
         return 2
+    if args.json and not Path(args.json).parent.is_dir():  # said before the checks, not after them
+        print(f"{prog}: error: --json {args.json!r}: No such file or directory", file=sys.stderr)
+        return 2
     try:
         classes = classes_for(args)
     except ImportError as e:

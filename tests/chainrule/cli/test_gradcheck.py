@@ -74,9 +74,12 @@ def test_cli_builtins_flag_adds_the_builtins_and_json_has_every_report(tmp_path)
 
 
 def test_cli_seeds_repeats_and_prints_only_failures():
-    result = run_cli("--seeds", "3")
-    assert result.returncode == 0, result.stdout
+    once = run_cli(str(ROOT / "examples" / "custom" / "mylayers.py"))  # a module's layers: the built-ins' run
+    result = run_cli(str(ROOT / "examples" / "custom" / "mylayers.py"), "--seeds", "3")  # is its own test
+    assert once.returncode == result.returncode == 0, result.stdout
     assert "3 seeds" in result.stdout and "result" not in result.stdout  # no table when nothing failed
+    cases = [int(re.search(r"(\d+) cases?", out.stdout).group(1)) for out in (once, result)]
+    assert cases[1] == 3 * cases[0] > 0
 
 
 def test_cli_unknown_module_is_one_line_and_status_2():
