@@ -40,10 +40,21 @@ def row(stdout, layer, tensor):
     return next(line for line in stdout.splitlines() if re.match(rf"{layer}\s+\(4, 3\)\s+{tensor}\s", line))
 
 
-def test_cli_passes_builtin_layers_and_losses():
-    result = run_cli()
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{len(BUILTINS)} layers, 4 losses" in result.stdout and "all passed" in result.stdout
+@pytest.fixture(scope="module")
+def with_builtins(tmp_path_factory):
+    """One run of every built-in and a module's broken layers, with its JSON (the built-ins' full run is the
+    slowest thing the CLI does: the tests below share it)."""
+    path = tmp_path_factory.mktemp("gradcheck") / "r.json"
+    result = run_cli("broken_layers", "--builtins", "--json", str(path))
+    return result, json.loads(path.read_text())
+
+
+def test_cli_passes_builtin_layers_and_losses(with_builtins):
+    result, data = with_builtins
+    builtins = [d for d in data if d["layer"].split(" ")[0] in {*BUILTINS, "SoftmaxCrossEntropy", "SVMLoss",
+                                                                "MSELoss", "HuberLoss"}]
+    assert builtins and all(d["passed"] for d in builtins), [d["layer"] for d in builtins if not d["passed"]]
+    assert {d["layer"].split(" ")[0] for d in builtins} >= set(BUILTINS)
     assert "(1, 2, 3)" in result.stdout  # a batch of 1, multi-dimensional
     assert re.search(r"^SoftmaxCrossEntropy\s+\(3, 4\)\s+dscores\s.*pass$", result.stdout, re.M)
 
@@ -63,10 +74,9 @@ def test_cli_checks_only_the_named_module_and_says_why_it_failed():
     assert "cannot build an example (TypeError" in needs and "define a classmethod example(cls, rng, batch=3)" in needs
 
 
-def test_cli_builtins_flag_adds_the_builtins_and_json_has_every_report(tmp_path):
-    result = run_cli("broken_layers", "--builtins", "--json", str(tmp_path / "r.json"))
+def test_cli_builtins_flag_adds_the_builtins_and_json_has_every_report(with_builtins):
+    result, data = with_builtins
     assert f"{len(BUILTINS) + 4} layers, 4 losses" in result.stdout
-    data = json.loads((tmp_path / "r.json").read_text())
     cases = int(re.search(r"(\d+) cases", result.stdout).group(1))
     assert len(data) == cases > 2 * (len(BUILTINS) + 4 + 2)  # and the cases with parameters drawn
     assert {"seed", "batch", "layer", "checks", "problems", "passed"} <= set(data[0])
