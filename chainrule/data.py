@@ -113,6 +113,12 @@ def load_csv(path: str, label_column: str | int, task: Task, delimiter: str = ",
     """A CSV with a header row; ``label_column`` by name or index; other columns are numeric features. The
     label column is read by the ``task`` (``Task.targets_from_text``): class numbers, or with ``names`` (a
     training set) class names numbered in sorted order; a regression's real targets."""
+    X, labels, where = csv_columns(path, label_column, delimiter)
+    return X, task.targets_from_text(labels, where, names)
+
+
+def csv_columns(path: str, label_column: str | int, delimiter: str = ",") -> tuple[NDArray, list[str], str]:
+    """A CSV's numeric features, its label column as text, and the column's name for errors."""
     rows = csv_rows(existing(path), delimiter)
     if len(rows) < 2:
         raise ValueError(f"data.path: {path!r} needs a header row and at least one data row")
@@ -135,22 +141,7 @@ def load_csv(path: str, label_column: str | int, task: Task, delimiter: str = ",
         X = np.array([[float(v) for i, v in enumerate(r) if i != col] for r in body])
     except ValueError as e:
         raise ValueError(f"data.path: {path!r} has a non-numeric feature value ({e})") from None
-    return X, task.targets_from_text(labels, f"{path!r} column {header[col]!r}", names)
-
-
-def class_names(path: str, label_column: str | int, delimiter: str, task: Task) -> list[str] | None:
-    """A classification CSV's class names, sorted (the numbers ``load_csv`` gives them), when its labels are
-    names and not class numbers; else None."""
-    if task.name != "classification":
-        return None
-    rows = csv_rows(Path(path), delimiter)
-    col = label_column if isinstance(label_column, int) else rows[0].index(label_column)
-    labels = [r[col].strip() for r in rows[1:]]
-    try:
-        [int(v) for v in labels]
-    except ValueError:
-        return sorted(set(labels))
-    return None
+    return X, labels, f"{path!r} column {header[col]!r}"
 
 
 def read_idx(path: Path) -> NDArray:
@@ -297,6 +288,7 @@ def load(cfg: dict[str, Any], base: Path, task: Task) -> Data:
         raise ValueError(f"data.path: data.source = {source!r} needs a path")
     where = repr(path) if path else f"data.source {source!r}"
     if source in ("spiral", "digits", "csv", "diabetes"):
+        names = None  # a CSV's class names, when its labels are names
         if source == "spiral":
             X, y = spiral(cfg["samples"], cfg["classes"], cfg["noise"], seed)
         elif source == "digits":
@@ -304,9 +296,9 @@ def load(cfg: dict[str, Any], base: Path, task: Task) -> Data:
         elif source == "diabetes":
             X, y = load_diabetes()
         else:
-            X, y = load_csv(path, cfg["label_column"], task, cfg["delimiter"], names=True)  # type: ignore[arg-type]
+            X, labels, column = csv_columns(path, cfg["label_column"], cfg["delimiter"])  # type: ignore[arg-type]
+            y, names = task.targets_from_text(labels, column, names=True), task.class_names(labels)
         check_arrays({"X_train": X, "y_train": y}, where, task)
-        names = class_names(str(path), cfg["label_column"], cfg["delimiter"], task) if source == "csv" else None
         extra = {"class_names": np.array(names)} if names else {}  # kept with the run, as scikit-learn keeps
         return {**split(X, y, val, test, seed), **extra}  # classes_: predictions and evaluations print them
     if source == "text":

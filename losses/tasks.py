@@ -117,6 +117,10 @@ class Task:
         reads them as a run's (a list)."""
         raise NotImplementedError
 
+    def class_names(self, values: list[str]) -> list[str] | None:
+        """The class names a training set's labels are (a classification's, when they are not numbers)."""
+        return None
+
     def report(self, y: Array, predictions: Array, outputs: int, source: str,
                ignore: int | None = None) -> dict[str, Any]:
         """What ``evaluate`` reports for targets ``y`` and ``predictions``; ``source`` names y in errors."""
@@ -182,6 +186,15 @@ class Classification(Task):
             raise ValueError(f"{name} has labels in [{counted.min()}, {counted.max()}], but the model gives "
                              f"{outputs} scores (labels 0..{outputs - 1})")
 
+    def class_names(self, values: list[str]) -> list[str] | None:
+        """A training set's labels as names, sorted (their class numbers are their places), or None when they
+        are all integers (class numbers)."""
+        try:
+            [int(v) for v in values]
+        except ValueError:
+            return sorted(set(values))
+        return None
+
     def targets_from_text(self, values: list[str], where: str, names: bool | list[str] = False) -> Array:
         """Class numbers: integers, or floats with nothing after the point ("2.0"), as int64; anything else is a
         ValueError naming ``where`` and the first offending values. With ``names=True`` (a training set's
@@ -195,10 +208,10 @@ class Classification(Task):
                                  f"classes ({', '.join(map(repr, names[:10]))})")
             return np.array([index[v] for v in values], dtype=np.int64)
         if names is True:
-            try:
+            found = self.class_names(values)
+            if found is None:
                 return np.array([int(v) for v in values], dtype=np.int64)
-            except ValueError:
-                return np.unique(np.array(values), return_inverse=True)[1].astype(np.int64)
+            return np.searchsorted(np.array(found), np.array(values)).astype(np.int64)
 
         def number(text: str) -> int | None:
             try:
