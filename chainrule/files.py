@@ -68,6 +68,18 @@ class RunLock:
             finally:
                 os.close(fd)
 
+    def held(self) -> bool:
+        """Whether a process holds the lock now (without taking it: a shared lock tried and given back)."""
+        if not self.path.is_file():
+            return False
+        with open(self.path, "rb") as f:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return False
+
     def holder(self) -> str:
         """Who holds the lock, in words: "process 123" when its file names a live process, or "another
         process"."""

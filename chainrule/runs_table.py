@@ -8,13 +8,13 @@ or a non-finite loss ended it, or it was killed after a checkpoint; ``damaged`` 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from chainrule.config import ConfigError
+from chainrule.files import RunLock
 from chainrule.loggers import flat_config
 
 COLUMNS = ("run", "status", "epochs", "best_val", "test", "seconds")
@@ -34,20 +34,6 @@ def run_folders(root: Path) -> list[Path]:
 
 def is_run(folder: Path) -> bool:
     return (folder / "config.toml").is_file() or (folder / "checkpoint.json").is_file()
-
-
-def locked(folder: Path) -> bool:
-    """Whether a process holds the run's lock now (a killed run's lock is free: the system let it go)."""
-    path = folder / ".lock"
-    if not path.is_file():
-        return False
-    with open(path, "rb") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-    return False
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -82,7 +68,7 @@ def describe(folder: Path, root: Path) -> dict[str, Any]:
     stopped = (metrics or {}).get("stop_reason") or (meta or {}).get("stop_reason")
     early = isinstance(stopped, str) and stopped.startswith("early stop") or \
         isinstance(stopped, dict) and stopped.get("kind") == "early stop"
-    if locked(folder):
+    if RunLock(folder).held():
         row["status"] = "running"
     elif metrics is not None and (not stopped or early):
         row["status"] = "finished"
