@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from layers import Layer
+from layers.kernels import threads as kernel_threads
 from losses import LOSSES, Loss, Objective, Task
 from optim import OPTIMIZERS, ExponentialDecay, Optimizer, Schedule, Stop, StopReason, blas_threads
 from optim.batches import Augment, batches, check_augment, release_pages
@@ -197,7 +198,7 @@ class Solver:
         """
         threads = blas_threads(self.threads, self.model, self.batch_size)
         self.on_batch_end = on_batch_end
-        with self.model.mode(True), threadpool_limits(limits=threads, user_api="blas"):
+        with self.model.mode(True), threadpool_limits(limits=threads, user_api="blas"), kernel_threads(threads):
             return self.train_epochs(on_epoch_end, on_stop)
 
     def reopen(self, more_patience: bool = False, more_epochs: bool = False) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 from scipy.special import ndtr, softmax
 
 from .base import Array, Layer, Mask, as_float_array, away_from_zero, check_dout, read_only
+from .kernels import compiled
 
 
 def kink_example(cls: type[Layer], rng: np.random.Generator, batch: int) -> tuple[Layer, tuple[Array, ...]]:
@@ -33,13 +34,20 @@ class ReLU(Layer, leaf=True):
 
     def forward(self, x: Array) -> Array:
         x = as_float_array(self, x)
+        kernels = compiled("activations")
+        both = kernels.relu(x) if kernels else None
+        if both:
+            out, self.mask = both
+            return out
         self.mask = x > 0
         return np.maximum(x, 0, dtype=x.dtype)
 
     def backward(self, dout: Array) -> Array:
         mask = self.cached(self.mask)
         check_dout(self, dout, mask.shape)
-        return dout * mask
+        kernels = compiled("activations")
+        dx = kernels.relu_backward(dout, mask) if kernels else None
+        return dout * mask if dx is None else dx
 
     @classmethod
     def example(cls, rng: np.random.Generator, batch: int = 3) -> tuple[Layer, tuple[Array, ...]]:

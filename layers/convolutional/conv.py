@@ -12,6 +12,7 @@ import numpy as np
 
 from ..base import Array, Layer, as_float_array, check_dout, check_flags
 from ..init import float_dtype, init_weight, make_rng
+from ..kernels import compiled
 from .windows import Geometry, as_tuple
 
 
@@ -83,21 +84,26 @@ class ConvND(Layer, register=False):
         x = self.check_input(x)
         g, G, F = self.geometry, self.groups, self.out_channels
         out_spatial = g.output_shape(self, x.shape[2:])
-        xp = g.pad(x)
-        cols = g.columns(xp, out_spatial).reshape(G, self.in_channels // G * g.kernel_size, -1)
+        padded = g.pad_shape(x.shape)
+        kernels = compiled("windows")
+        cols = kernels.columns(x, g, out_spatial) if kernels else g.columns(g.pad(x), out_spatial)
+        cols = cols.reshape(G, self.in_channels // G * g.kernel_size, -1)
         out = np.matmul(self.params["W"].reshape(G, F // G, -1), cols).reshape(F, -1)  # (F, N * out positions)
         if "b" in self.params:
             out += self.params["b"][:, None]
-        self.cache = (cols, xp.shape, out_spatial)
+        self.cache = (cols, padded, out_spatial)
         return out.reshape(F, x.shape[0], *out_spatial).swapaxes(0, 1)
 
     def backward(self, dout: Array) -> Array:
         cols, padded, out_spatial = self.cached(self.cache)
         dz = self.output_gradient(dout, padded[0], out_spatial)
         W = self.params["W"].reshape(self.groups, self.out_channels // self.groups, -1)
+        g, kernels = self.geometry, compiled("windows")
         dcols = np.matmul(W.transpose(0, 2, 1), dz)  # (G, C/G * K, N * out positions)
-        g = self.geometry
-        return g.unpad(g.add_columns(dcols.reshape(self.in_channels, *g.kernel, padded[0], *out_spatial), padded))
+        dcols = dcols.reshape(self.in_channels, *g.kernel, padded[0], *out_spatial)
+        if kernels:
+            return kernels.add_columns(dcols, g, g.unpad_shape(padded))
+        return g.unpad(g.add_columns(dcols, padded))
 
     def backward_params(self, dout: Array) -> None:
         cols, padded, out_spatial = self.cached(self.cache)
@@ -108,7 +114,8 @@ class ConvND(Layer, register=False):
         cols = self.cached(self.cache)[0]
         check_dout(self, dout, (N, self.out_channels, *out_spatial))
         dz = dout.swapaxes(0, 1).reshape(self.groups, self.out_channels // self.groups, -1)
-        self.grads["W"] = np.matmul(dz, cols.transpose(0, 2, 1)).reshape(self.params["W"].shape)
+        # cols dz^T, transposed: 10% faster than dz cols^T at the CIFAR-shaped net's second convolution
+        self.grads["W"] = np.matmul(cols, dz.transpose(0, 2, 1)).transpose(0, 2, 1).reshape(self.params["W"].shape)
         if "b" in self.params:
             self.grads["b"] = dz.sum(axis=2).reshape(-1)
         return dz

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..base import Array, Layer, as_float_array, check_dout
+from ..kernels import compiled
 from .windows import Geometry, as_tuple
 
 
@@ -67,6 +68,11 @@ class MaxPoolND(PoolND, register=False):
         x = as_float_array(self, x)
         g = self.geometry
         out_spatial = self.check_shape(x)
+        kernels = compiled("pooling")
+        if kernels:
+            best, winner = kernels.max_pool(x, g, out_spatial)
+            self.cache = (winner, g.pad_shape(x.shape), out_spatial)
+            return best
         xp = g.pad(x, -np.inf)
         offsets = list(np.ndindex(*g.kernel))
         best = xp[g.at(offsets[0], out_spatial)].copy(order="K")
@@ -82,7 +88,9 @@ class MaxPoolND(PoolND, register=False):
     def backward(self, dout: Array) -> Array:
         winner, padded, out_spatial = self.cached(self.cache)
         check_dout(self, dout, (*padded[:2], *out_spatial))
-        g = self.geometry
+        g, kernels = self.geometry, compiled("pooling")
+        if kernels:
+            return kernels.max_pool_backward(dout, winner, g, g.unpad_shape(padded))
         dxp = g.gradient_buffer(winner, dout.dtype, padded, out_spatial)  # in the layout of the forward's input
         for i, offset in enumerate(np.ndindex(*g.kernel)):
             g.add_at(dxp, offset, out_spatial, dout, winner == i)
@@ -98,15 +106,21 @@ class AvgPoolND(PoolND, register=False):
         x = as_float_array(self, x)
         g = self.geometry
         out_spatial = self.check_shape(x)
+        self.cache = (g.pad_shape(x.shape), out_spatial)
+        kernels = compiled("pooling")
+        if kernels:
+            return kernels.avg_pool(x, g, out_spatial)
         xp = g.pad(x)
         total = sum(xp[g.at(offset, out_spatial)] for offset in np.ndindex(*g.kernel))
-        self.cache = (xp.shape, out_spatial)
         return total / x.dtype.type(g.kernel_size)
 
     def backward(self, dout: Array) -> Array:
         padded, out_spatial = self.cached(self.cache)
         g = self.geometry
         check_dout(self, dout, (*padded[:2], *out_spatial))
+        kernels = compiled("pooling")
+        if kernels:
+            return kernels.avg_pool_backward(dout, g, g.unpad_shape(padded))
         share = dout / dout.dtype.type(g.kernel_size)
         dxp = g.gradient_buffer(share, share.dtype, padded, out_spatial)
         for offset in np.ndindex(*g.kernel):

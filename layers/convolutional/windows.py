@@ -99,10 +99,17 @@ class Geometry:
         """``x`` with ``value`` around its spatial axes, in x's memory layout (see the module's docstring)."""
         if not any(self.padding):
             return x
-        padded = (*x.shape[:-self.nd], *(n + 2 * p for n, p in zip(x.shape[-self.nd:], self.padding, strict=True)))
-        xp = np.full_like(x, value, shape=padded)
-        xp[self.interior(padded)] = x
+        xp = np.full_like(x, value, shape=self.pad_shape(x.shape))
+        xp[self.interior(xp.shape)] = x
         return xp
+
+    def pad_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of ``pad`` of an array of ``shape``."""
+        return (*shape[:-self.nd], *(n + 2 * p for n, p in zip(shape[-self.nd:], self.padding, strict=True)))
+
+    def unpad_shape(self, padded: tuple[int, ...]) -> tuple[int, ...]:
+        """The spatial shape of ``unpad`` of an array of shape ``padded``."""
+        return tuple(n - 2 * p for n, p in zip(padded[-self.nd:], self.padding, strict=True))
 
     def interior(self, padded: tuple[int, ...]) -> tuple[Any, ...]:
         """The index of the unpadded values in an array of shape ``padded``."""

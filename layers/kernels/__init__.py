@@ -1,0 +1,79 @@
+"""Compiled kernels: the passes numpy makes slowly (windows to columns and back, pooling's compare-and-select, a
+recurrent step's gates), written once more as numba functions beside their numpy twins.
+
+The numpy code in the layers is the reference: it is what the docstrings explain and what the tests compare each
+kernel with (float32 within 1e-6 relative, float64 within 1e-12). A kernel is used when numba is installed (the
+``fast`` extra: ``pip install chainrule[fast]``) and the environment variable ``CHAINRULE_KERNELS`` is not
+``numpy``; ``CHAINRULE_KERNELS=numpy`` forces the numpy path for the whole process, ``CHAINRULE_KERNELS=numba``
+makes a missing numba an error. Kernels are compiled at their first call for each dtype and cached on disk by
+numba (``__pycache__`` beside this package, or numba's cache folder where that is read-only).
+
+Kernels run in parallel over the batch on numba's threads; the Solver gives them the threads it gives BLAS
+(``threads``), and the two never run at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+CHOICES = ("numba", "numpy")
+_modules: dict[str, ModuleType] = {}
+
+
+def choice() -> str:
+    """The path ``CHAINRULE_KERNELS`` asks for: "numba" (the default) or "numpy"; anything else is an error."""
+    value = os.environ.get("CHAINRULE_KERNELS", "").strip().lower() or "numba"
+    if value not in CHOICES:
+        raise ValueError(f"CHAINRULE_KERNELS must be 'numba' or 'numpy', got {os.environ['CHAINRULE_KERNELS']!r}")
+    return value
+
+
+def available() -> bool:
+    """Whether numba can be imported (the ``fast`` extra)."""
+    if "numba" not in _modules:
+        # numba's OpenMP threads otherwise spin after each kernel, taking the cores BLAS needs next: the CIFAR-shaped
+        # training step took 71 ms with them spinning, 31 ms with them asleep (benchmarks/conv_bench.py)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        try:
+            import numba
+        except ImportError:
+            return False
+        _modules["numba"] = numba
+    return True
+
+
+def compiled(family: str) -> Any:
+    """The kernel module of ``family`` ("windows", "pooling", "recurrent", "activations"), or None where the numpy
+    path is to run: numba missing, or ``CHAINRULE_KERNELS=numpy``."""
+    if choice() == "numpy":
+        return None
+    if not available():
+        if os.environ.get("CHAINRULE_KERNELS", "").strip().lower() == "numba":
+            raise ImportError("CHAINRULE_KERNELS=numba but numba is not installed: pip install 'chainrule[fast]' "
+                              "(or unset CHAINRULE_KERNELS to use numpy)")
+        return None
+    module = _modules.get(family)
+    if module is None:
+        import importlib
+
+        module = _modules[family] = importlib.import_module(f"{__name__}.{family}")
+    return module
+
+
+@contextmanager
+def threads(count: int) -> Iterator[None]:
+    """Run the kernels called inside on at most ``count`` threads (numba's setting for this thread, restored)."""
+    if choice() == "numpy" or not available():
+        yield
+        return
+    numba = _modules["numba"]
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(count), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)

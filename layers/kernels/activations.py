@@ -1,0 +1,56 @@
+"""ReLU, compiled: the twin of ``ReLU``'s forward (the output and the mask in one pass) and backward (dout where
+the mask is set), in parallel. Used from ``MIN_SIZE`` values up: below that numpy's single pass is as fast as a
+parallel launch."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+Array = np.ndarray
+
+MIN_SIZE = 1 << 16
+
+
+def flat(a: Array) -> Array | None:
+    """``a``'s values in memory order as a 1-d view, or None when its memory is not one block."""
+    view = a.ravel(order="K")
+    return view if view.base is not None and np.shares_memory(view, a) else None
+
+
+def relu(x: Array) -> tuple[Array, Array] | None:
+    """max(0, x) and the mask x > 0, in x's layout; None where the numpy twin should run (small or scattered x)."""
+    if x.size < MIN_SIZE or flat(x) is None:
+        return None
+    out, mask = np.empty_like(x), np.empty_like(x, dtype=bool)
+    relu_forward(flat(x), flat(out), flat(mask))
+    return out, mask
+
+
+def relu_backward(dout: Array, mask: Array) -> Array | None:
+    """dout * mask, in the mask's layout; None where the numpy twin should run."""
+    if dout.size < MIN_SIZE or flat(mask) is None:
+        return None
+    dx = np.empty_like(mask, dtype=dout.dtype)
+    source = flat(dout) if dout.strides == dx.strides else None
+    if source is None:  # dout in another layout: copied into dx's, then masked in place
+        np.copyto(dx, dout)
+        source = flat(dx)
+    relu_mask(source, flat(mask), flat(dx))
+    return dx
+
+
+@njit(parallel=True, cache=True)
+def relu_forward(x, out, mask):  # pragma: no cover (compiled)
+    zero = x.dtype.type(0)
+    for i in prange(x.size):
+        keep = x[i] > zero
+        out[i] = x[i] if keep else zero
+        mask[i] = keep
+
+
+@njit(parallel=True, cache=True)
+def relu_mask(dout, mask, dx):  # pragma: no cover (compiled)
+    zero = dx.dtype.type(0)
+    for i in prange(dx.size):
+        dx[i] = dout[i] if mask[i] else zero
