@@ -19,6 +19,7 @@ import numpy as np
 
 from ..base import Array, Layer, as_float_array, check_dout, check_flags, check_sizes
 from ..init import float_dtype, make_rng
+from ..kernels import compiled
 
 
 class Recurrent(Layer, register=False):
@@ -95,6 +96,10 @@ class Recurrent(Layer, register=False):
         inputs = self.by_feature("x", x.transpose(1, 2, 0))
         steps = inputs.reshape(D, T, 1, N)
         out = self.scratch("projected", (T, Wx.shape[1], N), x.dtype)
+        kernels = compiled("recurrent")
+        if kernels and D <= 4:
+            kernels.project(inputs.reshape(D, T, N), Wx, b, out)
+            return inputs, out
         if D <= 4:
             np.multiply(steps[0], Wx[0, :, None], out=out)
             for d in range(1, D):
@@ -134,13 +139,26 @@ class Recurrent(Layer, register=False):
         again as slow."""
         rows_x = self.by_feature("da_x", da_x)
         rows_h = rows_x if da_h is da_x else self.by_feature("da_h", da_h)
-        self.grads["Wx"] = inputs @ rows_x.T
-        self.grads["Wh"] = self.by_feature("h_prev", h_prev) @ rows_h.T
-        names = self.bias_names()
-        self.grads[names[0]] = rows_x.sum(axis=1)
-        if len(names) > 1:
+        return self.gradients_from_rows(inputs, h_prev, rows_x, rows_h)
+
+    def gradients_from_rows(self, inputs: Array, h_prev: Array, rows_x: Array, rows_h: Array) -> Array:
+        """``input_gradients`` from the pre-activation gradients already feature by feature, (kH, T * N). Where both
+        sides share them (RNN, LSTM), every parameter's gradient is one product: [h_prev; x; 1] rows_x^T."""
+        T, H, N = h_prev.shape
+        D, names = inputs.shape[0], self.bias_names()
+        if rows_x is rows_h:
+            stacked = self.scratch("h_prev, x, 1 by feature", (H + D + 1, T, N), h_prev.dtype)
+            np.copyto(stacked[:H], h_prev.transpose(1, 0, 2))
+            stacked[H:H + D] = inputs.reshape(D, T, N)
+            stacked[-1] = 1
+            product = stacked.reshape(H + D + 1, T * N) @ rows_x.T
+            self.grads["Wh"], self.grads["Wx"], self.grads[names[0]] = product[:H], product[H:H + D], product[-1]
+        else:
+            self.grads["Wx"] = inputs @ rows_x.T
+            self.grads["Wh"] = self.by_feature("h_prev", h_prev) @ rows_h.T
+            self.grads[names[0]] = rows_x.sum(axis=1)
             self.grads[names[1]] = rows_h.sum(axis=1)
-        return np.matmul(self.params["Wx"], da_x).transpose(2, 0, 1).copy()
+        return (self.params["Wx"] @ rows_x).reshape(-1, T, N).transpose(2, 1, 0).copy()
 
     def by_feature(self, name: str, steps: Array) -> Array:
         """(T, K, N) as (K, T * N): every step's columns side by side, copied into an array the layer keeps."""
@@ -268,28 +286,35 @@ class LSTM(Recurrent, leaf=True):
         T, H4, N = gates.shape
         H = H4 // 4
         cs, hs = self.states("cs", T, H, N, x.dtype), self.states("hs", T, H, N, x.dtype)
-        recurrent, ig = np.empty((H4, N), x.dtype), np.empty((H, N), x.dtype)
+        tanh_cs = self.scratch("tanh c", (T, H, N), x.dtype)
+        recurrent, ig, kernels = np.empty((H4, N), x.dtype), np.empty((H, N), x.dtype), compiled("recurrent")
         with np.errstate(over="ignore", under="ignore"):
             for t in range(T):
                 a = gates[t]
-                a += np.matmul(Wh_T, hs[t], out=recurrent)
-                i, f, o = sigmoid_(a[:3 * H]).reshape(3, H, N)
-                g = np.tanh(a[3 * H:], out=a[3 * H:])
-                c = np.multiply(f, cs[t], out=cs[t + 1])
-                c += np.multiply(i, g, out=ig)
-                np.multiply(o, np.tanh(c, out=ig), out=hs[t + 1])
-        self.cache = (inputs, gates, cs, hs)
+                if kernels:  # the same gates, three numpy calls fewer and one tanh for the four
+                    kernels.lstm_preactivations(a, np.matmul(Wh_T, hs[t], out=recurrent))
+                    kernels.lstm_cell(np.tanh(a, out=a), cs[t], cs[t + 1])
+                else:
+                    a += np.matmul(Wh_T, hs[t], out=recurrent)
+                    i, f, o = sigmoid_(a[:3 * H]).reshape(3, H, N)
+                    g = np.tanh(a[3 * H:], out=a[3 * H:])
+                    c = np.multiply(f, cs[t], out=cs[t + 1])
+                    c += np.multiply(i, g, out=ig)
+                np.multiply(a[2 * H:3 * H], np.tanh(cs[t + 1], out=tanh_cs[t]), out=hs[t + 1])
+        self.cache = (inputs, gates, cs, hs, tanh_cs)
         return self.output(hs)
 
     def backward(self, dout: Array) -> Array:
-        inputs, gates, cs, hs = self.cached(self.cache)
+        inputs, gates, cs, hs, tanh_c = self.cached(self.cache)
         T, H4, N = gates.shape
         H, Wh = H4 // 4, self.params["Wh"]
         dhs, dh = self.incoming(dout, (T, H, N))
+        kernels = compiled("recurrent")
+        if kernels:
+            return self.backward_compiled(kernels, inputs, gates, cs, hs, tanh_c, dhs, dh)
         i, f, o, g = (gates[:, k * H:(k + 1) * H] for k in range(4))
         # what does not depend on the gradient flowing back, for every step at once, written in place (no
         # temporaries: new pages cost more than the arithmetic); the loop keeps only products
-        tanh_c = np.tanh(cs[1:], out=self.scratch("tanh c", hs[1:].shape, hs.dtype))
         to_cell = tanh_slope(tanh_c, out=self.scratch("to cell", hs[1:].shape, hs.dtype))
         to_cell *= o                                         # dc += dh * to_cell
         local = self.scratch("local", gates.shape, gates.dtype)
@@ -314,6 +339,20 @@ class LSTM(Recurrent, leaf=True):
             dc *= f[t]
             dh = np.matmul(Wh, da, out=dh)
         return self.input_gradients(inputs, hs[:-1], local, local)
+
+    def backward_compiled(self, kernels: Any, inputs: Array, gates: Array, cs: Array, hs: Array, tanh_c: Array,
+                          dhs: Array | None, dh: Array) -> Array:
+        """``backward`` with each step's elementwise part in one compiled pass (``kernels.lstm_step_backward``)."""
+        T, H4, N = gates.shape
+        rows = self.scratch("da by feature", (H4, T, N), gates.dtype)  # written feature by feature: no copy after
+        dc, Wh = np.zeros_like(dh), self.params["Wh"]
+        for t in reversed(range(T)):
+            if dhs is not None and t < T - 1:
+                dh += dhs[t]
+            kernels.lstm_step_backward(dh, dc, gates[t], cs[t], tanh_c[t], rows, t)
+            dh = np.matmul(Wh, rows[:, t], out=dh)
+        rows_2d = rows.reshape(H4, T * N)
+        return self.gradients_from_rows(inputs, hs[:-1], rows_2d, rows_2d)
 
 
 class GRU(Recurrent, leaf=True):
@@ -357,6 +396,9 @@ class GRU(Recurrent, leaf=True):
         H, Wh = H3 // 3, self.params["Wh"]
         dhs, dh = self.incoming(dout, (T, H, N))
         h_prev = hs[:-1]
+        kernels = compiled("recurrent")
+        if kernels:
+            return self.backward_compiled(kernels, inputs, gates, has, hs, dhs, dh)
         r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]
         # what does not depend on the gradient flowing back, for every step at once, written in place; the loop
         # keeps only products
@@ -382,3 +424,18 @@ class GRU(Recurrent, leaf=True):
             dh *= z[t]
             dh += np.matmul(Wh, ah, out=recurrent)
         return self.input_gradients(inputs, h_prev, da_x, da_h)
+
+    def backward_compiled(self, kernels: Any, inputs: Array, gates: Array, has: Array, hs: Array,
+                          dhs: Array | None, dh: Array) -> Array:
+        """``backward`` with each step's elementwise part in one compiled pass (``kernels.gru_step_backward``)."""
+        T, H3, N = gates.shape
+        Wh, ah_n = self.params["Wh"], has[:, 2 * (H3 // 3):]
+        rows_x = self.scratch("da_x by feature", (H3, T, N), hs.dtype)  # feature by feature: no copy after
+        rows_h = self.scratch("da_h by feature", (H3, T, N), hs.dtype)
+        recurrent = np.empty_like(dh)
+        for t in reversed(range(T)):
+            if dhs is not None and t < T - 1:
+                dh += dhs[t]
+            kernels.gru_step_backward(dh, gates[t], hs[t], ah_n[t], rows_x, rows_h, t)
+            dh += np.matmul(Wh, rows_h[:, t], out=recurrent)
+        return self.gradients_from_rows(inputs, hs[:-1], rows_x.reshape(H3, -1), rows_h.reshape(H3, -1))
