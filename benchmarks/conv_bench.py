@@ -4,7 +4,8 @@ process, float32, alternating rounds, medians with the rounds' range.
     python benchmarks/conv_bench.py                     # both nets, 5 rounds, 2 threads, then time to 92%
     python benchmarks/conv_bench.py --rounds 3 --threads 1 --fit-seeds 0
 
-Contenders: chainrule, a hand-written numpy im2col step (``numpy_step``) and PyTorch (when installed).
+Contenders: chainrule with its compiled kernels (numba, the ``fast`` extra), chainrule on numpy alone
+(``CHAINRULE_KERNELS=numpy``), a hand-written numpy im2col step (``numpy_step``) and PyTorch (when installed).
 Nets: the MNIST-1D paper's CNN (Conv1D 1->25 k5 s2 p1, two Conv1D 25->25 k3 s2 p1, ReLU after each,
 Affine 125->10) at a batch of 100, and a CIFAR-shaped net (Conv2D 3->32 3x3 p1, ReLU, MaxPool 2, Conv2D
 32->64 3x3 p1, ReLU, MaxPool 2, Affine 4096->10) at a batch of 64. A step is forward, softmax loss, backward
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -191,16 +193,19 @@ def solo(contender: str, name: str, threads: int, seconds: float) -> float:
     rng = np.random.default_rng(0)
     data = [(rng.standard_normal((batch, c, *spatial)).astype(np.float32), rng.integers(0, classes, batch))
             for _ in range(4)]
-    makers = {"torch": torch_step, "numpy": numpy_step, "chainrule": chainrule_step}
+    makers = {"torch": torch_step, "numpy": numpy_step, "chainrule": chainrule_step, "chainrule-numpy": chainrule_step}
     return contender_seconds(contender, lambda: makers[contender](name), data, threads, seconds)
 
 
 def contender_seconds(contender: str, make_step: Any, data: list, threads: int, seconds: float) -> float:
-    """``median_pass_seconds`` of the step ``make_step()`` gives, with ``threads`` threads for BLAS (and for
-    PyTorch, whose contender gets ``data`` as tensors). Shared with ``rnn_bench``."""
+    """``median_pass_seconds`` of the step ``make_step()`` gives, with ``threads`` threads for BLAS and numba (and
+    for PyTorch, whose contender gets ``data`` as tensors). Shared with ``rnn_bench``."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=threads):
+    sys.path.insert(0, str(HERE.parent))
+    from layers.kernels import threads as kernel_threads
+
+    with threadpool_limits(limits=threads), kernel_threads(threads):
         if contender == "torch":
             import torch
 
@@ -239,7 +244,9 @@ def time_to_accuracy(contender: str, threads: int, seed: int) -> tuple[float | N
     X, y = data["X_train"].astype(np.float32), data["y_train"]
     X_test, y_test = data["X_test"].astype(np.float32), data["y_test"]
     order = np.random.default_rng(seed)
-    with threadpool_limits(limits=threads):
+    from layers.kernels import threads as kernel_threads
+
+    with threadpool_limits(limits=threads), kernel_threads(threads):
         if contender == "torch":
             import torch
 
@@ -329,31 +336,30 @@ def main() -> None:
     if args.solo_fit:
         print(json.dumps(time_to_accuracy(args.solo_fit[0], args.threads, int(args.solo_fit[1]))))
         return
-    try:
-        import torch  # noqa: F401
-        contenders = ["chainrule", "numpy", "torch"]
-    except ImportError:
-        contenders = ["chainrule", "numpy"]
+    contenders = available_contenders(["chainrule", "chainrule-numpy", "numpy"])
+    print(load_line())
     order = np.random.default_rng(0)
     samples: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         for name in NETS:
             for contender in order.permutation(contenders):
-                out = subprocess.run([sys.executable, __file__, "--solo", str(contender), name, "--threads",
-                                      str(args.threads), "--seconds", str(args.seconds)],
-                                     capture_output=True, text=True, check=True)
-                samples.setdefault((name, str(contender)), []).append(float(out.stdout.strip().splitlines()[-1]))
+                out = run_solo(__file__, str(contender), ["--solo", str(contender), name, "--threads",
+                                                          str(args.threads), "--seconds", str(args.seconds)])
+                samples.setdefault((name, str(contender)), []).append(float(out.strip().splitlines()[-1]))
     peak = float(subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(HERE)!r}); "
                                  f"import conv_bench; print(conv_bench.gemm_peak({args.threads}))"],
                                 capture_output=True, text=True, check=True).stdout)
     print(f"{args.threads} threads, {args.rounds} rounds, float32; square GEMM peak {peak:.0f} GFLOP/s")
-    print("Training step (ms, median of rounds, range); ÷x: chainrule's time over x's; GFLOP/s and ÷peak: "
-          "chainrule's")
-    print(f"{'net':>12}  {'batch':>5}  {'chainrule ms (range)':>22}  {'numpy im2col ms':>22}  {'÷numpy':>6}  "
-          f"{'torch ms (range)':>22}  {'÷torch':>6}  {'GFLOP':>6}  {'GFLOP/s':>7}  {'÷peak':>5}")
+    print("Training step (ms, median of rounds, range); chainrule with kernels, then on numpy alone; ÷x: "
+          "chainrule's time (with kernels) over x's; GFLOP/s and ÷peak: chainrule's with kernels")
+    print(f"{'net':>12}  {'batch':>5}  {'chainrule ms (range)':>22}  {'chainrule numpy ms':>22}  {'÷':>5}  "
+          f"{'numpy im2col ms':>22}  {'÷numpy':>6}  {'torch ms (range)':>22}  {'÷torch':>6}  {'GFLOP':>6}  "
+          f"{'GFLOP/s':>7}  {'÷peak':>5}")
     for name in NETS:
         med = statistics.median(samples[(name, "chainrule")])
         cells = [f"{name:>12}", f"{NETS[name][1]:>5}", f"{spread(samples[(name, 'chainrule')]):>22}"]
+        plain = samples.get((name, "chainrule-numpy"), [])
+        cells += [f"{spread(plain):>22}", f"{med / statistics.median(plain):>5.2f}" if plain else f"{'-':>5}"]
         for contender in ("numpy", "torch"):
             theirs = samples.get((name, contender), [])
             cells += [f"{spread(theirs):>22}", f"{med / statistics.median(theirs):>6.2f}" if theirs else f"{'-':>6}"]
@@ -362,6 +368,29 @@ def main() -> None:
         print("  ".join(cells))
     if args.fit_seeds:
         fit_table(contenders, args)
+
+
+def available_contenders(ours: list[str]) -> list[str]:
+    """``ours``, without the kernels' contender where numba is missing, and PyTorch where it is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("numba") is None:
+        ours = [c for c in ours if c != "chainrule"] + ["chainrule"]  # chainrule then runs on numpy
+    return ours + (["torch"] if importlib.util.find_spec("torch") else [])
+
+
+def run_solo(script: str, contender: str, arguments: list[str]) -> str:
+    """Run ``script`` with ``arguments`` in a process of its own (``chainrule-numpy``: with CHAINRULE_KERNELS=numpy);
+    its standard output."""
+    env = dict(os.environ, CHAINRULE_KERNELS="numpy") if contender.endswith("-numpy") else None
+    return subprocess.run([sys.executable, script, *arguments], capture_output=True, text=True, check=True,
+                          env=env).stdout
+
+
+def load_line() -> str:
+    """The machine's load average and cores, printed above each table: timings on a busy machine flatter numpy."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
 def spread(values: list[float]) -> str:
@@ -375,16 +404,15 @@ def fit_table(contenders: list[str], args: argparse.Namespace) -> None:
     rows = {}
     for seed in range(args.fit_seeds):
         for contender in (c for c in contenders if c != "numpy"):
-            out = subprocess.run([sys.executable, __file__, "--solo-fit", contender, str(seed), "--threads",
-                                  str(args.threads)], capture_output=True, text=True, check=True)
-            rows[(contender, seed)] = json.loads(out.stdout.strip().splitlines()[-1])
+            out = run_solo(__file__, contender, ["--solo-fit", contender, str(seed), "--threads", str(args.threads)])
+            rows[(contender, seed)] = json.loads(out.strip().splitlines()[-1])
     print(f"\nMNIST-1D, the paper's CNN, Adam lr 1e-2, batches of 100: training seconds to {TARGET:.0%} test "
           f"accuracy (checked every {EVAL_EVERY} steps, not timed; at most {MAX_STEPS} steps)")
-    print(f"{'contender':>10}  {'seed':>4}  {'seconds':>8}  {'steps':>6}  {'ms/step':>7}  {'accuracy':>8}")
+    print(f"{'contender':>15}  {'seed':>4}  {'seconds':>8}  {'steps':>6}  {'ms/step':>7}  {'accuracy':>8}")
     for (contender, seed), (seconds, steps, acc) in rows.items():
         shown = f"{seconds:8.2f}" if seconds is not None else f"{'not hit':>8}"
         per_step = f"{1e3 * seconds / steps:7.2f}" if seconds is not None else f"{'-':>7}"
-        print(f"{contender:>10}  {seed:>4}  {shown}  {steps:>6}  {per_step}  {acc:>8.3f}")
+        print(f"{contender:>15}  {seed:>4}  {shown}  {steps:>6}  {per_step}  {acc:>8.3f}")
 
 
 if __name__ == "__main__":

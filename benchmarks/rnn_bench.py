@@ -13,13 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from conv_bench import contender_seconds, spread  # the same timing and table cells as the conv benchmark
+from conv_bench import (  # the same timing, processes and table cells as the conv benchmark
+    available_contenders,
+    contender_seconds,
+    load_line,
+    run_solo,
+    spread,
+)
 
 HERE = Path(__file__).resolve().parent
 N, T, D, H, CLASSES = 100, 40, 1, 64, 10
@@ -62,7 +67,7 @@ def solo(contender: str, kind: str, threads: int, seconds: float) -> float:
     """Run in this process: the median seconds of one step, after a warm-up."""
     rng = np.random.default_rng(0)
     data = [(rng.standard_normal((N, T, D)).astype(np.float32), rng.integers(0, CLASSES, N)) for _ in range(4)]
-    make_step = torch_step if contender == "torch" else chainrule_step
+    make_step = torch_step if contender == "torch" else chainrule_step  # chainrule-numpy: the env says numpy
     return contender_seconds(contender, lambda: make_step(kind), data, threads, seconds)
 
 
@@ -76,27 +81,28 @@ def main() -> None:
     if args.solo:
         print(json.dumps(solo(args.solo[0], args.solo[1], args.threads, args.seconds)))
         return
-    try:
-        import torch  # noqa: F401
-        contenders = ["chainrule", "torch"]
-    except ImportError:
-        contenders = ["chainrule"]
+    contenders = available_contenders(["chainrule", "chainrule-numpy"])
+    print(load_line())
     order = np.random.default_rng(0)
     samples: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         for kind in ("gru", "lstm"):
             for contender in order.permutation(contenders):
-                out = subprocess.run([sys.executable, __file__, "--solo", str(contender), kind, "--threads",
-                                      str(args.threads), "--seconds", str(args.seconds)],
-                                     capture_output=True, text=True, check=True)
-                samples.setdefault((kind, str(contender)), []).append(float(out.stdout.strip().splitlines()[-1]))
+                out = run_solo(__file__, str(contender), ["--solo", str(contender), kind, "--threads",
+                                                          str(args.threads), "--seconds", str(args.seconds)])
+                samples.setdefault((kind, str(contender)), []).append(float(out.strip().splitlines()[-1]))
     print(f"{args.threads} threads, {args.rounds} rounds, float32; N={N}, T={T}, D={D}, H={H}; a step: forward, "
           "softmax loss, backward, Adam")
-    print(f"{'layer':>5}  {'chainrule ms (range)':>22}  {'torch ms (range)':>22}  {'÷torch':>6}")
+    print(f"{'layer':>5}  {'chainrule ms (range)':>22}  {'chainrule numpy ms':>22}  {'÷':>5}  "
+          f"{'torch ms (range)':>22}  {'÷torch':>6}")
     for kind in ("gru", "lstm"):
-        ours, theirs = samples[(kind, "chainrule")], samples.get((kind, "torch"), [])
-        ratio = f"{statistics.median(ours) / statistics.median(theirs):.2f}" if theirs else "-"
-        print(f"{kind.upper():>5}  {spread(ours):>22}  {spread(theirs):>22}  {ratio:>6}")
+        ours = samples[(kind, "chainrule")]
+        cells = [f"{kind.upper():>5}", f"{spread(ours):>22}"]
+        for contender, width in (("chainrule-numpy", 5), ("torch", 6)):
+            theirs = samples.get((kind, contender), [])
+            ratio = f"{statistics.median(ours) / statistics.median(theirs):.2f}" if theirs else "-"
+            cells += [f"{spread(theirs):>22}", f"{ratio:>{width}}"]
+        print("  ".join(cells))
 
 
 if __name__ == "__main__":

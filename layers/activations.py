@@ -17,7 +17,7 @@ import numpy as np
 from scipy.special import ndtr, softmax
 
 from .base import Array, Layer, Mask, as_float_array, away_from_zero, check_dout, read_only
-from .kernels import compiled
+from .kernels import MIN_ELEMENTWISE, compiled
 
 
 def kink_example(cls: type[Layer], rng: np.random.Generator, batch: int) -> tuple[Layer, tuple[Array, ...]]:
@@ -34,7 +34,7 @@ class ReLU(Layer, leaf=True):
 
     def forward(self, x: Array) -> Array:
         x = as_float_array(self, x)
-        kernels = compiled("activations")
+        kernels = compiled("activations") if x.size >= MIN_ELEMENTWISE else None
         both = kernels.relu(x) if kernels else None
         if both:
             out, self.mask = both
@@ -45,7 +45,7 @@ class ReLU(Layer, leaf=True):
     def backward(self, dout: Array) -> Array:
         mask = self.cached(self.mask)
         check_dout(self, dout, mask.shape)
-        kernels = compiled("activations")
+        kernels = compiled("activations") if mask.size >= MIN_ELEMENTWISE else None
         dx = kernels.relu_backward(dout, mask) if kernels else None
         return dout * mask if dx is None else dx
 

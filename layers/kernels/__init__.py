@@ -21,6 +21,9 @@ from types import ModuleType
 from typing import Any
 
 CHOICES = ("numba", "numpy")
+#: Elementwise kernels (ReLU) run from this many values up; below it numpy's single pass is as fast as a parallel
+#: launch, and a small model never imports numba at all.
+MIN_ELEMENTWISE = 1 << 16
 _modules: dict[str, ModuleType] = {}
 
 

@@ -1,15 +1,14 @@
 """ReLU, compiled: the twin of ``ReLU``'s forward (the output and the mask in one pass) and backward (dout where
-the mask is set), in parallel. Used from ``MIN_SIZE`` values up: below that numpy's single pass is as fast as a
-parallel launch."""
+the mask is set), in parallel. Used from ``MIN_ELEMENTWISE`` values up (``layers.kernels``)."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-Array = np.ndarray
+from . import MIN_ELEMENTWISE
 
-MIN_SIZE = 1 << 16
+Array = np.ndarray
 
 
 def flat(a: Array) -> Array | None:
@@ -20,7 +19,7 @@ def flat(a: Array) -> Array | None:
 
 def relu(x: Array) -> tuple[Array, Array] | None:
     """max(0, x) and the mask x > 0, in x's layout; None where the numpy twin should run (small or scattered x)."""
-    if x.size < MIN_SIZE or flat(x) is None:
+    if x.size < MIN_ELEMENTWISE or flat(x) is None:
         return None
     out, mask = np.empty_like(x), np.empty_like(x, dtype=bool)
     relu_forward(flat(x), flat(out), flat(mask))
@@ -29,7 +28,7 @@ def relu(x: Array) -> tuple[Array, Array] | None:
 
 def relu_backward(dout: Array, mask: Array) -> Array | None:
     """dout * mask, in the mask's layout; None where the numpy twin should run."""
-    if dout.size < MIN_SIZE or flat(mask) is None:
+    if dout.size < MIN_ELEMENTWISE or flat(mask) is None:
         return None
     dx = np.empty_like(mask, dtype=dout.dtype)
     source = flat(dout) if dout.strides == dx.strides else None

@@ -1,7 +1,8 @@
 """Max and average pooling, compiled: the twins of ``MaxPoolND`` and ``AvgPoolND``'s forward and backward in
 ``layers.convolutional.pooling``. One pass over each (example, channel) plane, padding read in place; the max
 keeps its winner's kernel offset (ties to the first in row-major order, as the twin; a window holding a NaN gives
-NaN, its winner left undefined), and backward adds each output's gradient where it was read. Outputs keep the input's layout, (N, C, ...) or channel-major.
+NaN, its winner left undefined), and backward adds each output's gradient where it was read. Outputs keep the
+input's layout, (N, C, ...) or channel-major.
 """
 
 from __future__ import annotations

@@ -43,9 +43,10 @@ def lstm_cell(gates, c_prev, c):  # pragma: no cover (compiled)
 
 @njit(cache=True)
 def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, da, step):  # pragma: no cover (compiled)
-    """One step back through h = o tanh(c) and c = f c_prev + i g into the pre-activations of ``step``, da[:, step]
-    of da (4H, T, N), from the state gradients dh and dc (H, N), the step's gates, c_prev and tanh(c); dc becomes
-    the gradient of c_prev. (da whole and the step, not a view da[:, step]: a strided view is not vectorized, 5x slower.)"""
+    """One step back through h = o tanh(c) and c = f c_prev + i g into the pre-activations of ``step``,
+    da[:, step] of da (4H, T, N), from the state gradients dh and dc (H, N), the step's gates, c_prev and tanh(c);
+    dc becomes the gradient of c_prev. (da whole and the step, not a view da[:, step]: a strided view is not
+    vectorized, 5x slower.)"""
     H, N = dh.shape
     one = dh.dtype.type(1)
     for k in range(H):
@@ -63,9 +64,9 @@ def lstm_step_backward(dh, dc, gates, c_prev, tanh_c, da, step):  # pragma: no c
 @njit(cache=True)
 def gru_step_backward(dh, gates, h_prev, ah_n, da_x, da_h, step):  # pragma: no cover (compiled)
     """One step back through h = (1 - z) n + z h_prev and n = tanh(ax_n + r ah_n): the pre-activation gradients
-    of ``step`` on the input side da_x[:, step] and the recurrent side da_h[:, step] (of (3H, T, N)), from dh (H, N), the
-    step's gates (r, z, n), h_prev and ah_n = h_prev Wh_n + bh_n. dh becomes the direct part of h_prev's
-    gradient, dh z."""
+    of ``step`` on the input side da_x[:, step] and the recurrent side da_h[:, step] (of (3H, T, N)), from dh
+    (H, N), the step's gates (r, z, n), h_prev and ah_n = h_prev Wh_n + bh_n. dh becomes the direct part of
+    h_prev's gradient, dh z."""
     H, N = dh.shape
     one = dh.dtype.type(1)
     for k in range(H):

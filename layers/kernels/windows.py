@@ -30,7 +30,7 @@ def as_2d(x: Array) -> tuple[Array, bool]:
 
 def geometry_2d(geometry: Any) -> tuple[int, ...]:
     """kernel, stride, padding and dilation as 8 ints for two axes (a 1-D geometry gets a height of 1)."""
-    parts = (geometry.kernel, geometry.stride, geometry.padding, geometry.dilation)
+    parts: tuple[tuple[int, ...], ...] = (geometry.kernel, geometry.stride, geometry.padding, geometry.dilation)
     if geometry.nd == 1:
         parts = tuple(((1, 1, 0, 1)[i], p[0]) for i, p in enumerate(parts))
     return tuple(int(v) for pair in parts for v in pair)
@@ -50,8 +50,6 @@ def add_columns(dcols: Array, geometry: Any, spatial: tuple[int, ...]) -> Array:
     """The twin of ``geometry.unpad(geometry.add_columns(dcols, padded))``: the input's gradient (N, C, *spatial),
     a view of channel-major memory."""
     C, N = dcols.shape[0], dcols.shape[1 + geometry.nd]
-    kh, kw = geometry_2d(geometry)[:2]
-    out = dcols.shape[2 + geometry.nd:]
     dcols_2d = dcols[:, None, :, :, None, :] if geometry.nd == 1 else dcols
     dx = np.empty((C, N, *((1, *spatial) if geometry.nd == 1 else spatial)), dtype=dcols.dtype)
     sum_columns(np.ascontiguousarray(dcols_2d), *geometry_2d(geometry), dx)
