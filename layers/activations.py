@@ -203,9 +203,15 @@ class GELU(Layer, leaf=True):
             t = np.tanh(gelu_u(x))
             self.cache = (x, t)
             return x.dtype.type(0.5) * x * (1 + t)
-        cdf = ndtr(x)
+        kernels = compiled("activations") if x.size >= MIN_ELEMENTWISE else None
+        both = kernels.gelu(x) if kernels else None
+        if both:
+            out, cdf = both
+        else:
+            cdf = ndtr(x)
+            out = x * cdf
         self.cache = (x, cdf)
-        return x * cdf
+        return out
 
     def backward(self, dout: Array) -> Array:
         x, kept = self.cached(self.cache)

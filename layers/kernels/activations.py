@@ -1,7 +1,10 @@
-"""ReLU, compiled: the twin of ``ReLU``'s forward (the output and the mask in one pass) and backward (dout where
-the mask is set), in parallel. Used from ``MIN_ELEMENTWISE`` values up (``layers.kernels``)."""
+"""ReLU and the exact GELU, compiled: the twins of ``ReLU``'s forward (the output and the mask in one pass) and
+backward (dout where the mask is set), and of ``GELU``'s forward (x Phi(x), keeping Phi(x)), in parallel. Used from
+``MIN_ELEMENTWISE`` values up (``layers.kernels``)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit, prange
@@ -37,6 +40,25 @@ def relu_backward(dout: Array, mask: Array) -> Array | None:
         source = flat(dx)
     relu_mask(source, flat(mask), flat(dx))
     return dx
+
+
+def gelu(x: Array) -> tuple[Array, Array] | None:
+    """x Phi(x) and Phi(x), in x's layout; None where the numpy twin should run."""
+    if x.size < MIN_ELEMENTWISE or flat(x) is None:
+        return None
+    out, cdf = np.empty_like(x), np.empty_like(x)
+    gelu_forward(flat(x), flat(out), flat(cdf))
+    return out, cdf
+
+
+@njit(parallel=True, cache=True)
+def gelu_forward(x, out, cdf):  # pragma: no cover (compiled)
+    """cdf = Phi(x) = erfc(-x / sqrt(2)) / 2, the form accurate in both tails; out = x cdf."""
+    scale, half = x.dtype.type(-1 / math.sqrt(2)), x.dtype.type(0.5)
+    for i in prange(x.size):
+        p = half * math.erfc(x[i] * scale)
+        cdf[i] = p
+        out[i] = x[i] * p
 
 
 @njit(parallel=True, cache=True)

@@ -158,7 +158,7 @@ class Recurrent(Layer, register=False):
             self.grads["Wh"] = self.by_feature("h_prev", h_prev) @ rows_h.T
             self.grads[names[0]] = rows_x.sum(axis=1)
             self.grads[names[1]] = rows_h.sum(axis=1)
-        return (self.params["Wx"] @ rows_x).reshape(-1, T, N).transpose(2, 1, 0).copy()
+        return (self.params["Wx"] @ rows_x).reshape(D, T, N).transpose(2, 1, 0).copy()
 
     def by_feature(self, name: str, steps: Array) -> Array:
         """(T, K, N) as (K, T * N): every step's columns side by side, copied into an array the layer keeps."""

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from layers import GRU, LSTM, RNN, AvgPool1D, AvgPool2D, Conv1D, Conv2D, MaxPool1D, MaxPool2D, ReLU  # noqa: E402
+from layers import GELU, GRU, LSTM, RNN, AvgPool1D, AvgPool2D, Conv1D, Conv2D, MaxPool1D, MaxPool2D, ReLU  # noqa: E402,E501
 from layers.convolutional.conv import EXAMPLES_1D, EXAMPLES_2D  # noqa: E402
 from layers.convolutional.pooling import POOL_EXAMPLES  # noqa: E402
 from layers.kernels import MIN_ELEMENTWISE  # noqa: E402
@@ -99,6 +99,15 @@ def test_relu_kernel_matches_numpy_from_its_minimum_size(monkeypatch, layout, dt
     x[0, 0, 0, :4] = 0.0  # the kink: no gradient at 0 on either path
     assert x.size >= MIN_ELEMENTWISE
     assert_same(both_paths(monkeypatch, ReLU(), x if layout == "contiguous" else channel_major(x)), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_kernel_matches_numpy_in_both_tails(monkeypatch, dtype):
+    x = np.random.default_rng(0).standard_normal((64, 32, 32)).astype(dtype) * 3
+    x[0, 0, :6] = [-30, -12, -6, 6, 12, 30]  # Phi(x) down to 1e-33 (float64) and up to 1
+    results = both_paths(monkeypatch, GELU(), x)
+    assert_same(results, dtype)
+    assert results["numba"][0][0, 0, 1] < 0  # x Phi(x) at -12: tiny, negative, not rounded to 0
 
 
 def test_relu_kernel_takes_dout_in_another_layout(monkeypatch):
