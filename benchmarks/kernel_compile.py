@@ -19,19 +19,20 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-FAMILIES = ("convolution", "pooling", "relu", "lstm", "gru")
+FAMILIES = ("convolution", "pooling", "relu", "gelu", "lstm", "gru")
 
 
 def first_step(family: str) -> float:
     """Run in this process: seconds of the first forward and backward of ``family``'s layers."""
     sys.path.insert(0, str(HERE.parent))
-    from layers import GRU, LSTM, AvgPool2D, Conv1D, Conv2D, MaxPool2D, ReLU
+    from layers import GELU, GRU, LSTM, AvgPool2D, Conv1D, Conv2D, MaxPool2D, ReLU
 
     rng = np.random.default_rng(0)
     cases = {"convolution": [(Conv2D(3, 4, 3, padding=1, rng=0), (2, 3, 8, 8)), (Conv1D(3, 4, 3, rng=0), (2, 3, 9))],
              "pooling": [(MaxPool2D(2), (2, 3, 8, 8)), (MaxPool2D(3, 2, 1), (2, 3, 8, 8)),
                          (AvgPool2D(2), (2, 3, 8, 8))],
              "relu": [(ReLU(), (64, 1024))],
+             "gelu": [(GELU(), (64, 1024))],
              "lstm": [(LSTM(1, 8, rng=0), (4, 5, 1))],
              "gru": [(GRU(1, 8, rng=0), (4, 5, 1))]}[family]
     start = time.perf_counter()

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.special import ndtr, softmax
 
 from .base import Array, Layer, Mask, as_float_array, away_from_zero, check_dout, read_only
-from .kernels import MIN_ELEMENTWISE, compiled
+from .kernels import compiled
 
 
 def kink_example(cls: type[Layer], rng: np.random.Generator, batch: int) -> tuple[Layer, tuple[Array, ...]]:
@@ -34,7 +34,7 @@ class ReLU(Layer, leaf=True):
 
     def forward(self, x: Array) -> Array:
         x = as_float_array(self, x)
-        kernels = compiled("activations") if x.size >= MIN_ELEMENTWISE else None
+        kernels = compiled("activations", x.size)
         both = kernels.relu(x) if kernels else None
         if both:
             out, self.mask = both
@@ -45,7 +45,7 @@ class ReLU(Layer, leaf=True):
     def backward(self, dout: Array) -> Array:
         mask = self.cached(self.mask)
         check_dout(self, dout, mask.shape)
-        kernels = compiled("activations") if mask.size >= MIN_ELEMENTWISE else None
+        kernels = compiled("activations", mask.size)
         dx = kernels.relu_backward(dout, mask) if kernels else None
         return dout * mask if dx is None else dx
 
@@ -203,7 +203,7 @@ class GELU(Layer, leaf=True):
             t = np.tanh(gelu_u(x))
             self.cache = (x, t)
             return x.dtype.type(0.5) * x * (1 + t)
-        kernels = compiled("activations") if x.size >= MIN_ELEMENTWISE else None
+        kernels = compiled("activations", x.size)
         both = kernels.gelu(x) if kernels else None
         if both:
             out, cdf = both

@@ -85,7 +85,7 @@ class ConvND(Layer, register=False):
         g, G, F = self.geometry, self.groups, self.out_channels
         out_spatial = g.output_shape(self, x.shape[2:])
         padded = g.pad_shape(x.shape)
-        kernels = compiled("windows")
+        kernels = compiled("windows", x.size)
         cols = kernels.columns(x, g, out_spatial) if kernels else g.columns(g.pad(x), out_spatial)
         cols = cols.reshape(G, self.in_channels // G * g.kernel_size, -1)
         out = np.matmul(self.params["W"].reshape(G, F // G, -1), cols).reshape(F, -1)  # (F, N * out positions)
@@ -98,7 +98,7 @@ class ConvND(Layer, register=False):
         cols, padded, out_spatial = self.cached(self.cache)
         dz = self.output_gradient(dout, padded[0], out_spatial)
         W = self.params["W"].reshape(self.groups, self.out_channels // self.groups, -1)
-        g, kernels = self.geometry, compiled("windows")
+        g, kernels = self.geometry, compiled("windows", int(np.prod(padded)))
         dcols = np.matmul(W.transpose(0, 2, 1), dz)  # (G, C/G * K, N * out positions)
         dcols = dcols.reshape(self.in_channels, *g.kernel, padded[0], *out_spatial)
         if kernels:

@@ -68,7 +68,7 @@ class MaxPoolND(PoolND, register=False):
         x = as_float_array(self, x)
         g = self.geometry
         out_spatial = self.check_shape(x)
-        kernels = compiled("pooling")
+        kernels = compiled("pooling", x.size)
         if kernels:
             best, winner = kernels.max_pool(x, g, out_spatial)
             self.cache = (winner, g.pad_shape(x.shape), out_spatial)
@@ -88,7 +88,7 @@ class MaxPoolND(PoolND, register=False):
     def backward(self, dout: Array) -> Array:
         winner, padded, out_spatial = self.cached(self.cache)
         check_dout(self, dout, (*padded[:2], *out_spatial))
-        g, kernels = self.geometry, compiled("pooling")
+        g, kernels = self.geometry, compiled("pooling", int(np.prod(padded)))
         if kernels:
             return kernels.max_pool_backward(dout, winner, g, g.unpad_shape(padded))
         dxp = g.gradient_buffer(winner, dout.dtype, padded, out_spatial)  # in the layout of the forward's input
@@ -107,7 +107,7 @@ class AvgPoolND(PoolND, register=False):
         g = self.geometry
         out_spatial = self.check_shape(x)
         self.cache = (g.pad_shape(x.shape), out_spatial)
-        kernels = compiled("pooling")
+        kernels = compiled("pooling", x.size)
         if kernels:
             return kernels.avg_pool(x, g, out_spatial)
         xp = g.pad(x)
@@ -118,7 +118,7 @@ class AvgPoolND(PoolND, register=False):
         padded, out_spatial = self.cached(self.cache)
         g = self.geometry
         check_dout(self, dout, (*padded[:2], *out_spatial))
-        kernels = compiled("pooling")
+        kernels = compiled("pooling", int(np.prod(padded)))
         if kernels:
             return kernels.avg_pool_backward(dout, g, g.unpad_shape(padded))
         share = dout / dout.dtype.type(g.kernel_size)
