@@ -17,6 +17,7 @@ the machine's square float32 GEMM throughput.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -202,15 +203,17 @@ def contender_seconds(contender: str, make_step: Any, data: list, threads: int, 
     for PyTorch, whose contender gets ``data`` as tensors). Shared with ``rnn_bench``."""
     from threadpoolctl import threadpool_limits
 
+    if contender == "torch":  # nothing of chainrule's (nor numba's threads) in PyTorch's process
+        import torch
+
+        torch.set_num_threads(threads)
+        with threadpool_limits(limits=threads):
+            return median_pass_seconds(make_step(), [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in data],
+                                       seconds)
     sys.path.insert(0, str(HERE.parent))
     from layers.kernels import threads as kernel_threads
 
     with threadpool_limits(limits=threads), kernel_threads(threads):
-        if contender == "torch":
-            import torch
-
-            torch.set_num_threads(threads)
-            data = [(torch.from_numpy(X), torch.from_numpy(y)) for X, y in data]
         return median_pass_seconds(make_step(), data, seconds)
 
 
@@ -239,14 +242,14 @@ def time_to_accuracy(contender: str, threads: int, seed: int) -> tuple[float | N
 
     sys.path.insert(0, str(HERE.parent))
     from chainrule.data import load_mnist1d
+    from layers.kernels import threads as kernel_threads
 
     data = load_mnist1d(42)
     X, y = data["X_train"].astype(np.float32), data["y_train"]
     X_test, y_test = data["X_test"].astype(np.float32), data["y_test"]
     order = np.random.default_rng(seed)
-    from layers.kernels import threads as kernel_threads
-
-    with threadpool_limits(limits=threads), kernel_threads(threads):
+    numba_threads = contextlib.nullcontext() if contender == "torch" else kernel_threads(threads)
+    with threadpool_limits(limits=threads), numba_threads:
         if contender == "torch":
             import torch
 

@@ -28,7 +28,7 @@ CHOICES = ("numba", "numpy")
 MIN_PARALLEL = 1 << 14
 MIN_ELEMENTWISE = 1 << 16
 SMALLEST = {"windows": MIN_PARALLEL, "pooling": MIN_PARALLEL, "activations": MIN_ELEMENTWISE}
-_modules: dict[str, ModuleType] = {}
+_modules: dict[str, ModuleType | None] = {}
 
 
 def choice() -> str:
@@ -40,17 +40,30 @@ def choice() -> str:
 
 
 def available() -> bool:
-    """Whether numba can be imported (the ``fast`` extra)."""
+    """Whether numba can be imported (the ``fast`` extra); the first call imports it and starts its threads."""
     if "numba" not in _modules:
-        # numba's OpenMP threads otherwise spin after each kernel, taking the cores BLAS needs next: the CIFAR-shaped
-        # training step took 71 ms with them spinning, 31 ms with them asleep (benchmarks/conv_bench.py)
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        try:
-            import numba
-        except ImportError:
-            return False
-        _modules["numba"] = numba
-    return True
+        _modules["numba"] = start_numba()
+    return _modules["numba"] is not None
+
+
+def start_numba() -> ModuleType | None:
+    """numba with its thread pool started, or None where it is not installed. Its OpenMP threads are started told
+    to sleep between kernels: spinning, they take the cores BLAS needs next (the CIFAR-shaped training step of
+    benchmarks/conv_bench.py took 71 ms with them spinning, 31 ms asleep). The environment says so only while
+    they start, so another OpenMP runtime loaded later (PyTorch's) keeps its own policy."""
+    before = os.environ.get("OMP_WAIT_POLICY")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import numba
+        from numba.np.ufunc.parallel import _launch_threads
+
+        _launch_threads()
+    except ImportError:
+        return None
+    finally:
+        if before is None:
+            del os.environ["OMP_WAIT_POLICY"]
+    return numba
 
 
 def compiled(family: str, values: int | None = None) -> Any:
@@ -79,6 +92,7 @@ def threads(count: int) -> Iterator[None]:
         yield
         return
     numba = _modules["numba"]
+    assert numba is not None  # available() said so
     before = numba.get_num_threads()
     numba.set_num_threads(max(1, min(int(count), numba.config.NUMBA_NUM_THREADS)))
     try:

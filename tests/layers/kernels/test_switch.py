@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,13 @@ def test_threads_caps_numba_and_restores_it(monkeypatch):
     with kernels.threads(10_000):
         assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
     assert numba.get_num_threads() == before
+
+
+def test_starting_numba_leaves_the_environment_as_it_was(monkeypatch):
+    pytest.importorskip("numba")
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert kernels.start_numba() is not None
+    assert "OMP_WAIT_POLICY" not in os.environ  # PyTorch, loaded later, keeps its own policy
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    kernels.start_numba()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
