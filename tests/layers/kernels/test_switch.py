@@ -26,10 +26,11 @@ def test_an_unknown_choice_is_an_error_naming_the_variable(monkeypatch, value):
 def test_inputs_smaller_than_a_family_pays_from_run_on_numpy(monkeypatch):
     monkeypatch.delenv("CHAINRULE_KERNELS", raising=False)
     monkeypatch.setattr(kernels, "available", lambda: True)
-    monkeypatch.setattr(kernels, "_modules", {**kernels._modules, "windows": "the windows kernels"})
+    monkeypatch.setattr(kernels, "_modules", {**kernels._modules, "windows": "the windows kernels",
+                                              "recurrent": "the recurrent kernels"})
     assert kernels.compiled("windows", kernels.MIN_PARALLEL - 1) is None
     assert kernels.compiled("windows", kernels.MIN_PARALLEL) == "the windows kernels"
-    assert kernels.compiled("activations", kernels.MIN_PARALLEL) is None  # elementwise: from MIN_ELEMENTWISE
+    assert kernels.compiled("recurrent", 1) == "the recurrent kernels"  # one thread a step: no floor
 
 
 def test_without_numba_layers_run_on_numpy(monkeypatch):
