@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from conv_bench import contender_seconds, spread  # the same timing and table cells as the conv benchmark
+from conv_bench import (  # the same timing, processes and table cells as the conv benchmark
+    available_contenders,
+    contender_seconds,
+    load_line,
+    run_solo,
+    spread,
+)
 
 HERE = Path(__file__).resolve().parent
 N, T, D, HEADS, VOCABULARY, BLOCKS = 32, 64, 64, 4, 96, 2
@@ -96,27 +100,24 @@ def main() -> None:
     if args.solo:
         print(json.dumps(solo(args.solo, args.threads, args.seconds)))
         return
-    try:
-        import torch  # noqa: F401
-        contenders = ["chainrule", "torch"]
-    except ImportError:
-        contenders = ["chainrule"]
+    contenders = available_contenders(["chainrule", "chainrule-numpy"])
+    load = load_line()
     order = np.random.default_rng(0)
     samples: dict[str, list[dict[str, float]]] = {}
     for _ in range(args.rounds):
         for contender in order.permutation(contenders):
-            out = subprocess.run([sys.executable, __file__, "--solo", str(contender), "--threads", str(args.threads),
-                                  "--seconds", str(args.seconds)], capture_output=True, text=True, check=True)
-            samples.setdefault(str(contender), []).append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"load average {os.getloadavg()[0]:.2f}; {args.threads} threads, {args.rounds} rounds, float32; N={N}, "
-          f"T={T}, D={D}, heads={HEADS}, blocks={BLOCKS}; a step: forward, softmax loss, backward, AdamW")
-    print(f"{'contender':>10}  {'ms a step (range)':>22}  {'÷torch':>6}  {'peak MB':>7}")
+            out = run_solo(__file__, str(contender), ["--solo", str(contender), "--threads", str(args.threads),
+                                                      "--seconds", str(args.seconds)])
+            samples.setdefault(str(contender), []).append(json.loads(out.strip().splitlines()[-1]))
+    print(f"{load} (before); {args.threads} threads, {args.rounds} rounds, float32; N={N}, T={T}, D={D}, "
+          f"heads={HEADS}, blocks={BLOCKS}; a step: forward, softmax loss, backward, AdamW")
+    print(f"{'contender':>15}  {'ms a step (range)':>22}  {'÷torch':>6}  {'peak MB':>7}")
     theirs = [s["seconds"] for s in samples.get("torch", [])]
     for contender, rows in samples.items():
         times = [s["seconds"] for s in rows]
         ratio = f"{statistics.median(times) / statistics.median(theirs):.2f}" if theirs else "-"
         peak = statistics.median(s["peak_mb"] for s in rows)
-        print(f"{contender:>10}  {spread(times):>22}  {ratio:>6}  {peak:>7.0f}")
+        print(f"{contender:>15}  {spread(times):>22}  {ratio:>6}  {peak:>7.0f}")
 
 
 if __name__ == "__main__":
