@@ -1,7 +1,7 @@
 """Compile time of the compiled kernels: the first training step of each layer family, in a fresh process with an
 empty numba cache (compiling), then in another process with that cache filled (loading), against the same step
-on numpy alone. Each figure is the first forward and backward of float32 layers at a small size, numba's import
-included where it happens.
+on numpy alone. Each figure is the first forward and backward of float32 layers at the smallest sizes the
+kernels run at, numba's import included where it happens.
 
     python benchmarks/kernel_compile.py
 """
@@ -28,9 +28,9 @@ def first_step(family: str) -> float:
     from layers import GELU, GRU, LSTM, AvgPool2D, Conv1D, Conv2D, MaxPool2D, ReLU
 
     rng = np.random.default_rng(0)
-    cases = {"convolution": [(Conv2D(3, 4, 3, padding=1, rng=0), (2, 3, 8, 8)), (Conv1D(3, 4, 3, rng=0), (2, 3, 9))],
-             "pooling": [(MaxPool2D(2), (2, 3, 8, 8)), (MaxPool2D(3, 2, 1), (2, 3, 8, 8)),
-                         (AvgPool2D(2), (2, 3, 8, 8))],
+    image, series = (32, 3, 32, 32), (256, 3, 100)  # large enough for the kernels (layers.kernels.MIN_PARALLEL)
+    cases = {"convolution": [(Conv2D(3, 4, 3, padding=1, rng=0), image), (Conv1D(3, 4, 3, rng=0), series)],
+             "pooling": [(MaxPool2D(2), image), (MaxPool2D(3, 2, 1), image), (AvgPool2D(2), image)],
              "relu": [(ReLU(), (64, 1024))],
              "gelu": [(GELU(), (64, 1024))],
              "lstm": [(LSTM(1, 8, rng=0), (4, 5, 1))],
