@@ -52,12 +52,12 @@ def test_asking_for_numba_without_it_says_how_to_install_it(monkeypatch):
 def test_threads_caps_numba_and_restores_it(monkeypatch):
     numba = pytest.importorskip("numba")
     monkeypatch.delenv("CHAINRULE_KERNELS", raising=False)
-    before = numba.get_num_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     with kernels.threads(1):
         assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
     with kernels.threads(10_000):
         assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
-    assert numba.get_num_threads() == before
 
 
 def test_starting_numba_leaves_the_environment_as_it_was(monkeypatch):
