@@ -1,5 +1,5 @@
 """One recurrent step's elementwise part, compiled: the twins of the loops in ``LSTM`` and ``GRU``
-(``layers.recurrent.fused``), each a single pass over a step's (features, N) arrays where numpy makes a pass per
+(``layers.recurrent.gated``), each a single pass over a step's (features, N) arrays where numpy makes a pass per
 operation. Transcendental functions stay with numpy, whose vectorized exp and tanh are 4-10x faster than the
 compiled scalar ones; what is fused here is the arithmetic around them. A step is too small to share between
 threads (a parallel launch costs as much as its work), so these run on one.
