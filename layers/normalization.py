@@ -115,11 +115,22 @@ class BatchNorm(Layer, leaf=True):
             mean, var, inv_std = moments(x, axes, eps)
             self.update_running(mean.reshape(-1), var.reshape(-1), count)
         else:
-            mean, var = self.buffers["running_mean"].reshape(shape), self.buffers["running_var"].reshape(shape)
+            mean, var = self.buffers["running_mean"].reshape(shape), self.running_var().reshape(shape)
             inv_std = 1 / np.sqrt(var + eps)
         xhat = (x - mean) * inv_std
         self.cache = (xhat, inv_std, self.training)
         return self.params["gamma"].reshape(shape) * xhat + self.params["beta"].reshape(shape)
+
+    def running_var(self) -> Array:
+        """``running_var``, or a ValueError where it overflowed: training normalizes batches whose variance is past
+        the dtype's range (``moments``), but the running variance cannot hold it, and eval would give beta alone."""
+        var = self.buffers["running_var"]
+        if not np.isfinite(var).all():
+            features = np.flatnonzero(~np.isfinite(var)).tolist()
+            raise ValueError(f"{self!r}: running_var of feature(s) {features[:5]} is {var[features[0]]}: the "
+                             f"training batches' variance overflowed {var.dtype}, so eval mode cannot normalize; "
+                             "scale the inputs down or build the layer with dtype=np.float64")
+        return var
 
     def update_running(self, mean: Array, var: Array, n: int) -> None:
         m = mean.dtype.type(self.momentum)

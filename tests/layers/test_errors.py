@@ -272,3 +272,13 @@ def test_normalization_of_float32_values_near_1e20_normalizes_them(make, axis):
     expected = (wide - wide.mean(axis, keepdims=True)) / wide.std(axis, keepdims=True)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, expected, atol=1e-5)  # not the zeros an overflowed variance gave
+
+
+def test_batchnorm_in_eval_after_a_variance_past_float32_says_so():
+    layer = BatchNorm(6)
+    layer.forward((np.random.default_rng(0).standard_normal((4, 6)) * 1e20).astype(np.float32))
+    layer.eval()
+    with pytest.raises(ValueError, match=r"^BatchNorm\(num_features=6\): running_var of feature\(s\) "
+                       r"\[0, 1, 2, 3, 5\] is inf: the training batches' variance overflowed float32, so eval "
+                       "mode cannot normalize"):
+        layer.forward(np.ones((2, 6), np.float32))
