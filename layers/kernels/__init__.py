@@ -21,12 +21,12 @@ from types import ModuleType
 from typing import Any
 
 CHOICES = ("numba", "numpy")
-#: Parallel kernels run from this many values up: below it, waking numba's sleeping threads (30-60 µs a call)
-#: costs more than numpy's passes save (the MNIST-1D CNN's training step, inputs of 25,000-50,000 values: 1.46-1.75
-#: ms with kernels from 2**14 values, 1.34 from 2**16, 1.28-1.41 ms on numpy alone; the CIFAR-shaped net's inputs
-#: are all larger). A small model never imports numba at all.
+#: Kernels run from this many values up: below it, waking numba's sleeping threads (30-60 µs a call) costs more
+#: than numpy's passes save (the MNIST-1D CNN's training step, inputs of 25,000-50,000 values: 1.46-1.75 ms with
+#: kernels from 2**14 values, 1.34 from 2**16, 1.28-1.41 ms on numpy alone; the CIFAR-shaped net's inputs are all
+#: larger), and a small model never pays numba's import (about 0.25 s a process) nor its memory.
 MIN_PARALLEL = 1 << 16
-SMALLEST = {"windows": MIN_PARALLEL, "pooling": MIN_PARALLEL, "activations": MIN_PARALLEL}
+SMALLEST = {"windows": MIN_PARALLEL, "pooling": MIN_PARALLEL, "activations": MIN_PARALLEL, "recurrent": MIN_PARALLEL}
 _modules: dict[str, ModuleType | None] = {}
 
 

@@ -1,6 +1,6 @@
 """ReLU and the exact GELU, compiled: the twins of ``ReLU``'s forward (the output and the mask in one pass) and
 backward (dout where the mask is set), and of ``GELU``'s forward (x Phi(x), keeping Phi(x)), in parallel. Used from
-``MIN_PARALLEL`` values up (``layers.kernels``)."""
+``layers.kernels.MIN_PARALLEL`` values up."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import math
 
 import numpy as np
 from numba import njit, prange
-
-from . import MIN_PARALLEL
 
 Array = np.ndarray
 
@@ -21,8 +19,8 @@ def flat(a: Array) -> Array | None:
 
 
 def relu(x: Array) -> tuple[Array, Array] | None:
-    """max(0, x) and the mask x > 0, in x's layout; None where the numpy twin should run (small or scattered x)."""
-    if x.size < MIN_PARALLEL or flat(x) is None:
+    """max(0, x) and the mask x > 0, in x's layout; None where the numpy twin should run (x scattered in memory)."""
+    if flat(x) is None:
         return None
     out, mask = np.empty_like(x), np.empty_like(x, dtype=bool)
     relu_forward(flat(x), flat(out), flat(mask))
@@ -31,7 +29,7 @@ def relu(x: Array) -> tuple[Array, Array] | None:
 
 def relu_backward(dout: Array, mask: Array) -> Array | None:
     """dout * mask, in the mask's layout; None where the numpy twin should run."""
-    if dout.size < MIN_PARALLEL or flat(mask) is None:
+    if flat(mask) is None:
         return None
     dx = np.empty_like(mask, dtype=dout.dtype)
     source = flat(dout) if dout.strides == dx.strides else None
@@ -44,7 +42,7 @@ def relu_backward(dout: Array, mask: Array) -> Array | None:
 
 def gelu(x: Array) -> tuple[Array, Array] | None:
     """x Phi(x) and Phi(x), in x's layout; None where the numpy twin should run."""
-    if x.size < MIN_PARALLEL or flat(x) is None:
+    if flat(x) is None:
         return None
     out, cdf = np.empty_like(x), np.empty_like(x)
     gelu_forward(flat(x), flat(out), flat(cdf))

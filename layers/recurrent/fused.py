@@ -19,7 +19,7 @@ import numpy as np
 
 from ..base import Array, Layer, as_float_array, check_dout, check_flags, check_sizes
 from ..init import float_dtype, make_rng
-from ..kernels import MIN_PARALLEL, compiled
+from ..kernels import compiled
 
 
 class Recurrent(Layer, register=False):
@@ -96,7 +96,7 @@ class Recurrent(Layer, register=False):
         inputs = self.by_feature("x", x.transpose(1, 2, 0))
         steps = inputs.reshape(D, T, 1, N)
         out = self.scratch("projected", (T, Wx.shape[1], N), x.dtype)
-        kernels = compiled("recurrent") if out.size >= MIN_PARALLEL else None
+        kernels = compiled("recurrent", out.size)
         if kernels and D <= 4:
             kernels.project(inputs.reshape(D, T, N), Wx, b, out)
             return inputs, out

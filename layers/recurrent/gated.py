@@ -38,7 +38,8 @@ class LSTM(Recurrent, leaf=True):
         H = H4 // 4
         cs, hs = self.states("cs", T, H, N, x.dtype), self.states("hs", T, H, N, x.dtype)
         tanh_cs = self.scratch("tanh c", (T, H, N), x.dtype)
-        recurrent, ig, kernels = np.empty((H4, N), x.dtype), np.empty((H, N), x.dtype), compiled("recurrent")
+        recurrent, ig = np.empty((H4, N), x.dtype), np.empty((H, N), x.dtype)
+        kernels = compiled("recurrent", gates.size)
         with np.errstate(over="ignore", under="ignore"):
             for t in range(T):
                 a = gates[t]
@@ -60,7 +61,7 @@ class LSTM(Recurrent, leaf=True):
         T, H4, N = gates.shape
         H, Wh = H4 // 4, self.params["Wh"]
         dhs, dh = self.incoming(dout, (T, H, N))
-        kernels = compiled("recurrent")
+        kernels = compiled("recurrent", gates.size)
         if kernels:
             return self.backward_compiled(kernels, inputs, gates, cs, hs, tanh_c, dhs, dh)
         i, f, o, g = (gates[:, k * H:(k + 1) * H] for k in range(4))
@@ -147,7 +148,7 @@ class GRU(Recurrent, leaf=True):
         H, Wh = H3 // 3, self.params["Wh"]
         dhs, dh = self.incoming(dout, (T, H, N))
         h_prev = hs[:-1]
-        kernels = compiled("recurrent")
+        kernels = compiled("recurrent", gates.size)
         if kernels:
             return self.backward_compiled(kernels, inputs, gates, has, hs, dhs, dh)
         r, z, n = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:]

@@ -30,7 +30,8 @@ def test_inputs_smaller_than_a_family_pays_from_run_on_numpy(monkeypatch):
                                               "recurrent": "the recurrent kernels"})
     assert kernels.compiled("windows", kernels.MIN_PARALLEL - 1) is None
     assert kernels.compiled("windows", kernels.MIN_PARALLEL) == "the windows kernels"
-    assert kernels.compiled("recurrent", 1) == "the recurrent kernels"  # one thread a step: no floor
+    assert kernels.compiled("recurrent", kernels.MIN_PARALLEL - 1) is None
+    assert kernels.compiled("recurrent", kernels.MIN_PARALLEL) == "the recurrent kernels"
 
 
 def test_without_numba_layers_run_on_numpy(monkeypatch):

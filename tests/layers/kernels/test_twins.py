@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import layers.kernels as kernels
-import layers.recurrent.fused as fused
 from layers import GELU, GRU, LSTM, RNN, AvgPool1D, AvgPool2D, Conv1D, Conv2D, MaxPool1D, MaxPool2D, ReLU
 from layers.convolutional.conv import EXAMPLES_1D, EXAMPLES_2D
 from layers.convolutional.pooling import POOL_EXAMPLES
@@ -27,7 +26,6 @@ def kernels_at_every_size(monkeypatch):
     """The kernels run from their smallest sizes (SMALLEST), so that these small inputs reach them."""
     for family in list(kernels.SMALLEST):
         monkeypatch.setitem(kernels.SMALLEST, family, 0)
-    monkeypatch.setattr(fused, "MIN_PARALLEL", 0)
 
 
 def both_paths(monkeypatch: pytest.MonkeyPatch, layer: Any, x: np.ndarray, dout_seed: int = 1) -> dict[str, tuple]:
