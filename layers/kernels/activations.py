@@ -20,32 +20,35 @@ def flat(a: Array) -> Array | None:
 
 def relu(x: Array) -> tuple[Array, Array] | None:
     """max(0, x) and the mask x > 0, in x's layout; None where the numpy twin should run (x scattered in memory)."""
-    if flat(x) is None:
+    values = flat(x)
+    if values is None:
         return None
     out, mask = np.empty_like(x), np.empty_like(x, dtype=bool)
-    relu_forward(flat(x), flat(out), flat(mask))
+    relu_forward(values, flat(out), flat(mask))
     return out, mask
 
 
 def relu_backward(dout: Array, mask: Array) -> Array | None:
     """dout * mask, in the mask's layout; None where the numpy twin should run."""
-    if flat(mask) is None:
+    kept = flat(mask)
+    if kept is None:
         return None
     dx = np.empty_like(mask, dtype=dout.dtype)
     source = flat(dout) if dout.strides == dx.strides else None
     if source is None:  # dout in another layout: copied into dx's, then masked in place
         np.copyto(dx, dout)
         source = flat(dx)
-    relu_mask(source, flat(mask), flat(dx))
+    relu_mask(source, kept, flat(dx))
     return dx
 
 
 def gelu(x: Array) -> tuple[Array, Array] | None:
     """x Phi(x) and Phi(x), in x's layout; None where the numpy twin should run."""
-    if flat(x) is None:
+    values = flat(x)
+    if values is None:
         return None
     out, cdf = np.empty_like(x), np.empty_like(x)
-    gelu_forward(flat(x), flat(out), flat(cdf))
+    gelu_forward(values, flat(out), flat(cdf))
     return out, cdf
 
 

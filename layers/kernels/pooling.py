@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from .windows import as_2d, geometry_2d
+from .windows import as_2d, geometry_2d, spatial_2d, with_height
 
 Array = np.ndarray
 
@@ -34,23 +34,28 @@ def from_planes(planes: Array, channel_major: bool, shape: tuple[int, ...]) -> A
 
 def like_planes(a: Array, channel_major: bool) -> Array:
     """An array (N, C, *spatial) of another layer (a gradient) as C-contiguous planes in the given memory order."""
-    if a.ndim == 3:
-        a = a[:, :, None, :]
+    a = with_height(a)
     a = np.ascontiguousarray(a.swapaxes(0, 1) if channel_major else a)
     return a.reshape(-1, *a.shape[2:])
+
+
+def tiles_2x2(sizes: tuple[int, ...]) -> bool:
+    """Whether kernel, stride and padding (``geometry_2d``'s first six) are 2x2 windows at stride 2, unpadded:
+    the case the written-out kernels take."""
+    return sizes[:6] == (2, 2, 2, 2, 0, 0)
 
 
 def max_pool(x: Array, geometry: Any, out: tuple[int, ...]) -> tuple[Array, Array]:
     """The twin of ``MaxPoolND.forward``: the maxima (N, C, *out) and the winners' kernel offsets."""
     planes, channel_major = as_planes(x)
-    kh, kw, sh, sw, ph, pw = geometry_2d(geometry)[:6]
-    size = (planes.shape[0], *((1, *out) if geometry.nd == 1 else out))
+    sizes = geometry_2d(geometry)[:6]
+    size = (planes.shape[0], *spatial_2d(geometry, out))
     best = np.empty(size, dtype=x.dtype)
     winner = np.empty(size, dtype=np.uint8 if geometry.kernel_size < 256 else np.int64)
-    if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0):
+    if tiles_2x2(sizes):
         max_planes_2x2(planes, best, winner)
     else:
-        max_planes(planes, kh, kw, sh, sw, ph, pw, x.dtype.type(-np.inf), best, winner)
+        max_planes(planes, *sizes, x.dtype.type(-np.inf), best, winner)
     shape = (*x.shape[:2], *out)
     return from_planes(best, channel_major, shape), from_planes(winner, channel_major, shape)
 
@@ -58,19 +63,19 @@ def max_pool(x: Array, geometry: Any, out: tuple[int, ...]) -> tuple[Array, Arra
 def max_pool_backward(dout: Array, winner: Array, geometry: Any, spatial: tuple[int, ...]) -> Array:
     """The twin of ``MaxPoolND.backward``: dout added at each window's winner, (N, C, *spatial)."""
     winners, channel_major = as_planes(winner)
-    kh, kw, sh, sw, ph, pw = geometry_2d(geometry)[:6]
-    dx = np.empty((winners.shape[0], *((1, *spatial) if geometry.nd == 1 else spatial)), dtype=dout.dtype)
-    if (kh, kw, sh, sw, ph, pw) == (2, 2, 2, 2, 0, 0):
+    sizes = geometry_2d(geometry)[:6]
+    dx = np.empty((winners.shape[0], *spatial_2d(geometry, spatial)), dtype=dout.dtype)
+    if tiles_2x2(sizes):
         scatter_max_2x2(like_planes(dout, channel_major), winners, dx)
     else:
-        scatter_max(like_planes(dout, channel_major), winners, kw, sh, sw, ph, pw, dx)
+        scatter_max(like_planes(dout, channel_major), winners, *sizes[1:], dx)
     return from_planes(dx, channel_major, (*winner.shape[:2], *spatial))
 
 
 def avg_pool(x: Array, geometry: Any, out: tuple[int, ...]) -> Array:
     """The twin of ``AvgPoolND.forward``: window means, padded zeros counted."""
     planes, channel_major = as_planes(x)
-    best = np.empty((planes.shape[0], *((1, *out) if geometry.nd == 1 else out)), dtype=x.dtype)
+    best = np.empty((planes.shape[0], *spatial_2d(geometry, out)), dtype=x.dtype)
     mean_planes(planes, *geometry_2d(geometry)[:6], x.dtype.type(geometry.kernel_size), best)
     return from_planes(best, channel_major, (*x.shape[:2], *out))
 
@@ -79,7 +84,7 @@ def avg_pool_backward(dout: Array, geometry: Any, spatial: tuple[int, ...]) -> A
     """The twin of ``AvgPoolND.backward``: each input gets the share dout / window size of every window it is
     in. Channel-major, as a convolution's output."""
     douts = like_planes(dout, True)
-    dx = np.empty((douts.shape[0], *((1, *spatial) if geometry.nd == 1 else spatial)), dtype=dout.dtype)
+    dx = np.empty((douts.shape[0], *spatial_2d(geometry, spatial)), dtype=dout.dtype)
     spread_mean(douts, *geometry_2d(geometry)[:6], dout.dtype.type(geometry.kernel_size), dx)
     return from_planes(dx, True, (*dout.shape[:2], *spatial))
 

@@ -15,11 +15,20 @@ from numba import njit, prange
 Array = np.ndarray
 
 
+def with_height(x: Array) -> Array:
+    """``x`` (N, C, *spatial) with two spatial axes: a 1-D input (N, C, L) as (N, C, 1, L), a view."""
+    return x[:, :, None, :] if x.ndim == 3 else x
+
+
+def spatial_2d(geometry: Any, spatial: tuple[int, ...]) -> tuple[int, ...]:
+    """A spatial shape for two axes: a 1-D geometry's (L,) as (1, L)."""
+    return (1, *spatial) if geometry.nd == 1 else tuple(spatial)
+
+
 def as_2d(x: Array) -> tuple[Array, bool]:
     """``x`` (N, C, *spatial) as a C-contiguous (N, C, H, W) or (C, N, H, W) array (a view where its memory
     allows), and whether it is channel-major."""
-    if x.ndim == 3:
-        x = x[:, :, None, :]
+    x = with_height(x)
     if x.flags.c_contiguous:
         return x, False
     swapped = x.swapaxes(0, 1)
@@ -40,9 +49,9 @@ def columns(x: Array, geometry: Any, out: tuple[int, ...]) -> Array:
     """The twin of ``Geometry.columns(geometry.pad(x), out)``: (C, *kernel, N, *out)."""
     planes, channel_major = as_2d(x)
     N, C = x.shape[:2]
-    out_2d = (1, *out) if geometry.nd == 1 else out
-    cols = np.empty((C, *geometry_2d(geometry)[:2], N, *out_2d), dtype=x.dtype)
-    fill_columns(planes, channel_major, *geometry_2d(geometry), cols)
+    sizes = geometry_2d(geometry)
+    cols = np.empty((C, *sizes[:2], N, *spatial_2d(geometry, out)), dtype=x.dtype)
+    fill_columns(planes, channel_major, *sizes, cols)
     return cols.reshape((C, *geometry.kernel, N, *out))
 
 
@@ -51,7 +60,7 @@ def add_columns(dcols: Array, geometry: Any, spatial: tuple[int, ...]) -> Array:
     a view of channel-major memory."""
     C, N = dcols.shape[0], dcols.shape[1 + geometry.nd]
     dcols_2d = dcols[:, None, :, :, None, :] if geometry.nd == 1 else dcols
-    dx = np.empty((C, N, *((1, *spatial) if geometry.nd == 1 else spatial)), dtype=dcols.dtype)
+    dx = np.empty((C, N, *spatial_2d(geometry, spatial)), dtype=dcols.dtype)
     sum_columns(np.ascontiguousarray(dcols_2d), *geometry_2d(geometry), dx)
     return dx.reshape(C, N, *spatial).swapaxes(0, 1)
 
